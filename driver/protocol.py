@@ -1,0 +1,226 @@
+"""Every message between the job server and its drivers, defined once for both sides.
+
+A frame on the wire is one msgpack array ``[version, type, fields]``. Each message is a frozen
+dataclass; ``encode`` and ``decode`` are the only ways to cross the wire, so a new field or a new
+message is added here and nowhere else. No pickle: a hostile or confused peer can at worst make
+``decode`` raise ``ProtocolError``.
+
+This module is imported by both ``jobserver`` and ``driver``; it must stay free of either side's
+imports (only the standard library and msgpack).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import msgpack
+
+PROTOCOL_VERSION = 1
+
+# Why a job failed, as the driver saw it. The server maps each onto the contract's HTTP answer.
+FAILURE_ERROR = "error"  # the job's own code raised
+FAILURE_VALIDATION = "validation"  # validate() returned problems
+FAILURE_NOT_FOUND = "not_found"  # the main class or function does not exist in the job's packages
+FAILURE_LOADING = "loading"  # a package could not be loaded
+FAILURE_INVALID_TYPE = "invalid_type"  # the job does not fit the context's factory
+FAILURE_KINDS = frozenset(
+    {FAILURE_ERROR, FAILURE_VALIDATION, FAILURE_NOT_FOUND, FAILURE_LOADING, FAILURE_INVALID_TYPE}
+)
+
+
+class ProtocolError(Exception):
+    """A frame that is not a message of this protocol version."""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    TYPE: ClassVar[str] = ""
+
+
+# --- driver to server -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Hello(Message):
+    """First frame of a driver: who it is and the one-time token it was launched with."""
+
+    TYPE: ClassVar[str] = "hello"
+    context_id: str
+    token: str
+    pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContextReady(Message):
+    """The driver's Spark context is up; jobs may be sent."""
+
+    TYPE: ClassVar[str] = "context_ready"
+    application_id: str
+    web_ui_url: str | None
+    spark_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContextInitFailed(Message):
+    TYPE: ClassVar[str] = "context_init_failed"
+    error: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class JobStarted(Message):
+    """The job was loaded (and, where the job API asks for it, validated) and now runs."""
+
+    TYPE: ClassVar[str] = "job_started"
+    job_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobResultChunk(Message):
+    """Part of a large result; the rest follows, and ``JobFinished`` carries the last part."""
+
+    TYPE: ClassVar[str] = "job_result_chunk"
+    job_id: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class JobFinished(Message):
+    """The job returned. ``result`` is (the last chunk of) its JSON encoding."""
+
+    TYPE: ClassVar[str] = "job_finished"
+    job_id: str
+    result: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class JobFailed(Message):
+    TYPE: ClassVar[str] = "job_failed"
+    job_id: str
+    kind: str  # one of FAILURE_KINDS
+    error: dict[str, str]  # the contract's error map: message, errorClass, stack
+
+
+@dataclass(frozen=True, slots=True)
+class JobKilled(Message):
+    TYPE: ClassVar[str] = "job_killed"
+    job_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DriverHeartbeat(Message):
+    TYPE: ClassVar[str] = "driver_heartbeat"
+    running_job_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class DriverStopping(Message):
+    """The driver is going away on its own (stop requested, server silent, fatal error)."""
+
+    TYPE: ClassVar[str] = "driver_stopping"
+    reason: str
+
+
+# --- server to driver -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome(Message):
+    """Answer to a valid Hello, with the liveness settings the driver must follow."""
+
+    TYPE: ClassVar[str] = "welcome"
+    heartbeat_interval_s: float
+    server_silence_grace_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected(Message):
+    TYPE: ClassVar[str] = "rejected"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobPackage:
+    """A binary the job needs: where the driver can read it and how to check it."""
+
+    name: str
+    sha256: str
+    binary_type: str  # Jar, Egg, Wheel or Uri
+    location: str  # a local path, or a URI for binary type Uri
+
+
+@dataclass(frozen=True, slots=True)
+class StartJob(Message):
+    TYPE: ClassVar[str] = "start_job"
+    job_id: str
+    main_class: str
+    packages: list[dict[str, str]]  # JobPackage fields, in cp order
+    config_json: bytes  # the job's config (posted over the server's), JSON
+    validate_before_start: bool = False  # report JobStarted only after validate() passed
+
+
+@dataclass(frozen=True, slots=True)
+class KillJob(Message):
+    TYPE: ClassVar[str] = "kill_job"
+    job_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StopContext(Message):
+    TYPE: ClassVar[str] = "stop_context"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerHeartbeat(Message):
+    TYPE: ClassVar[str] = "server_heartbeat"
+
+
+MESSAGE_TYPES: dict[str, type[Message]] = {
+    cls.TYPE: cls
+    for cls in (
+        Hello,
+        ContextReady,
+        ContextInitFailed,
+        JobStarted,
+        JobResultChunk,
+        JobFinished,
+        JobFailed,
+        JobKilled,
+        DriverHeartbeat,
+        DriverStopping,
+        Welcome,
+        Rejected,
+        StartJob,
+        KillJob,
+        StopContext,
+        ServerHeartbeat,
+    )
+}
+
+
+def encode(message: Message) -> bytes:
+    fields = {f.name: getattr(message, f.name) for f in dataclasses.fields(message)}
+    return msgpack.packb([PROTOCOL_VERSION, message.TYPE, fields], use_bin_type=True)
+
+
+def decode(frame: bytes) -> Message:
+    try:
+        version, type_name, fields = msgpack.unpackb(frame, raw=False)
+    except Exception as error:  # msgpack raises several unrelated types for garbage
+        raise ProtocolError(f"frame is not a protocol message: {error}") from error
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError(f"unsupported protocol version {version!r}, expected {PROTOCOL_VERSION}")
+    cls = MESSAGE_TYPES.get(type_name) if isinstance(type_name, str) else None
+    if cls is None:
+        raise ProtocolError(f"unknown message type {type_name!r}")
+    if not isinstance(fields, dict):
+        raise ProtocolError(f"message {type_name} has no field map")
+    try:
+        return cls(**fields)
+    except TypeError as error:
+        raise ProtocolError(f"message {type_name} has wrong fields: {error}") from error
+
+
+def package_fields(package: JobPackage) -> dict[str, Any]:
+    return dataclasses.asdict(package)

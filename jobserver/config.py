@@ -1,0 +1,270 @@
+"""Reading configuration: HOCON in, typed frozen settings out.
+
+This is the only module that reads pyhocon for server settings or looks at the environment.
+It also owns the two fast helpers that keep pyhocon off the request path: ``parse_body`` (JSON
+first, HOCON only for real HOCON text) and ``to_plain`` (ConfigTree to JSON-able values).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import socket
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pyhocon import ConfigFactory, ConfigTree
+from pyhocon.exceptions import ConfigException
+
+from jobserver.errors import ConfigError
+
+DEFAULTS_PATH = Path(__file__).resolve().parent.parent / "conf" / "defaults.conf"
+
+_SIZE_PATTERN = re.compile(r"^\s*(\d+)\s*([kmgt]?)b?\s*$", re.IGNORECASE)
+_DURATION_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|)\s*$", re.IGNORECASE)
+_DURATION_UNITS_S = {"ms": 0.001, "s": 1.0, "": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    master: str
+    deploy_mode: str
+    spark_home: Path
+    port: int
+    bind_address: str
+    work_dir: Path
+    store_url: str
+    max_jobs_per_context: int
+    context_creation_timeout_s: float
+    context_deletion_timeout_s: float
+    default_sync_timeout_s: float
+    max_upload_bytes: int
+    result_chunk_bytes: int
+    bus_port: int
+    bus_bind_address: str
+    bus_advertised_host: str
+    heartbeat_interval_s: float
+    heartbeat_timeout_s: float
+    driver_python: str
+    driver_server_silence_grace_s: float
+    context_defaults: Mapping[str, Any]
+    startup_contexts: Mapping[str, Mapping[str, Any]]
+    # The whole configuration as plain values: a job's config falls back to it (sjs-contract §2.3).
+    plain: Mapping[str, Any]
+
+    @property
+    def data_dir(self) -> Path:
+        return self.work_dir / "data"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.work_dir / "binaries"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.work_dir / "logs"
+
+
+def load_settings(config_file: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Defaults from conf/defaults.conf, then CONFIG_FILE, then ``overrides`` (dotted keys)."""
+    try:
+        tree = ConfigFactory.parse_file(str(DEFAULTS_PATH))
+        if config_file is not None:
+            path = Path(config_file)
+            if not path.is_file():
+                raise ConfigError(f"config file {path} does not exist")
+            tree = ConfigTree.merge_configs(tree, ConfigFactory.parse_file(str(path)))
+        for key, value in (overrides or {}).items():
+            tree.put(key, value)
+    except ConfigException as error:
+        raise ConfigError(f"cannot parse configuration: {error}") from error
+    return settings_from_tree(tree)
+
+
+def settings_from_tree(tree: ConfigTree) -> Settings:
+    plain = to_plain(tree)
+    spark = plain.get("spark", {})
+    jobserver = spark.get("jobserver", {})
+    work_dir = Path(str(jobserver.get("work-dir", "jobserver-work"))).expanduser().resolve()
+    store_url = str(jobserver.get("store", {}).get("url", "") or "")
+    if not store_url:
+        store_url = f"sqlite:///{work_dir / 'metadata.db'}"
+    bus = jobserver.get("bus", {})
+    heartbeat = jobserver.get("heartbeat", {})
+    driver = jobserver.get("driver", {})
+    bus_bind = str(bus.get("bind-address", "127.0.0.1"))
+    advertised = str(bus.get("advertised-host", "") or "")
+    if not advertised:
+        advertised = socket.getfqdn() if bus_bind in ("0.0.0.0", "*", "") else bus_bind
+    contexts = spark.get("contexts", {}) or {}
+    if not isinstance(contexts, dict):
+        raise ConfigError("spark.contexts must be an object of context name to settings")
+    return Settings(
+        master=str(spark.get("master", "local[*]")),
+        deploy_mode=str(spark.get("submit", {}).get("deployMode", "client")),
+        spark_home=_spark_home(str(spark.get("home", "") or "")),
+        port=_int(jobserver, "port"),
+        bind_address=str(jobserver.get("bind-address", "0.0.0.0")),
+        work_dir=work_dir,
+        store_url=store_url,
+        max_jobs_per_context=_int(jobserver, "max-jobs-per-context"),
+        context_creation_timeout_s=parse_duration_s(jobserver["context-creation-timeout"]),
+        context_deletion_timeout_s=parse_duration_s(jobserver["context-deletion-timeout"]),
+        default_sync_timeout_s=parse_duration_s(jobserver["default-sync-timeout"]),
+        max_upload_bytes=parse_size_bytes(jobserver["max-upload-size"]),
+        result_chunk_bytes=parse_size_bytes(jobserver["result-chunk-size"]),
+        bus_port=_int(bus, "port"),
+        bus_bind_address=bus_bind,
+        bus_advertised_host=advertised,
+        heartbeat_interval_s=parse_duration_s(heartbeat["interval"]),
+        heartbeat_timeout_s=parse_duration_s(heartbeat["timeout"]),
+        driver_python=str(driver.get("python", "") or "") or sys.executable,
+        driver_server_silence_grace_s=parse_duration_s(driver["server-silence-grace"]),
+        context_defaults=spark.get("context-settings", {}) or {},
+        startup_contexts=contexts,
+        plain=plain,
+    )
+
+
+def _spark_home(configured: str) -> Path:
+    if configured:
+        return Path(configured)
+    if os.environ.get("SPARK_HOME"):
+        return Path(os.environ["SPARK_HOME"])
+    import pyspark  # only to find the Spark it bundles; the server never starts Spark itself
+
+    return Path(pyspark.__file__).resolve().parent
+
+
+def _int(section: Mapping[str, Any], key: str) -> int:
+    try:
+        return int(section[key])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ConfigError(f"setting {key} must be a whole number, got {section.get(key)!r}") from error
+
+
+def parse_duration_s(value: Any) -> float:
+    """``10s``, ``500ms``, ``5m``, ``72h``, a bare number of seconds, or a timedelta."""
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    match = _DURATION_PATTERN.match(str(value))
+    if not match:
+        raise ConfigError(f"{value!r} is not a duration (e.g. 500ms, 10s, 5m)")
+    return float(match.group(1)) * _DURATION_UNITS_S[match.group(2).lower()]
+
+
+def parse_size_bytes(value: Any) -> int:
+    """``30m``, ``512k``, ``1g`` or a bare number of bytes."""
+    if isinstance(value, datetime.timedelta):  # an unquoted 30m arrives as thirty minutes
+        value = _render_timedelta(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = _SIZE_PATTERN.match(str(value))
+    if not match:
+        raise ConfigError(f"{value!r} is not a size (e.g. 512k, 30m, 1g)")
+    exponent = " kmgt".index(match.group(2).lower() or " ")
+    return int(match.group(1)) * 1024**exponent
+
+
+def _render_timedelta(value: datetime.timedelta) -> str:
+    # pyhocon turns unquoted `512m` into 512 minutes; give back the text a user most likely wrote.
+    total_ms = round(value.total_seconds() * 1000)
+    if total_ms % 60_000 == 0:
+        return f"{total_ms // 60_000}m"
+    if total_ms % 1000 == 0:
+        return f"{total_ms // 1000}s"
+    return f"{total_ms}ms"
+
+
+def to_plain(value: Any) -> Any:
+    """A ConfigTree (or any pyhocon value) as JSON-able dicts, lists and scalars."""
+    if isinstance(value, Mapping):
+        return {str(key): to_plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_plain(item) for item in value]
+    if isinstance(value, datetime.timedelta):
+        return _render_timedelta(value)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    # pyhocon's NoneValue and other markers
+    return None if type(value).__name__ == "NoneValue" else str(value)
+
+
+class BodyParseError(ValueError):
+    pass
+
+
+def parse_body(text: str) -> dict[str, Any]:
+    """A request body as a plain dict: empty is ``{}``, JSON takes the fast path, else HOCON.
+
+    pyhocon costs tens of milliseconds even for tiny input, so it only sees text that is not JSON.
+    JSON object keys with dots stay single keys here; ``expand_dotted`` turns them into paths the
+    way HOCON would.
+    """
+    stripped = text.strip()
+    if not stripped:
+        return {}
+    if stripped[0] == "{":
+        try:
+            parsed = json.loads(stripped)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            return expand_dotted(parsed)
+    try:
+        tree = ConfigFactory.parse_string(stripped)
+    except Exception as error:  # pyhocon raises pyparsing and its own errors alike
+        raise BodyParseError(str(error).splitlines()[0] if str(error) else type(error).__name__) from error
+    plain = to_plain(tree)
+    if not isinstance(plain, dict):
+        raise BodyParseError("the body is not a config object")
+    return plain
+
+
+def expand_dotted(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"input.string": "a"}`` becomes ``{"input": {"string": "a"}}``, as HOCON reads it."""
+    result: dict[str, Any] = {}
+    for key, value in values.items():
+        value = expand_dotted(value) if isinstance(value, Mapping) else value
+        parts = str(key).split(".") if "." in str(key) and not str(key).startswith('"') else [str(key)]
+        target = result
+        for part in parts[:-1]:
+            existing = target.get(part)
+            if not isinstance(existing, dict):
+                existing = {}
+                target[part] = existing
+            target = existing
+        leaf = parts[-1]
+        if isinstance(value, dict) and isinstance(target.get(leaf), dict):
+            target[leaf] = merge(target[leaf], value)
+        else:
+            target[leaf] = value
+    return result
+
+
+def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep merge: objects merge key by key, anything else in ``override`` replaces ``base``."""
+    result = dict(base)
+    for key, value in override.items():
+        existing = result.get(key)
+        if isinstance(value, Mapping) and isinstance(existing, Mapping):
+            result[key] = merge(existing, value)
+        else:
+            result[key] = value
+    return result
+
+
+def get_path(values: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
+    current: Any = values
+    for part in dotted.split("."):
+        if not isinstance(current, Mapping) or part not in current:
+            return default
+        current = current[part]
+    return current

@@ -1,0 +1,112 @@
+"""One exception hierarchy for everything the server answers with an error.
+
+Each class carries the HTTP status and spark-jobserver's status label; the web layer's one error
+middleware renders them into the contract's envelope (sjs-contract §1.3):
+``{"status": LABEL, "result": message}`` or, with an error map,
+``{"status": LABEL, "result": {"message", "errorClass", "stack"}}``.
+Domain code raises these and never an aiohttp exception.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+ErrorMap = dict[str, str]
+
+
+def error_map(message: str, error_class: str = "", stack: str = "") -> ErrorMap:
+    return {"message": message, "errorClass": error_class, "stack": stack}
+
+
+def error_map_from_exception(exception: BaseException) -> ErrorMap:
+    cls = type(exception)
+    qualified = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    stack = "".join(traceback.format_exception(exception))
+    return error_map(str(exception), qualified, stack)
+
+
+class JobServerError(Exception):
+    http_status = 500
+    label = "ERROR"
+
+    def __init__(self, message: str, *, details: ErrorMap | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def envelope(self) -> dict[str, Any]:
+        return {"status": self.label, "result": self.details if self.details is not None else self.message}
+
+
+class BadRequest(JobServerError):
+    http_status = 400
+
+
+class NotFound(JobServerError):
+    http_status = 404
+
+
+class Forbidden(JobServerError):
+    http_status = 403
+
+
+class Conflict(JobServerError):
+    http_status = 409
+
+
+class UnsupportedMediaType(JobServerError):
+    http_status = 415
+
+
+class PayloadTooLarge(JobServerError):
+    http_status = 413
+
+
+class NoSlotsAvailable(JobServerError):
+    http_status = 503
+    label = "NO SLOTS AVAILABLE"
+
+
+class StoreUnavailable(JobServerError):
+    """The metadata store cannot be reached; the request may be retried later."""
+
+    http_status = 503
+
+
+class ValidationFailed(JobServerError):
+    http_status = 400
+    label = "VALIDATION FAILED"
+
+
+class JobLoadingFailed(JobServerError):
+    http_status = 400
+    label = "JOB LOADING FAILED"
+
+
+class JobLoadingMalformedUrl(JobServerError):
+    http_status = 400
+    label = "JOB LOADING FAILED: Malformed URL"
+
+
+class ContextInitError(JobServerError):
+    http_status = 500
+    label = "CONTEXT INIT ERROR"
+
+
+class ContextInitMalformedUrl(JobServerError):
+    http_status = 400
+    label = "CONTEXT INIT ERROR: Malformed URL"
+
+
+class ContextDeleteError(JobServerError):
+    http_status = 500
+    label = "CONTEXT DELETE ERROR"
+
+
+class StorageFailure(JobServerError):
+    label = "Storage Failure"
+
+
+class ConfigError(Exception):
+    """The server's own configuration is wrong; raised at start-up only."""

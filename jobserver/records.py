@@ -1,0 +1,79 @@
+"""The domain records the storage layer returns and the domain layer passes around."""
+
+from __future__ import annotations
+
+import datetime
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jobserver.states import ContextState, JobState
+
+ErrorMap = Mapping[str, str]
+
+
+class BinaryType(enum.StrEnum):
+    JAR = "Jar"
+    EGG = "Egg"
+    WHEEL = "Wheel"
+    URI = "Uri"
+
+    @property
+    def extension(self) -> str:
+        return {"Jar": "jar", "Egg": "egg", "Wheel": "whl", "Uri": "uri"}[self.value]
+
+
+def utc_now() -> datetime.datetime:
+    """Now, in UTC, to the millisecond (what the store keeps and the API prints)."""
+    now = datetime.datetime.now(datetime.UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def to_epoch_ms(moment: datetime.datetime) -> int:
+    return round(moment.timestamp() * 1000)
+
+
+def from_epoch_ms(epoch_ms: int) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(epoch_ms / 1000, datetime.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class BinaryRecord:
+    """One uploaded version of a binary. The bytes live once per sha256 in the blob store."""
+
+    id: int
+    app_name: str
+    binary_type: BinaryType
+    upload_time: datetime.datetime
+    sha256: str
+    size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContextRecord:
+    id: str
+    name: str
+    config: Mapping[str, Any]
+    state: ContextState
+    start_time: datetime.datetime
+    end_time: datetime.datetime | None = None
+    error: str | None = None
+    application_id: str | None = None
+    web_ui_url: str | None = None
+    is_adhoc: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    id: str
+    context_id: str
+    context_name: str
+    class_path: str
+    state: JobState
+    start_time: datetime.datetime
+    end_time: datetime.datetime | None = None
+    binary_ids: tuple[int, ...] = ()
+    uris: tuple[str, ...] = ()
+    error: ErrorMap | None = None
+    callback_url: str | None = None

@@ -1,0 +1,133 @@
+"""The one storage interface. Everything above it cannot tell SQLite from PostgreSQL.
+
+Rules every backend keeps (the contract tests in tests/storage check them on each backend):
+* Methods return domain records (jobserver.records), never rows.
+* State changes are compare-and-set: ``update_job`` / ``update_context`` change the row only when
+  its current state is one the target may be entered from (jobserver.states tables) and return
+  the new record, or ``None`` when nothing changed. Entering a final state sets ``end_time``.
+* Times are UTC with millisecond precision.
+* Blobs are content addressed by sha256 and stored once however many versions or names use them.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import Any
+
+from jobserver.records import BinaryRecord, BinaryType, ContextRecord, ErrorMap, JobRecord
+from jobserver.states import ContextState, JobState
+
+
+class Store(abc.ABC):
+    # --- life cycle ------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and apply pending migrations from sql/<dialect>/ (under a lock)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    # --- binaries --------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def put_blob(self, sha256: str, source: Path) -> None:
+        """Take the file at ``source`` (a temporary file the caller no longer needs) as the blob
+        with this hash. Idempotent: an existing blob is kept and ``source`` is removed."""
+
+    @abc.abstractmethod
+    async def blob_file(self, sha256: str) -> Path:
+        """A local file holding the blob's bytes (raises KeyError when there is no such blob)."""
+
+    @abc.abstractmethod
+    async def add_binary_version(
+        self,
+        app_name: str,
+        binary_type: BinaryType,
+        sha256: str,
+        size_bytes: int,
+        upload_time: datetime.datetime,
+    ) -> BinaryRecord: ...
+
+    @abc.abstractmethod
+    async def latest_binaries(self) -> list[BinaryRecord]:
+        """The newest version of every app name, ordered by app name."""
+
+    @abc.abstractmethod
+    async def latest_binary(self, app_name: str) -> BinaryRecord | None: ...
+
+    @abc.abstractmethod
+    async def get_binaries(self, binary_ids: Collection[int]) -> list[BinaryRecord]: ...
+
+    @abc.abstractmethod
+    async def binary_users(self, app_name: str) -> list[str]:
+        """Ids of jobs in a non-final state that use any version of ``app_name``."""
+
+    @abc.abstractmethod
+    async def delete_binary(self, app_name: str) -> bool:
+        """Remove every version of ``app_name``, and each blob no other version references.
+        False when there was no such binary."""
+
+    # --- contexts --------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def insert_context(self, context: ContextRecord) -> None: ...
+
+    @abc.abstractmethod
+    async def get_context(self, context_id: str) -> ContextRecord | None: ...
+
+    @abc.abstractmethod
+    async def latest_context(self, name: str) -> ContextRecord | None:
+        """The most recently started context of that name, in any state."""
+
+    @abc.abstractmethod
+    async def list_contexts(self, states: Collection[ContextState] | None = None) -> list[ContextRecord]:
+        """Newest first; all states when ``states`` is None."""
+
+    @abc.abstractmethod
+    async def update_context(
+        self,
+        context_id: str,
+        target: ContextState,
+        *,
+        error: str | None = None,
+        application_id: str | None = None,
+        web_ui_url: str | None = None,
+    ) -> ContextRecord | None:
+        """Compare-and-set to ``target``; ``application_id``/``web_ui_url`` are set when given."""
+
+    # --- jobs ------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def insert_job(self, job: JobRecord, config: Mapping[str, Any]) -> None:
+        """Store a new job together with its posted config (kept for GET /jobs/<id>/config)."""
+
+    @abc.abstractmethod
+    async def get_job(self, job_id: str) -> JobRecord | None: ...
+
+    @abc.abstractmethod
+    async def list_jobs(self, limit: int, state: JobState | None = None) -> list[JobRecord]:
+        """Newest start_time first, at most ``limit``."""
+
+    @abc.abstractmethod
+    async def jobs_in_context(
+        self, context_id: str, states: Collection[JobState] | None = None
+    ) -> list[JobRecord]: ...
+
+    @abc.abstractmethod
+    async def update_job(
+        self, job_id: str, target: JobState, *, error: ErrorMap | None = None
+    ) -> JobRecord | None:
+        """Compare-and-set to ``target``."""
+
+    @abc.abstractmethod
+    async def get_job_config(self, job_id: str) -> Mapping[str, Any] | None: ...
+
+    @abc.abstractmethod
+    async def save_result(self, job_id: str, result_json: bytes) -> None: ...
+
+    @abc.abstractmethod
+    async def get_result(self, job_id: str) -> bytes | None: ...
