@@ -12,6 +12,7 @@ imports (only the standard library and msgpack).
 from __future__ import annotations
 
 import dataclasses
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -25,8 +26,16 @@ FAILURE_VALIDATION = "validation"  # validate() returned problems
 FAILURE_NOT_FOUND = "not_found"  # the main class or function does not exist in the job's packages
 FAILURE_LOADING = "loading"  # a package could not be loaded
 FAILURE_INVALID_TYPE = "invalid_type"  # the job does not fit the context's factory
+FAILURE_MALFORMED_URL = "malformed_url"  # a cp entry is a URI the driver cannot read
 FAILURE_KINDS = frozenset(
-    {FAILURE_ERROR, FAILURE_VALIDATION, FAILURE_NOT_FOUND, FAILURE_LOADING, FAILURE_INVALID_TYPE}
+    {
+        FAILURE_ERROR,
+        FAILURE_VALIDATION,
+        FAILURE_NOT_FOUND,
+        FAILURE_LOADING,
+        FAILURE_INVALID_TYPE,
+        FAILURE_MALFORMED_URL,
+    }
 )
 
 
@@ -132,6 +141,9 @@ class Welcome(Message):
     TYPE: ClassVar[str] = "welcome"
     heartbeat_interval_s: float
     server_silence_grace_s: float
+    max_jobs: int  # worker threads the driver runs jobs on
+    result_chunk_bytes: int  # results larger than this are sent as JobResultChunk frames
+    context_config_json: bytes  # the context's merged settings (factory, streaming, …), JSON
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,3 +236,14 @@ def decode(frame: bytes) -> Message:
 
 def package_fields(package: JobPackage) -> dict[str, Any]:
     return dataclasses.asdict(package)
+
+
+def error_map(message: str, error_class: str = "", stack: str = "") -> dict[str, str]:
+    """spark-jobserver's error map, the one shape every error takes on the wire and in the API."""
+    return {"message": message, "errorClass": error_class, "stack": stack}
+
+
+def describe_exception(exception: BaseException) -> dict[str, str]:
+    cls = type(exception)
+    name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    return error_map(str(exception), name, "".join(traceback.format_exception(exception)))

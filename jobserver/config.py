@@ -70,7 +70,9 @@ class Settings:
         return self.work_dir / "logs"
 
 
-def load_settings(config_file: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
+def load_settings(
+    config_file: str | Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
     """Defaults from conf/defaults.conf, then CONFIG_FILE, then ``overrides`` (dotted keys)."""
     try:
         tree = ConfigFactory.parse_file(str(DEFAULTS_PATH))

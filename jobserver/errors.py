@@ -9,21 +9,13 @@ Domain code raises these and never an aiohttp exception.
 
 from __future__ import annotations
 
-import traceback
 from typing import Any
 
+# The error map is defined with the protocol because drivers build it too; re-exported here.
+from driver.protocol import describe_exception as describe_exception
+from driver.protocol import error_map as error_map
+
 ErrorMap = dict[str, str]
-
-
-def error_map(message: str, error_class: str = "", stack: str = "") -> ErrorMap:
-    return {"message": message, "errorClass": error_class, "stack": stack}
-
-
-def error_map_from_exception(exception: BaseException) -> ErrorMap:
-    cls = type(exception)
-    qualified = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
-    stack = "".join(traceback.format_exception(exception))
-    return error_map(str(exception), qualified, stack)
 
 
 class JobServerError(Exception):

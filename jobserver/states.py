@@ -56,9 +56,7 @@ JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
 CONTEXT_TRANSITIONS: dict[ContextState, frozenset[ContextState]] = {
     ContextState.STARTED: frozenset(),
     ContextState.RUNNING: frozenset({ContextState.STARTED, ContextState.RESTARTING}),
-    ContextState.STOPPING: frozenset(
-        {ContextState.STARTED, ContextState.RUNNING, ContextState.RESTARTING}
-    ),
+    ContextState.STOPPING: frozenset({ContextState.STARTED, ContextState.RUNNING, ContextState.RESTARTING}),
     ContextState.RESTARTING: frozenset({ContextState.STARTED, ContextState.RUNNING}),
     ContextState.FINISHED: frozenset({ContextState.STOPPING}),
     ContextState.ERROR: frozenset(
@@ -69,9 +67,7 @@ CONTEXT_TRANSITIONS: dict[ContextState, frozenset[ContextState]] = {
             ContextState.RESTARTING,
         }
     ),
-    ContextState.KILLED: frozenset(
-        {ContextState.STARTED, ContextState.RUNNING, ContextState.RESTARTING}
-    ),
+    ContextState.KILLED: frozenset({ContextState.STARTED, ContextState.RUNNING, ContextState.RESTARTING}),
 }
 
 

@@ -1,0 +1,145 @@
+"""Entry point of a context's driver; spark-submit runs this file as the application.
+
+    spark-submit … driver/__main__.py --server tcp://host:port --context-id ID --context-name NAME
+
+The one-time token comes in the environment (JOBSERVER_DRIVER_TOKEN), never on the command line.
+Order of events: connect and say hello, get the context's settings, build Spark, report ready,
+serve jobs until told to stop or until the server has been silent too long, then stop Spark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+if not __package__:
+    # Run as a script: drop this folder from the path so driver/spark.py and friends do not
+    # pose as top-level modules; the package itself comes from --py-files or the install.
+    _here = Path(__file__).resolve().parent
+    sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _here]
+
+from driver.link import LinkError, ServerLink
+from driver.protocol import (
+    ContextInitFailed,
+    ContextReady,
+    DriverStopping,
+    KillJob,
+    Message,
+    Rejected,
+    ServerHeartbeat,
+    StartJob,
+    StopContext,
+    Welcome,
+    describe_exception,
+)
+from driver.runner import JobRunner
+from driver.spark import SparkHandle, build_spark
+
+TOKEN_ENV = "JOBSERVER_DRIVER_TOKEN"
+HANDSHAKE_TIMEOUT_S = 30.0
+
+log = logging.getLogger("driver")
+
+
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="driver", description="Spark Job Server context driver")
+    parser.add_argument("--server", required=True, help="bus endpoint, tcp://host:port")
+    parser.add_argument("--context-id", required=True)
+    parser.add_argument("--context-name", required=True)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
+    token = os.environ.pop(TOKEN_ENV, "")
+    link = ServerLink(arguments.server, arguments.context_id, token)
+    try:
+        welcome = link.handshake(HANDSHAKE_TIMEOUT_S)
+    except LinkError as error:
+        log.error("cannot join the job server: %s", error)
+        link.close()
+        return 2
+    driver = Driver(link, welcome, context_id=arguments.context_id)
+    # SIGTERM (the server's escalation, or the cluster manager) ends the loop like a stop request.
+    signal.signal(signal.SIGTERM, lambda *_: link.stop_serving())
+    # Spark starts on its own thread so that the main thread heartbeats from the first second.
+    threading.Thread(target=driver.boot, name="spark-boot", daemon=True).start()
+    reason = link.serve(driver.handle, driver.running_job_ids)
+    log.info("driver stopping: %s", reason)
+    link.post(DriverStopping(reason=reason))
+    driver.stop()
+    link.close()
+    return 0 if driver.booted_ok is not False else 3
+
+
+class Driver:
+    """The context's state in this process: Spark (once it is up) and the job runner."""
+
+    def __init__(self, link: ServerLink, welcome: Welcome, *, context_id: str) -> None:
+        self._link = link
+        self._welcome = welcome
+        self._context_id = context_id
+        self._context_config = json.loads(welcome.context_config_json)
+        self._spark: SparkHandle | None = None
+        self._runner: JobRunner | None = None
+        self.booted_ok: bool | None = None
+
+    def boot(self) -> None:
+        try:
+            spark = build_spark(self._context_config)
+        except Exception as error:
+            log.exception("cannot create the Spark context")
+            self.booted_ok = False
+            self._link.post(ContextInitFailed(error=describe_exception(error)))
+            self._link.stop_serving()
+            return
+        package_dir = Path(tempfile.mkdtemp(prefix=f"jobserver-driver-{self._context_id[:8]}-"))
+        self._runner = JobRunner(
+            spark,
+            self._link.post,
+            max_jobs=self._welcome.max_jobs,
+            context_config=self._context_config,
+            package_dir=package_dir,
+            result_chunk_bytes=self._welcome.result_chunk_bytes,
+        )
+        self._spark = spark
+        self.booted_ok = True
+        ready = ContextReady(
+            application_id=spark.application_id, web_ui_url=spark.web_ui_url, spark_version=spark.version
+        )
+        self._link.post(ready)
+
+    def running_job_ids(self) -> list[str]:
+        return self._runner.running_job_ids() if self._runner is not None else []
+
+    def handle(self, message: Message) -> None:
+        if isinstance(message, StartJob):
+            if self._runner is None:  # the server only sends jobs after ContextReady
+                log.warning("job %s arrived before Spark was up; ignored", message.job_id)
+                return
+            self._runner.start(message)
+        elif isinstance(message, KillJob):
+            if self._runner is not None:
+                self._runner.kill(message.job_id)
+        elif isinstance(message, StopContext | Rejected):
+            self._link.stop_serving()
+        elif not isinstance(message, ServerHeartbeat):
+            log.warning("unexpected message %s", message.TYPE)
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            self._runner.shutdown()
+        if self._spark is not None:
+            self._spark.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""Runs jobs on worker threads of the driver, each in its own Spark job group.
+
+A job is found by ``mainClass`` in the packages of its cp (eggs or wheels, added to ``sys.path``
+here and to the executors through ``addPyFile``). The job group is the job id, so a kill cancels
+exactly that job's Spark work; the thread itself is interrupted at its next Python instruction.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import json
+import logging
+import shutil
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from driver.protocol import (
+    FAILURE_ERROR,
+    FAILURE_INVALID_TYPE,
+    FAILURE_LOADING,
+    FAILURE_MALFORMED_URL,
+    FAILURE_NOT_FOUND,
+    FAILURE_VALIDATION,
+    JobFailed,
+    JobFinished,
+    JobKilled,
+    JobPackage,
+    JobResultChunk,
+    JobStarted,
+    Message,
+    StartJob,
+    describe_exception,
+    error_map,
+)
+from driver.results import encode_result
+from driver.spark import SparkHandle
+
+log = logging.getLogger("driver.runner")
+
+
+class JobKilledError(BaseException):
+    """Raised inside a job's thread when the job is killed (BaseException: jobs rarely catch it)."""
+
+
+class JobRejected(Exception):
+    def __init__(self, kind: str, message: str, details: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.details = dict(details) if details else error_map(message, "JobLoadingError")
+
+
+class JobRunner:
+    def __init__(
+        self,
+        spark: SparkHandle,
+        post: Callable[[Message], None],
+        *,
+        max_jobs: int,
+        context_config: Mapping[str, Any],
+        package_dir: Path,
+        result_chunk_bytes: int,
+    ) -> None:
+        self._spark = spark
+        self._post = post
+        self._context_config = context_config
+        self._package_dir = package_dir
+        self._result_chunk_bytes = max(result_chunk_bytes, 1024)
+        self._executor = ThreadPoolExecutor(max_workers=max(max_jobs, 1), thread_name_prefix="job")
+        self._lock = threading.Lock()
+        self._threads: dict[str, int] = {}  # job id -> thread ident while it runs
+        self._killed: set[str] = set()
+        self._loaded_packages: dict[str, Path] = {}  # sha256 -> local file on sys.path
+        self._context_tree: Any = None
+
+    def running_job_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._threads)
+
+    def start(self, request: StartJob) -> None:
+        self._executor.submit(self._run, request)
+
+    def kill(self, job_id: str) -> None:
+        with self._lock:
+            thread_id = self._threads.get(job_id)
+            if thread_id is None:
+                return
+            self._killed.add(job_id)
+        self._spark.spark_context.cancelJobGroup(job_id)
+        # Python code that never calls Spark is stopped at its next bytecode instruction.
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(thread_id), ctypes.py_object(JobKilledError)
+        )
+
+    def shutdown(self) -> None:
+        for job_id in self.running_job_ids():
+            self.kill(job_id)
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    # --- one job ---------------------------------------------------------------------------------
+
+    def _run(self, request: StartJob) -> None:
+        job_id = request.job_id
+        with self._lock:
+            self._threads[job_id] = threading.get_ident()
+        try:
+            self._post(self._execute(request))
+        except JobKilledError:
+            self._post(JobKilled(job_id=job_id))
+        except BaseException as error:  # the job's own code may raise anything
+            if self._was_killed(job_id):
+                self._post(JobKilled(job_id=job_id))
+            else:
+                self._post(JobFailed(job_id=job_id, kind=FAILURE_ERROR, error=describe_exception(error)))
+        finally:
+            with self._lock:
+                self._threads.pop(job_id, None)
+                self._killed.discard(job_id)
+
+    def _was_killed(self, job_id: str) -> bool:
+        with self._lock:
+            return job_id in self._killed
+
+    def _execute(self, request: StartJob) -> Message:
+        job_id = request.job_id
+        try:
+            self._load_packages(request.packages)
+            job = load_job(request.main_class)
+        except JobRejected as rejected:
+            return JobFailed(job_id=job_id, kind=rejected.kind, error=rejected.details)
+        sc = self._spark.spark_context
+        sc.setJobGroup(job_id, f"jobserver job {job_id} ({request.main_class})", True)
+        config = _config_tree(json.loads(request.config_json))
+        self._post(JobStarted(job_id=job_id))
+        data = job.validate(self._spark.job_context, None, config)
+        from sparkjobserver.api import is_validation_failure
+
+        if is_validation_failure(data):
+            problems = [problem.problem for problem in data]
+            message = "Validation failed: " + "; ".join(str(problem) for problem in problems)
+            return JobFailed(
+                job_id=job_id,
+                kind=FAILURE_VALIDATION,
+                error=error_map(message, "sparkjobserver.api.ValidationProblem"),
+            )
+        from sparkjobserver.api import JobEnvironment
+
+        environment = JobEnvironment(job_id, None, self._context_config_tree())
+        result = job.run_job(self._spark.job_context, environment, data)
+        return self._finish(job_id, encode_result(result))
+
+    def _finish(self, job_id: str, payload: bytes) -> Message:
+        size = self._result_chunk_bytes
+        view = memoryview(payload)
+        offset = 0
+        while len(payload) - offset > size:
+            self._post(JobResultChunk(job_id=job_id, data=bytes(view[offset : offset + size])))
+            offset += size
+        return JobFinished(job_id=job_id, result=bytes(view[offset:]))
+
+    def _context_config_tree(self) -> Any:
+        if self._context_tree is None:
+            self._context_tree = _config_tree(self._context_config)
+        return self._context_tree
+
+    # --- packages --------------------------------------------------------------------------------
+
+    def _load_packages(self, packages: list[dict[str, str]]) -> None:
+        for fields in packages:
+            package = JobPackage(**fields)
+            if package.binary_type == "Jar":
+                continue  # JVM jobs are not in this release
+            with self._lock:
+                local = self._loaded_packages.get(package.sha256)
+            if local is None:
+                local = self._fetch(package)
+                self._spark.spark_context.addPyFile(str(local))
+                with self._lock:
+                    self._loaded_packages[package.sha256] = local
+            _prefer_on_path(local)
+
+    def _fetch(self, package: JobPackage) -> Path:
+        if package.binary_type == "Uri":
+            source = _local_path_of_uri(package.location)
+        else:
+            source = Path(package.location)
+        if not source.is_file():
+            raise JobRejected(FAILURE_LOADING, f"package {package.name} is not readable at {source}")
+        # addPyFile puts only .zip/.egg/.jar on the executors' path, and a wheel is a zip.
+        self._package_dir.mkdir(parents=True, exist_ok=True)
+        target = self._package_dir / f"{package.name}-{package.sha256[:16]}.zip"
+        if not target.exists():
+            shutil.copyfile(source, target)
+        return target
+
+
+def _local_path_of_uri(location: str) -> Path:
+    for prefix in ("file://", "local://"):
+        if location.startswith(prefix):
+            return Path(location.removeprefix(prefix))
+    raise JobRejected(
+        FAILURE_MALFORMED_URL, f"cannot load {location}: only file:// and local:// URIs are readable"
+    )
+
+
+def _prefer_on_path(package: Path) -> None:
+    """Put ``package`` first on sys.path and forget modules another version of it provided."""
+    entry = str(package)
+    if sys.path and sys.path[0] == entry:
+        return
+    if entry in sys.path:
+        sys.path.remove(entry)
+    sys.path.insert(0, entry)
+    import zipfile
+
+    with zipfile.ZipFile(package) as archive:
+        tops = {name.split("/", 1)[0] for name in archive.namelist() if "/" in name}
+    for name, module in list(sys.modules.items()):
+        top = name.split(".", 1)[0]
+        origin = getattr(module, "__file__", None) or ""
+        if top in tops and origin and not origin.startswith(entry):
+            del sys.modules[name]
+    importlib.invalidate_caches()
+
+
+def load_job(main_class: str) -> Any:
+    """An instance of ``module.Class`` with validate and run_job."""
+    module_name, _, attribute = main_class.rpartition(".")
+    if not module_name or not attribute:
+        raise JobRejected(FAILURE_NOT_FOUND, f"classPath {main_class} not found")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name and module_name.startswith(error.name):
+            raise JobRejected(FAILURE_NOT_FOUND, f"classPath {main_class} not found") from error
+        raise JobRejected(FAILURE_LOADING, str(error), describe_exception(error)) from error
+    except Exception as error:  # a package that fails to import (syntax error, bad import)
+        raise JobRejected(FAILURE_LOADING, str(error), describe_exception(error)) from error
+    target = getattr(module, attribute, None)
+    if target is None:
+        raise JobRejected(FAILURE_NOT_FOUND, f"classPath {main_class} not found")
+    if not isinstance(target, type):
+        raise JobRejected(FAILURE_INVALID_TYPE, "Invalid job type for this context")
+    try:
+        job = target()
+    except Exception as error:
+        raise JobRejected(FAILURE_LOADING, str(error), describe_exception(error)) from error
+    if not (callable(getattr(job, "validate", None)) and callable(getattr(job, "run_job", None))):
+        raise JobRejected(FAILURE_INVALID_TYPE, "Invalid job type for this context")
+    return job
+
+
+def _config_tree(values: Mapping[str, Any]) -> Any:
+    from pyhocon import ConfigFactory
+
+    return ConfigFactory.from_dict(values)

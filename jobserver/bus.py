@@ -1,0 +1,95 @@
+"""The server's end of the driver connection: one ZeroMQ ROUTER socket, owned by one task.
+
+Drivers connect (DEALER) and are addressed by the identity ZeroMQ gives each connection. The bus
+only moves frames: it decodes them with the shared protocol module and hands every message, in
+arrival order, to one handler. Who a connection is (and whether to trust it) is the handler's
+business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+import structlog
+import zmq
+import zmq.asyncio
+
+from driver.protocol import Message, ProtocolError, decode, encode
+
+log = structlog.get_logger(__name__)
+
+MessageHandler = Callable[[bytes, Message], Awaitable[None]]
+
+
+class BusError(Exception):
+    """A message could not be delivered (the peer is gone)."""
+
+
+class Bus:
+    def __init__(self, *, bind_address: str, port: int, advertised_host: str) -> None:
+        self._bind_address = "*" if bind_address in ("0.0.0.0", "") else bind_address
+        self._requested_port = port
+        self._advertised_host = advertised_host
+        self._context = zmq.asyncio.Context()
+        self._socket: zmq.asyncio.Socket | None = None
+        self._receiver: asyncio.Task[None] | None = None
+        self.port = 0
+
+    @property
+    def endpoint(self) -> str:
+        """The address drivers connect to."""
+        return f"tcp://{self._advertised_host}:{self.port}"
+
+    async def start(self, handler: MessageHandler) -> None:
+        socket = self._context.socket(zmq.ROUTER)
+        socket.setsockopt(zmq.LINGER, 0)
+        # Fail loudly instead of silently dropping frames addressed to a vanished driver.
+        socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        # A driver reconnecting after a network blip gets the same identity slot back.
+        socket.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        address = f"tcp://{self._bind_address}"
+        if self._requested_port:
+            socket.bind(f"{address}:{self._requested_port}")
+            self.port = self._requested_port
+        else:
+            self.port = socket.bind_to_random_port(address)
+        self._socket = socket
+        self._receiver = asyncio.create_task(self._receive(handler), name="bus-receiver")
+        log.info("bus_started", endpoint=self.endpoint)
+
+    async def _receive(self, handler: MessageHandler) -> None:
+        assert self._socket is not None
+        while True:
+            frames = await self._socket.recv_multipart()
+            if len(frames) != 2:
+                log.warning("bus_frame_dropped", reason="unexpected frame count", frames=len(frames))
+                continue
+            identity, payload = frames
+            try:
+                message = decode(payload)
+            except ProtocolError as error:
+                log.warning("bus_frame_dropped", reason=str(error))
+                continue
+            try:
+                await handler(identity, message)
+            except Exception:
+                log.exception("bus_message_handling_failed", message_type=message.TYPE)
+
+    async def send(self, identity: bytes, message: Message) -> None:
+        if self._socket is None:
+            raise BusError("the bus is not running")
+        try:
+            await self._socket.send_multipart([identity, encode(message)], flags=zmq.NOBLOCK)
+        except zmq.ZMQError as error:
+            raise BusError(f"cannot deliver {message.TYPE}: {error}") from error
+
+    async def close(self) -> None:
+        if self._receiver is not None:
+            self._receiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._receiver
+        if self._socket is not None:
+            self._socket.close(linger=0)
+        self._context.term()

@@ -1,0 +1,435 @@
+"""Contexts: one driver process per context, from launch to its last exit.
+
+The ContextManager is the only owner of a context's runtime state (its process, its bus identity,
+its running jobs). It launches drivers through the supervisor, authenticates them when they connect
+back over the bus, watches their heartbeats, and turns every way a driver can end into an honest
+persisted state: FINISHED after a requested stop, KILLED when it died or went silent, ERROR when it
+never came up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hmac
+import json
+import secrets
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+
+from driver.protocol import (
+    ContextInitFailed,
+    ContextReady,
+    DriverHeartbeat,
+    DriverStopping,
+    Hello,
+    Message,
+    Rejected,
+    ServerHeartbeat,
+    StopContext,
+    Welcome,
+)
+from jobserver.bus import Bus, BusError
+from jobserver.config import Settings, merge
+from jobserver.errors import BadRequest, ContextInitError, JobServerError, NotFound, error_map
+from jobserver.launcher import DriverLaunch, build_driver_command
+from jobserver.records import ContextRecord, utc_now
+from jobserver.states import ContextState
+from jobserver.storage import Store
+from jobserver.supervisor import DriverProcess, Supervisor
+
+log = structlog.get_logger(__name__)
+
+CONNECT_TIMEOUT_MESSAGE = "Context failed to connect back within initialization time"
+LISTED_STATES = (ContextState.RUNNING, ContextState.RESTARTING, ContextState.STOPPING)
+
+
+class JobListener(Protocol):
+    async def on_job_message(self, context: LiveContext, message: Message) -> None: ...
+
+    async def on_context_ended(self, context: LiveContext, message: str) -> None: ...
+
+
+@dataclass(eq=False)
+class LiveContext:
+    """What the server knows at run time about a context whose driver it launched."""
+
+    record: ContextRecord
+    token: str
+    process: DriverProcess | None = None
+    identity: bytes | None = None
+    last_seen: float = field(default_factory=time.monotonic)
+    ready: asyncio.Future[ContextRecord] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    stopping: bool = False
+    end_reason: str | None = None  # why the driver is being ended, when the server ends it
+    job_ids: set[str] = field(default_factory=set)
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+
+@dataclass(frozen=True, slots=True)
+class StopResult:
+    finished: bool  # False: the stop goes on in the background (HTTP 202)
+
+
+class ContextManager:
+    def __init__(self, settings: Settings, store: Store, bus: Bus, launch: DriverLaunch) -> None:
+        self._settings = settings
+        self._store = store
+        self._bus = bus
+        self._launch = launch
+        self._supervisor = Supervisor(self._on_driver_exit)
+        self._live: dict[str, LiveContext] = {}
+        self._by_identity: dict[bytes, LiveContext] = {}
+        self._names_starting: set[str] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.job_listener: JobListener | None = None
+
+    def set_bus_endpoint(self, endpoint: str) -> None:
+        self._launch = dataclasses.replace(self._launch, bus_endpoint=endpoint)
+
+    # --- queries ---------------------------------------------------------------------------------
+
+    def live(self, context_id: str) -> LiveContext | None:
+        return self._live.get(context_id)
+
+    async def list_names(self) -> list[str]:
+        return [record.name for record in await self._store.list_contexts(LISTED_STATES)]
+
+    async def get(self, name: str) -> tuple[ContextRecord, LiveContext | None]:
+        record = await self._store.latest_context(name)
+        if record is None:
+            raise NotFound(f"can't find context with name {name}")
+        return record, self._live.get(record.id)
+
+    # --- creation --------------------------------------------------------------------------------
+
+    async def create(self, name: str, config: Mapping[str, Any], *, adhoc: bool = False) -> LiveContext:
+        """Launch a driver for ``name`` and wait until its Spark context is up."""
+        if not adhoc and not name[:1].isalpha():
+            raise BadRequest("context name must start with letters")
+        if name in self._names_starting:
+            raise BadRequest(f"context {name} exists")
+        self._names_starting.add(name)
+        try:
+            existing = await self._store.latest_context(name)
+            if existing is not None and not existing.state.is_final:
+                raise BadRequest(f"context {name} exists")
+            live = await self._launch_driver(name, config, adhoc)
+        finally:
+            self._names_starting.discard(name)
+        await self.wait_ready(live)
+        return live
+
+    async def _launch_driver(self, name: str, config: Mapping[str, Any], adhoc: bool) -> LiveContext:
+        full_config = merge(config, {"is-adhoc": adhoc, "context": {"name": name}})
+        record = ContextRecord(
+            id=str(uuid.uuid4()),
+            name=name,
+            config=full_config,
+            state=ContextState.STARTED,
+            start_time=utc_now(),
+            is_adhoc=adhoc,
+        )
+        await self._store.insert_context(record)
+        live = LiveContext(record=record, token=secrets.token_urlsafe(32))
+        self._live[record.id] = live
+        command = build_driver_command(
+            self._launch,
+            context_id=record.id,
+            context_name=name,
+            context_config=full_config,
+            token=live.token,
+        )
+        log_path = self._settings.log_dir / f"{record.id}.log"
+        try:
+            live.process = await self._supervisor.launch(record.id, command, log_path)
+        except OSError as error:
+            self._live.pop(record.id, None)
+            message = f"cannot start spark-submit: {error}"
+            await self._store.update_context(record.id, ContextState.ERROR, error=message)
+            raise ContextInitError(message, details=error_map(message, type(error).__name__)) from error
+        log.info("context_launched", context_id=record.id, context_name=name, pid=live.process.pid)
+        self._spawn(self._enforce_start_timeout(live))
+        return live
+
+    async def wait_ready(self, live: LiveContext) -> ContextRecord:
+        # shield: a client that hangs up must not cancel the shared future other waiters use
+        return await asyncio.shield(live.ready)
+
+    async def _enforce_start_timeout(self, live: LiveContext) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(live.ready), self._settings.context_creation_timeout_s)
+            return
+        if not live.ready.done():
+            await self._fail_start(live, CONNECT_TIMEOUT_MESSAGE, error_map(CONNECT_TIMEOUT_MESSAGE))
+
+    async def _fail_start(self, live: LiveContext, message: str, details: Mapping[str, str]) -> None:
+        live.end_reason = message
+        await self._store.update_context(live.id, ContextState.ERROR, error=message)
+        if not live.ready.done():
+            live.ready.set_exception(ContextInitError(message, details=dict(details)))
+        if live.process is not None:
+            await live.process.terminate(grace_s=2.0)
+
+    # --- driver messages -------------------------------------------------------------------------
+
+    async def on_bus_message(self, identity: bytes, message: Message) -> None:
+        if isinstance(message, Hello):
+            await self._on_hello(identity, message)
+            return
+        live = self._by_identity.get(identity)
+        if live is None:
+            log.warning("bus_message_from_stranger", message_type=message.TYPE)
+            with contextlib.suppress(BusError):
+                await self._bus.send(identity, Rejected(reason="unknown driver; say hello first"))
+            return
+        live.last_seen = time.monotonic()
+        if isinstance(message, DriverHeartbeat):
+            return
+        if isinstance(message, ContextReady):
+            await self._on_ready(live, message)
+        elif isinstance(message, ContextInitFailed):
+            log.warning("context_init_failed", context_id=live.id, error=message.error.get("message"))
+            await self._fail_start(live, message.error.get("message", "context init failed"), message.error)
+        elif isinstance(message, DriverStopping):
+            log.info("driver_stopping", context_id=live.id, reason=message.reason)
+        elif self.job_listener is not None:
+            await self.job_listener.on_job_message(live, message)
+
+    async def _on_hello(self, identity: bytes, hello: Hello) -> None:
+        live = self._live.get(hello.context_id)
+        if live is None or not hmac.compare_digest(live.token, hello.token):
+            log.warning("driver_rejected", context_id=hello.context_id, pid=hello.pid)
+            with contextlib.suppress(BusError):
+                await self._bus.send(identity, Rejected(reason="unknown context or wrong token"))
+            return
+        if live.identity is not None:
+            self._by_identity.pop(live.identity, None)
+        live.identity = identity
+        live.last_seen = time.monotonic()
+        self._by_identity[identity] = live
+        log.info("driver_connected", context_id=live.id, pid=hello.pid)
+        welcome = Welcome(
+            heartbeat_interval_s=self._settings.heartbeat_interval_s,
+            server_silence_grace_s=self._settings.driver_server_silence_grace_s,
+            max_jobs=self._settings.max_jobs_per_context,
+            result_chunk_bytes=self._settings.result_chunk_bytes,
+            context_config_json=json.dumps(live.record.config).encode(),
+        )
+        await self.send(live, welcome)
+
+    async def _on_ready(self, live: LiveContext, ready: ContextReady) -> None:
+        record = await self._store.update_context(
+            live.id,
+            ContextState.RUNNING,
+            application_id=ready.application_id,
+            web_ui_url=ready.web_ui_url,
+        )
+        if record is None:  # stopped or failed meanwhile: the driver is on its way out
+            return
+        live.record = record
+        log.info(
+            "context_started", context_id=live.id, context_name=live.name, application_id=ready.application_id
+        )
+        if not live.ready.done():
+            live.ready.set_result(record)
+
+    async def send(self, live: LiveContext, message: Message) -> None:
+        if live.identity is None:
+            raise BusError(f"driver of context {live.name} is not connected")
+        await self._bus.send(live.identity, message)
+
+    # --- liveness --------------------------------------------------------------------------------
+
+    async def run_heartbeats(self) -> None:
+        """Every interval: tell each driver we are alive, and end drivers that went silent."""
+        interval = self._settings.heartbeat_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for live in list(self._live.values()):
+                if live.identity is None or live.ended.is_set():
+                    continue
+                silent_s = now - live.last_seen
+                if silent_s > self._settings.heartbeat_timeout_s and live.end_reason is None:
+                    await self._declare_lost(live, silent_s)
+                    continue
+                with contextlib.suppress(BusError):
+                    await self._bus.send(live.identity, ServerHeartbeat())
+
+    async def _declare_lost(self, live: LiveContext, silent_s: float) -> None:
+        reason = f"Driver of context {live.name} lost: no heartbeat for {silent_s:.1f} s"
+        log.warning("driver_lost", context_id=live.id, silent_s=round(silent_s, 1))
+        live.end_reason = reason
+        if live.process is not None:
+            live.process.signal_group(9)
+
+    # --- stopping --------------------------------------------------------------------------------
+
+    async def delete(self, name: str, *, force: bool = False) -> StopResult:
+        record = await self._store.latest_context(name)
+        if record is None or record.state.is_final:
+            raise NotFound(f"context {name} not found")
+        live = self._live.get(record.id)
+        if live is None or live.process is None:
+            # Persisted as alive but no driver of ours: nothing can stop it, so tell the truth.
+            await self._store.update_context(record.id, ContextState.ERROR, error="Driver not reachable")
+            if live is not None and self.job_listener is not None:
+                await self.job_listener.on_context_ended(
+                    live, f"Context ({name}) for this job was terminated"
+                )
+            raise NotFound(f"context {name} not found")
+        if not live.stopping:
+            await self._begin_stop(live, force=force)
+        elif force and live.process is not None:
+            live.process.signal_group(9)
+        wait_s = max(self._settings.context_deletion_timeout_s - 2.0, 0.5)
+        finished = await self._wait_ended(live, wait_s)
+        return StopResult(finished=finished)
+
+    async def stop(self, live: LiveContext) -> None:
+        """Stop a context the server itself ends (an ad-hoc context after its job)."""
+        if not live.stopping:
+            await self._begin_stop(live, force=False)
+
+    async def _begin_stop(self, live: LiveContext, *, force: bool) -> None:
+        live.stopping = True
+        live.end_reason = f"Context ({live.name}) for this job was terminated"
+        record = await self._store.update_context(live.id, ContextState.STOPPING)
+        if record is not None:
+            live.record = record
+        if self.job_listener is not None:
+            await self.job_listener.on_context_ended(live, live.end_reason)
+        if not live.ready.done():
+            live.ready.set_exception(ContextInitError(f"context {live.name} was stopped while starting"))
+        log.info("context_stopping", context_id=live.id, context_name=live.name, force=force)
+        process = live.process
+        if process is None:
+            return
+        if force:
+            process.signal_group(9)
+            return
+        with contextlib.suppress(BusError):
+            await self.send(live, StopContext())
+        self._spawn(self._escalate_stop(process))
+
+    async def _escalate_stop(self, process: DriverProcess) -> None:
+        if not await process.wait_exited(self._settings.context_deletion_timeout_s):
+            await process.terminate(grace_s=5.0)
+
+    async def _wait_ended(self, live: LiveContext, timeout_s: float) -> bool:
+        try:
+            await asyncio.wait_for(live.ended.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _on_driver_exit(self, context_id: str, returncode: int) -> None:
+        live = self._live.pop(context_id, None)
+        if live is None:
+            return
+        if live.identity is not None:
+            self._by_identity.pop(live.identity, None)
+        if live.stopping:
+            target, message = ContextState.FINISHED, None
+        elif live.record.state is ContextState.RUNNING:
+            target = ContextState.KILLED
+            message = live.end_reason or f"Driver exited unexpectedly with code {returncode}"
+        else:
+            target = ContextState.ERROR
+            message = live.end_reason or f"Driver exited with code {returncode} before its context was up"
+        record = await self._store.update_context(context_id, target, error=message)
+        if record is None and target is ContextState.KILLED:
+            await self._store.update_context(context_id, ContextState.ERROR, error=message)
+        if not live.ready.done():
+            tail = _log_tail(live.process)
+            details = error_map(message or "driver exited", "DriverExited", tail)
+            live.ready.set_exception(ContextInitError(message or "driver exited", details=details))
+        if self.job_listener is not None:
+            job_message = message or f"Context ({live.name}) for this job was terminated"
+            if not live.stopping:
+                job_message = f"Unexpected termination of context {live.id}: {job_message}"
+            await self.job_listener.on_context_ended(live, job_message)
+        live.ended.set()
+        log.info("context_ended", context_id=context_id, context_name=live.name, state=target.value)
+
+    # --- start-up, reset and shut-down ------------------------------------------------------------
+
+    async def start_configured_contexts(self) -> None:
+        for name, config in self._settings.startup_contexts.items():
+            self._spawn(self._create_logged(name, merge(self._settings.context_defaults, config)))
+
+    async def _create_logged(self, name: str, config: Mapping[str, Any]) -> None:
+        try:
+            await self.create(name, config)
+        except JobServerError as error:
+            log.error("configured_context_failed", context_name=name, error=error.message)
+
+    async def reset(self, *, sync: bool) -> None:
+        """PUT /contexts?reset=reboot: stop every context; with ``sync`` restart the configured ones."""
+        lives = [live for live in self._live.values() if not live.stopping]
+        for live in lives:
+            await self._begin_stop(live, force=False)
+        if not sync:
+            return
+        deadline_s = self._settings.context_deletion_timeout_s + 6.0
+        await asyncio.gather(*(self._wait_ended(live, deadline_s) for live in lives))
+        for name, config in self._settings.startup_contexts.items():
+            await self._create_logged(name, merge(self._settings.context_defaults, config))
+
+    async def recover(self) -> None:
+        """At start-up, before serving: contexts the store believes alive have no driver of ours."""
+        message = "Reconnect failed after Jobserver restart"
+        for record in await self._store.list_contexts(tuple(s for s in ContextState if not s.is_final)):
+            await self._store.update_context(record.id, ContextState.ERROR, error=message)
+            if self.job_listener is not None:
+                orphan = LiveContext(record=record, token="")
+                await self.job_listener.on_context_ended(orphan, message)
+            log.warning("context_not_recovered", context_id=record.id, context_name=record.name)
+
+    async def shutdown(self) -> None:
+        lives = list(self._live.values())
+        for live in lives:
+            if not live.stopping:
+                await self._begin_stop(live, force=False)
+        grace_s = self._settings.context_deletion_timeout_s
+        await asyncio.gather(*(self._wait_ended(live, grace_s) for live in lives))
+        await self._supervisor.terminate_all(grace_s=5.0)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _log_tail(process: DriverProcess | None, lines: int = 30) -> str:
+    if process is None:
+        return ""
+    try:
+        with open(process.log_path, "rb") as log_file:
+            log_file.seek(0, 2)
+            size = log_file.tell()
+            log_file.seek(max(0, size - 16384))
+            text = log_file.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])

@@ -1,0 +1,93 @@
+"""Data files (/data): uploaded once, read by jobs by name, kept inside one folder.
+
+Every name that comes from a request is reduced to a single path component inside the data
+folder before it touches the file system, so no request can read, write or delete outside it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import structlog
+
+from jobserver.errors import BadRequest, PayloadTooLarge
+from jobserver.records import utc_now
+from jobserver.timeformat import job_time
+
+log = structlog.get_logger(__name__)
+
+_FORBIDDEN_CHARACTERS = frozenset("\0\n\r")
+
+
+class DataFiles:
+    def __init__(self, data_dir: Path, *, max_upload_bytes: int) -> None:
+        self._dir = data_dir
+        self._max_upload_bytes = max_upload_bytes
+
+    def list(self) -> list[str]:
+        if not self._dir.is_dir():
+            return []
+        return sorted(
+            str(path) for path in self._dir.iterdir() if path.is_file() and not path.name.startswith(".")
+        )
+
+    async def store(self, prefix: str, body: AsyncIterator[bytes]) -> str:
+        """Save the body as ``<data dir>/<prefix>-<upload time>.dat`` and return that path."""
+        base = _safe_component(prefix)
+        if base is None:
+            raise BadRequest(f"Failed to store data file '{prefix}'.")
+        self._dir.mkdir(parents=True, exist_ok=True)
+        name = f"{base}-{job_time(utc_now()).replace(':', '_')}.dat"
+        descriptor, temporary = tempfile.mkstemp(dir=self._dir, prefix=".upload-")
+        size = 0
+        try:
+            with os.fdopen(descriptor, "wb") as target:
+                async for chunk in body:
+                    size += len(chunk)
+                    if size > self._max_upload_bytes:
+                        raise PayloadTooLarge(f"data file is larger than {self._max_upload_bytes} bytes")
+                    target.write(chunk)
+            final = self._dir / name
+            os.replace(temporary, final)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        log.info("data_file_stored", file=str(final), bytes=size)
+        return str(final)
+
+    def delete(self, filename: str) -> None:
+        path = self._resolve(filename)
+        if path is None or not path.is_file():
+            raise BadRequest(f"Unable to delete data file '{filename}'.")
+        path.unlink()
+        log.info("data_file_deleted", file=str(path))
+
+    def path_of(self, filename: str) -> Path | None:
+        path = self._resolve(filename)
+        return path if path is not None and path.is_file() else None
+
+    def reset(self) -> None:
+        if self._dir.exists():
+            shutil.rmtree(self._dir)
+        self._dir.mkdir(parents=True, exist_ok=True)
+
+    def _resolve(self, filename: str) -> Path | None:
+        # Accept the full path GET /data lists, or the bare name; anything else is refused.
+        root = self._dir.resolve()
+        candidate = Path(filename)
+        if candidate.is_absolute() and candidate.parent.resolve() != root:
+            return None
+        name = _safe_component(candidate.name)
+        return root / name if name is not None else None
+
+
+def _safe_component(text: str) -> str | None:
+    """The last path component of ``text`` if it is a plain file name, else None."""
+    name = text.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    if not name or name in (".", "..") or name.startswith(".") or _FORBIDDEN_CHARACTERS & set(name):
+        return None
+    return name

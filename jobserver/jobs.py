@@ -1,0 +1,374 @@
+"""Jobs: from a POST /jobs to a persisted final state and result.
+
+The JobManager resolves what to run (sjs-contract §2.3: cp/mainClass or appName/classPath, from
+query or config), picks or creates the context, persists the job before sending it, and turns the
+driver's reports into compare-and-set state changes. Anything the driver says about a job that is
+already final (killed, or failed because its context ended) changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import structlog
+
+from driver.protocol import (
+    FAILURE_INVALID_TYPE,
+    FAILURE_LOADING,
+    FAILURE_MALFORMED_URL,
+    FAILURE_NOT_FOUND,
+    FAILURE_VALIDATION,
+    JobFailed,
+    JobFinished,
+    JobKilled,
+    JobPackage,
+    JobResultChunk,
+    JobStarted,
+    KillJob,
+    Message,
+    StartJob,
+    package_fields,
+)
+from jobserver.bus import BusError
+from jobserver.config import Settings, get_path, merge
+from jobserver.contexts import ContextManager, LiveContext
+from jobserver.errors import (
+    BadRequest,
+    Conflict,
+    ErrorMap,
+    JobLoadingFailed,
+    JobLoadingMalformedUrl,
+    JobServerError,
+    NoSlotsAvailable,
+    NotFound,
+    ValidationFailed,
+    error_map,
+)
+from jobserver.records import BinaryRecord, JobRecord, utc_now
+from jobserver.states import ACTIVE_JOB_STATES, ContextState, JobState
+from jobserver.storage import Store
+
+log = structlog.get_logger(__name__)
+
+KILLED_ERROR_CLASS = "spark.jobserver.JobManagerActor$JobKilledException"
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    """POST /jobs, parsed: query parameters as given, body as a plain dict."""
+
+    posted_config: Mapping[str, Any]
+    app_name: str | None = None
+    class_path: str | None = None
+    cp: Sequence[str] | None = None
+    main_class: str | None = None
+    context: str | None = None
+    sync: bool = False
+    timeout_s: float | None = None
+    callback_url: str | None = None
+    proxy_user: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitOutcome:
+    job: JobRecord
+    result: bytes | None = None
+    completed: bool = False  # a sync job that reached a final state within its timeout
+
+
+@dataclass(eq=False)
+class _Waiter:
+    started: asyncio.Future[None]
+    done: asyncio.Future[JobRecord]
+    chunks: list[bytes] = field(default_factory=list)
+    adhoc_context: LiveContext | None = None
+
+
+class JobManager:
+    def __init__(self, settings: Settings, store: Store, contexts: ContextManager) -> None:
+        self._settings = settings
+        self._store = store
+        self._contexts = contexts
+        self._waiters: dict[str, _Waiter] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        contexts.job_listener = self
+
+    # --- submission ------------------------------------------------------------------------------
+
+    async def submit(self, request: JobRequest) -> SubmitOutcome:
+        job_config = merge(self._settings.plain, request.posted_config)
+        main_class, cp_entries = _what_to_run(request, job_config)
+        if request.callback_url:
+            scheme = urlsplit(request.callback_url).scheme
+            if scheme not in ("http", "https"):
+                raise BadRequest("Callback Url has to be 'http'/'https'")
+        binaries, uris = await self._resolve_cp(cp_entries)
+        timeout_s = (
+            request.timeout_s if request.timeout_s is not None else self._settings.default_sync_timeout_s
+        )
+        live = await self._context_for(request, job_config, main_class)
+        job = JobRecord(
+            id=str(uuid.uuid4()),
+            context_id=live.id,
+            context_name=live.name,
+            class_path=main_class,
+            state=JobState.STARTED,
+            start_time=utc_now(),
+            binary_ids=tuple(binary.id for binary in binaries),
+            uris=tuple(uris),
+            callback_url=request.callback_url,
+        )
+        if len(live.job_ids) >= self._settings.max_jobs_per_context:
+            await self._end_adhoc(live)
+            raise NoSlotsAvailable(
+                f"Too many running jobs ({self._settings.max_jobs_per_context}) "
+                f"for job context '{request.context or 'ad-hoc'}'"
+            )
+        live.job_ids.add(job.id)
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(started=loop.create_future(), done=loop.create_future())
+        if live.record.is_adhoc:
+            waiter.adhoc_context = live
+        self._waiters[job.id] = waiter
+        await self._store.insert_job(job, request.posted_config)
+        packages = await self._packages(binaries, uris)
+        log.info("job_submitted", job_id=job.id, context_id=live.id, main_class=main_class)
+        try:
+            await self._contexts.send(
+                live,
+                StartJob(
+                    job_id=job.id,
+                    main_class=main_class,
+                    packages=packages,
+                    config_json=json.dumps(job_config).encode(),
+                ),
+            )
+        except BusError as error:
+            await self._fail(job.id, error_map(f"Context {live.name} is not reachable: {error}"))
+        return await self._await_outcome(job, waiter, request.sync, timeout_s)
+
+    async def _await_outcome(
+        self, job: JobRecord, waiter: _Waiter, sync: bool, timeout_s: float
+    ) -> SubmitOutcome:
+        target: asyncio.Future[Any] = waiter.done if sync else waiter.started
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(target), timeout_s)
+        if waiter.started.done() and waiter.started.exception() is not None:
+            raise waiter.started.exception()  # type: ignore[misc]
+        if sync and waiter.done.done():
+            final = waiter.done.result()
+            result = await self._store.get_result(job.id) if final.state is JobState.FINISHED else None
+            return SubmitOutcome(job=final, result=result, completed=True)
+        return SubmitOutcome(job=job)
+
+    async def _context_for(
+        self, request: JobRequest, job_config: Mapping[str, Any], main_class: str
+    ) -> LiveContext:
+        if request.context:
+            record = await self._store.latest_context(request.context)
+            if record is None or record.state.is_final:
+                raise NotFound(f"context {request.context} not found")
+            if record.state is ContextState.STOPPING:
+                raise Conflict("Context stop in progress")
+            live = self._contexts.live(record.id)
+            if live is None:
+                raise NotFound(f"context {request.context} not found")
+            if not live.ready.done():
+                await self._contexts.wait_ready(live)
+            return live
+        settings = get_path(job_config, "spark.context-settings", {}) or {}
+        context_config = merge(self._settings.context_defaults, settings)
+        if request.proxy_user:
+            context_config = merge(context_config, {"spark.proxy.user": request.proxy_user})
+        prefix = f"{request.proxy_user}~" if request.proxy_user else ""
+        return await self._contexts.create(f"{prefix}{uuid.uuid4()}-{main_class}", context_config, adhoc=True)
+
+    async def _resolve_cp(self, entries: Sequence[str]) -> tuple[list[BinaryRecord], list[str]]:
+        binaries: list[BinaryRecord] = []
+        uris: list[str] = []
+        for entry in entries:
+            if "://" in entry:
+                uris.append(
+                    "file://" + entry.removeprefix("local://") if entry.startswith("local://") else entry
+                )
+                continue
+            binary = await self._store.latest_binary(entry)
+            if binary is None:
+                raise NotFound(f"appName {entry} not found")
+            binaries.append(binary)
+        return binaries, uris
+
+    async def _packages(self, binaries: list[BinaryRecord], uris: list[str]) -> list[dict[str, str]]:
+        packages = []
+        for binary in binaries:
+            path = await self._store.blob_file(binary.sha256)
+            package = JobPackage(binary.app_name, binary.sha256, binary.binary_type.value, str(path))
+            packages.append(package_fields(package))
+        for uri in uris:
+            packages.append(package_fields(JobPackage(uri.rsplit("/", 1)[-1] or "uri", "", "Uri", uri)))
+        return packages
+
+    # --- driver reports --------------------------------------------------------------------------
+
+    async def on_job_message(self, context: LiveContext, message: Message) -> None:
+        if isinstance(message, JobStarted):
+            await self._store.update_job(message.job_id, JobState.RUNNING)
+            waiter = self._waiters.get(message.job_id)
+            if waiter is not None and not waiter.started.done():
+                waiter.started.set_result(None)
+        elif isinstance(message, JobResultChunk):
+            waiter = self._waiters.get(message.job_id)
+            if waiter is not None:
+                waiter.chunks.append(message.data)
+        elif isinstance(message, JobFinished):
+            await self._on_finished(context, message)
+        elif isinstance(message, JobFailed):
+            context.job_ids.discard(message.job_id)
+            await self._fail(message.job_id, message.error, kind=message.kind)
+            await self._after_job(context, failed=True)
+        elif isinstance(message, JobKilled):
+            context.job_ids.discard(message.job_id)
+            await self._finalise(message.job_id, JobState.KILLED, _killed_error(message.job_id))
+            await self._after_job(context, failed=False)
+
+    async def _on_finished(self, context: LiveContext, message: JobFinished) -> None:
+        context.job_ids.discard(message.job_id)
+        waiter = self._waiters.get(message.job_id)
+        chunks = waiter.chunks if waiter is not None else []
+        payload = b"".join([*chunks, message.result]) if chunks else message.result
+        current = await self._store.get_job(message.job_id)
+        if current is not None and not current.state.is_final:
+            # Result first, then state: a reader that sees FINISHED always finds the result.
+            await self._store.save_result(message.job_id, payload)
+        await self._finalise(message.job_id, JobState.FINISHED, None)
+        await self._after_job(context, failed=False)
+
+    async def _fail(self, job_id: str, error: ErrorMap, *, kind: str = "error") -> None:
+        waiter = self._waiters.get(job_id)
+        if waiter is not None and not waiter.started.done():
+            waiter.started.set_exception(_rejection(kind, error))
+            waiter.started.exception()  # retrieved here so an unawaited future does not warn
+        await self._finalise(job_id, JobState.ERROR, error)
+
+    async def _finalise(self, job_id: str, target: JobState, error: ErrorMap | None) -> None:
+        record = await self._store.update_job(job_id, target, error=error)
+        if record is not None:
+            log.info("job_ended", job_id=job_id, state=target.value)
+        waiter = self._waiters.pop(job_id, None)
+        if waiter is None:
+            return
+        final = record or await self._store.get_job(job_id)
+        if final is not None and not waiter.done.done():
+            waiter.done.set_result(final)
+        if waiter.adhoc_context is not None:
+            await self._contexts.stop(waiter.adhoc_context)
+
+    async def _after_job(self, context: LiveContext, *, failed: bool) -> None:
+        if failed and context.record.config.get("stop-context-on-job-error") in (True, "true", "on", "yes"):
+            await self._contexts.stop(context)
+
+    async def _end_adhoc(self, live: LiveContext) -> None:
+        if live.record.is_adhoc:
+            await self._contexts.stop(live)
+
+    async def on_context_ended(self, context: LiveContext, message: str) -> None:
+        """Every unfinished job of a context that ended (or is ending) becomes ERROR."""
+        error = error_map(
+            message, "spark.jobserver.ContextTerminatedException" if "Unexpected" in message else ""
+        )
+        for job in await self._store.jobs_in_context(context.id, ACTIVE_JOB_STATES):
+            await self._fail(job.id, error)
+        context.job_ids.clear()
+
+    # --- queries and kill ------------------------------------------------------------------------
+
+    async def get(self, job_id: str) -> tuple[JobRecord, bytes | None]:
+        job = await self._store.get_job(job_id)
+        if job is None:
+            raise NotFound(f"No such job ID {job_id}")
+        result = await self._store.get_result(job_id) if job.state is JobState.FINISHED else None
+        return job, result
+
+    async def list(self, limit: int, status: str | None) -> list[JobRecord]:
+        if status is not None:
+            try:
+                state = JobState(status.upper())
+            except ValueError:
+                return []
+            return await self._store.list_jobs(limit, state)
+        return await self._store.list_jobs(limit)
+
+    async def config(self, job_id: str) -> Mapping[str, Any]:
+        config = await self._store.get_job_config(job_id)
+        if config is None:
+            raise NotFound(f"No such job ID {job_id}")
+        return config
+
+    async def kill(self, job_id: str) -> JobRecord:
+        """DELETE /jobs/<id>: the job becomes KILLED now; its Spark work is cancelled."""
+        job = await self._store.get_job(job_id)
+        if job is None:
+            raise NotFound(f"No such job ID {job_id}")
+        if job.state.is_final:
+            if job.state is JobState.ERROR:
+                return job
+            raise NotFound(f"No running job with ID {job_id}")
+        killed = await self._store.update_job(job_id, JobState.KILLED, error=_killed_error(job_id))
+        if killed is None:  # it ended meanwhile
+            return await self.kill(job_id)
+        log.info("job_killed", job_id=job_id, context_id=job.context_id)
+        live = self._contexts.live(job.context_id)
+        if live is not None:
+            with contextlib.suppress(BusError):
+                await self._contexts.send(live, KillJob(job_id=job_id))
+        await self._finalise(job_id, JobState.KILLED, None)
+        return killed
+
+
+def _what_to_run(request: JobRequest, job_config: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """Main class and cp entries, by the contract's precedence (§2.3 steps 5 and 7)."""
+    main_class = request.main_class or str(job_config.get("mainClass") or "")
+    cp = list(request.cp) if request.cp else _string_list(job_config.get("cp"))
+    if request.app_name:
+        if not request.class_path:
+            raise BadRequest("Cannot parse config: classPath parameter is missing!")
+        return request.class_path, [*_string_list(job_config.get("dependent-jar-uris")), request.app_name]
+    if cp:
+        if not main_class:
+            raise BadRequest("Cannot parse config: mainClass parameter is missing!")
+        return main_class, cp
+    raise BadRequest("Cannot parse config: To start the job appName or cp parameters should be configured!")
+
+
+def _string_list(value: Any) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, list):
+        return [str(item).strip() for item in value if str(item).strip()]
+    return [part.strip() for part in str(value).split(",") if part.strip()]
+
+
+def _killed_error(job_id: str) -> ErrorMap:
+    return error_map(f"Job {job_id} killed", KILLED_ERROR_CLASS)
+
+
+def _rejection(kind: str, error: ErrorMap) -> JobServerError:
+    message = error.get("message", "")
+    if kind == FAILURE_NOT_FOUND:
+        return NotFound(message)
+    if kind == FAILURE_INVALID_TYPE:
+        return BadRequest("Invalid job type for this context")
+    if kind == FAILURE_VALIDATION:
+        return ValidationFailed(message, details=dict(error))
+    if kind == FAILURE_MALFORMED_URL:
+        return JobLoadingMalformedUrl(message, details=dict(error))
+    if kind == FAILURE_LOADING:
+        return JobLoadingFailed(message, details=dict(error))
+    return JobServerError(message, details=dict(error))

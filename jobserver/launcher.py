@@ -1,0 +1,184 @@
+"""The spark-submit command line of a context's driver, as a pure function of its inputs.
+
+Context settings map onto Spark the way spark-jobserver mapped them (sjs-contract §4.1):
+``num-cpu-cores`` → ``spark.cores.max``, ``memory-per-node`` → ``spark.executor.memory``, any
+``spark.*`` key verbatim, ``passthrough { k = v }`` verbatim, ``hadoop { k = v }`` as
+``spark.hadoop.k``, and ``launcher { … }`` onto spark-submit itself (``spark.*`` keys as ``--conf``,
+``spark.master`` overriding the master, other keys as ``--key value``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+TOKEN_ENV = "JOBSERVER_DRIVER_TOKEN"
+
+
+def _package_dir(name: str) -> Path:
+    # find_spec locates a package without importing it: the server never runs driver code.
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        raise RuntimeError(f"package {name} is not installed")
+    return Path(spec.origin).resolve().parent
+
+
+DRIVER_SCRIPT = _package_dir("driver") / "__main__.py"
+
+# Settings the server consumes itself; they never reach Spark's configuration.
+_SERVER_ONLY_KEYS = frozenset(
+    {
+        "num-cpu-cores",
+        "memory-per-node",
+        "context-factory",
+        "passthrough",
+        "hadoop",
+        "launcher",
+        "stop-context-on-job-error",
+        "dependent-jar-uris",
+        "cp",
+        "is-adhoc",
+        "context",
+        "streaming",
+        "python",
+        "forked-jvm-init-timeout",
+        "context-init-timeout",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DriverLaunch:
+    """Everything needed to start one driver: what to run and the environment it needs."""
+
+    spark_home: Path
+    master: str
+    deploy_mode: str
+    python: str
+    bus_endpoint: str
+    bundle: Path
+
+
+@dataclass(frozen=True, slots=True)
+class DriverCommand:
+    argv: list[str]
+    env: dict[str, str]
+
+
+def build_driver_command(
+    launch: DriverLaunch,
+    *,
+    context_id: str,
+    context_name: str,
+    context_config: Mapping[str, Any],
+    token: str,
+) -> DriverCommand:
+    spark_conf = spark_conf_for(context_config)
+    launcher = _flatten(context_config.get("launcher") or {})
+    master = str(launcher.pop("spark.master", launch.master))
+    deploy_mode = str(launcher.pop("spark.submit.deployMode", launch.deploy_mode))
+    proxy_user = context_config.get("spark.proxy.user") or _nested(context_config, "spark", "proxy", "user")
+    spark_conf.pop("spark.proxy.user", None)
+    spark_conf["spark.pyspark.python"] = launch.python
+    if deploy_mode == "cluster":
+        # In cluster mode the driver does not inherit spark-submit's environment.
+        spark_conf[f"spark.yarn.appMasterEnv.{TOKEN_ENV}"] = token
+        spark_conf[f"spark.kubernetes.driverEnv.{TOKEN_ENV}"] = token
+    options: list[str] = []
+    for key, value in launcher.items():
+        if key.startswith("spark."):
+            spark_conf[key] = _render(value)
+        else:
+            options += [f"--{key}", _render(value)]
+    argv = [
+        str(launch.spark_home / "bin" / "spark-submit"),
+        "--master",
+        master,
+        "--deploy-mode",
+        deploy_mode,
+        "--name",
+        context_name,
+    ]
+    if proxy_user:
+        argv += ["--proxy-user", str(proxy_user)]
+    argv += options
+    for key in sorted(spark_conf):
+        argv += ["--conf", f"{key}={spark_conf[key]}"]
+    argv += ["--py-files", str(launch.bundle), str(DRIVER_SCRIPT)]
+    argv += ["--server", launch.bus_endpoint, "--context-id", context_id, "--context-name", context_name]
+    env = {
+        "SPARK_HOME": str(launch.spark_home),
+        "PYSPARK_PYTHON": launch.python,
+        "PYSPARK_DRIVER_PYTHON": launch.python,
+        TOKEN_ENV: token,
+    }
+    return DriverCommand(argv=argv, env=env)
+
+
+def spark_conf_for(context_config: Mapping[str, Any]) -> dict[str, str]:
+    """The Spark configuration a context's settings ask for."""
+    conf: dict[str, str] = {}
+    if context_config.get("num-cpu-cores") not in (None, ""):
+        conf["spark.cores.max"] = _render(context_config["num-cpu-cores"])
+    if context_config.get("memory-per-node") not in (None, ""):
+        conf["spark.executor.memory"] = _render(context_config["memory-per-node"])
+    for key, value in _flatten(context_config).items():
+        top = key.split(".", 1)[0]
+        if top in _SERVER_ONLY_KEYS:
+            continue
+        if key.startswith("spark."):
+            conf[key] = _render(value)
+    for key, value in _flatten(context_config.get("passthrough") or {}).items():
+        conf[key] = _render(value)
+    for key, value in _flatten(context_config.get("hadoop") or {}).items():
+        conf[f"spark.hadoop.{key}"] = _render(value)
+    return conf
+
+
+def build_bundle(target: Path) -> Path:
+    """Zip the driver and the sparkjobserver compatibility package for ``--py-files``.
+
+    Drivers on other hosts (YARN cluster mode, Kubernetes) import our code from this zip; local
+    drivers find the same code first on their own path.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_suffix(".tmp")
+    with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
+        for package in ("driver", "sparkjobserver"):
+            root = _package_dir(package)
+            for path in sorted(root.rglob("*.py")):
+                archive.write(path, str(Path(root.name) / path.relative_to(root)))
+    temporary.replace(target)
+    return target
+
+
+def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _nested(values: Mapping[str, Any], *path: str) -> Any:
+    current: Any = values
+    for part in path:
+        if not isinstance(current, Mapping):
+            return None
+        current = current.get(part)
+    return current
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(_render(item) for item in value)
+    return str(value)

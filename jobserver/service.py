@@ -1,0 +1,100 @@
+"""The job server's domain, wired together and started and stopped in the right order.
+
+Start: folders, store (migrations), bus, reconciliation of what the store believed alive, then
+heartbeats and the configured contexts. Stop is the reverse, and stops every driver before the
+store closes so that their final states are written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+import structlog
+
+from jobserver.binaries import BinaryManager
+from jobserver.bus import Bus
+from jobserver.config import Settings
+from jobserver.contexts import ContextManager
+from jobserver.datafiles import DataFiles
+from jobserver.jobs import JobManager
+from jobserver.launcher import DriverLaunch, build_bundle
+from jobserver.storage import Store, create_store
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(eq=False)
+class JobServer:
+    settings: Settings
+    store: Store
+    bus: Bus
+    contexts: ContextManager
+    jobs: JobManager
+    binaries: BinaryManager
+    data: DataFiles
+    _heartbeats: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def start(cls, settings: Settings) -> JobServer:
+        for folder in (settings.work_dir, settings.blob_dir, settings.data_dir, settings.log_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        store = create_store(settings.store_url, blob_dir=settings.blob_dir)
+        await store.open()
+        bus = Bus(
+            bind_address=settings.bus_bind_address,
+            port=settings.bus_port,
+            advertised_host=settings.bus_advertised_host,
+        )
+        launch = DriverLaunch(
+            spark_home=settings.spark_home,
+            master=settings.master,
+            deploy_mode=settings.deploy_mode,
+            python=settings.driver_python,
+            bus_endpoint="",  # known once the bus is bound
+            bundle=build_bundle(settings.work_dir / "driver-bundle.zip"),
+        )
+        contexts = ContextManager(settings, store, bus, launch)
+        server = cls(
+            settings=settings,
+            store=store,
+            bus=bus,
+            contexts=contexts,
+            jobs=JobManager(settings, store, contexts),
+            binaries=BinaryManager(
+                store, blob_dir=settings.blob_dir, max_upload_bytes=settings.max_upload_bytes
+            ),
+            data=DataFiles(settings.data_dir, max_upload_bytes=settings.max_upload_bytes),
+        )
+        try:
+            await bus.start(contexts.on_bus_message)
+            contexts.set_bus_endpoint(bus.endpoint)
+            await contexts.recover()
+        except BaseException:
+            await bus.close()
+            await store.close()
+            raise
+        server._heartbeats = asyncio.create_task(contexts.run_heartbeats(), name="heartbeats")
+        await contexts.start_configured_contexts()
+        log.info(
+            "jobserver_started", port=settings.port, bus=bus.endpoint, store=_redacted(settings.store_url)
+        )
+        return server
+
+    async def stop(self) -> None:
+        await self.contexts.shutdown()
+        if self._heartbeats is not None:
+            self._heartbeats.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeats
+        await self.bus.close()
+        await self.store.close()
+        log.info("jobserver_stopped")
+
+
+def _redacted(url: str) -> str:
+    if "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://***@{rest.split('@', 1)[1]}"

@@ -1,0 +1,1 @@
+"""The HTTP layer: parse the request, call one domain method, render the answer."""

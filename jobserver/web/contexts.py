@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from aiohttp import web
+
+from jobserver.config import expand_dotted, get_path, merge
+from jobserver.errors import JobServerError
+from jobserver.web.keys import SERVER
+from jobserver.web.params import config_body, flag
+from jobserver.web.render import context_info, json_response, success
+
+routes = web.RouteTableDef()
+
+# Query parameters that steer the request itself and are not context settings.
+_REQUEST_PARAMETERS = frozenset({"_method", "force"})
+
+
+@routes.get("/contexts")
+@routes.get("/contexts/")
+async def list_contexts(request: web.Request) -> web.Response:
+    return json_response(await request.app[SERVER].contexts.list_names())
+
+
+@routes.get("/contexts/{name}")
+async def get_context(request: web.Request) -> web.Response:
+    record, _ = await request.app[SERVER].contexts.get(request.match_info["name"])
+    return json_response(context_info(record))
+
+
+@routes.post("/contexts/{name}")
+async def create_context(request: web.Request) -> web.Response:
+    server = request.app[SERVER]
+    parameters = {key: value for key, value in request.query.items() if key not in _REQUEST_PARAMETERS}
+    body = config_body(await request.text())
+    # Body settings win over query parameters, which win over the server's defaults (§2.2).
+    settings = merge(expand_dotted(parameters), get_path(body, "spark.context-settings", {}) or {})
+    config = merge(server.settings.context_defaults, settings)
+    await server.contexts.create(request.match_info["name"], config)
+    return success("Context initialized")
+
+
+@routes.delete("/contexts/{name}")
+async def delete_context(request: web.Request) -> web.Response:
+    force = flag(request.query, "force", False)
+    outcome = await request.app[SERVER].contexts.delete(request.match_info["name"], force=force)
+    if not outcome.finished:
+        return web.Response(status=202, headers={"Location": str(request.url)})
+    return success("Context stopped")
+
+
+@routes.put("/contexts")
+@routes.put("/contexts/{tail:.*}")
+async def reset_contexts(request: web.Request) -> web.Response:
+    if "reset" not in request.query:
+        raise web.HTTPNotFound(text="Request is missing required query parameter 'reset'")
+    if request.query["reset"] != "reboot":
+        raise JobServerError("ERROR")
+    sync = flag(request.query, "sync", True)
+    await request.app[SERVER].contexts.reset(sync=sync)
+    return success("Context reset" if sync else "Context reset requested")

@@ -1,0 +1,7 @@
+from __future__ import annotations
+
+from aiohttp import web
+
+from jobserver.service import JobServer
+
+SERVER = web.AppKey("server", JobServer)

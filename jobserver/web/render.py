@@ -1,0 +1,84 @@
+"""Turning domain records into the contract's JSON (sjs-contract §1.5, §2)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from jobserver.records import BinaryRecord, ContextRecord, JobRecord
+from jobserver.states import JobState
+from jobserver.timeformat import instant, job_time
+
+ADHOC_CONTEXT_NAME = "<<ad-hoc>>"
+
+
+def json_response(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return raw_json_response(json.dumps(value, separators=(",", ":")).encode(), status, headers)
+
+
+def raw_json_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=body, status=status, content_type="application/json", headers=headers)
+
+
+def success(message: str | None = None, status: int = 200) -> web.Response:
+    body: dict[str, Any] = {"status": "SUCCESS"}
+    if message is not None:
+        body["result"] = message
+    return json_response(body, status)
+
+
+def job_report(job: JobRecord, *, status: str | None = None) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "jobId": job.id,
+        "startTime": job_time(job.start_time),
+        "classPath": job.class_path,
+        "context": job.context_name or ADHOC_CONTEXT_NAME,
+        "contextId": job.context_id,
+        "duration": _duration(job),
+        "status": status or job.state.value,
+    }
+    if job.error is not None and job.state in (JobState.ERROR, JobState.KILLED):
+        report["result"] = dict(job.error)
+    return report
+
+
+def with_result(document: dict[str, Any], result_json: bytes | None) -> bytes:
+    """Serialise ``document`` with the job's stored JSON result spliced in as ``result``.
+
+    The result was encoded once, in the driver; it is copied here, never decoded and re-encoded.
+    """
+    head = json.dumps(document, separators=(",", ":")).encode()
+    if result_json is None:
+        return head
+    separator = b"," if len(document) else b""
+    return head[:-1] + separator + b'"result":' + result_json + b"}"
+
+
+def _duration(job: JobRecord) -> str:
+    if job.end_time is None:
+        return "Job not done yet"
+    elapsed_ms = round((job.end_time - job.start_time).total_seconds() * 1000)
+    return f"{elapsed_ms / 1000.0!r} secs"
+
+
+def binary_info(binary: BinaryRecord) -> dict[str, str]:
+    return {"binary-type": binary.binary_type.value, "upload-time": instant(binary.upload_time)}
+
+
+def context_info(context: ContextRecord) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "id": context.id,
+        "name": context.name,
+        "startTime": instant(context.start_time),
+        "endTime": instant(context.end_time) if context.end_time else "Empty",
+        "state": context.state.value,
+    }
+    if context.application_id:
+        info["applicationId"] = context.application_id
+    if context.web_ui_url:
+        info["url"] = context.web_ui_url
+    if context.error:
+        info["error"] = context.error
+    return info
