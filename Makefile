@@ -1,0 +1,43 @@
+# The two commands a newcomer needs: `make run` and `make test`. Everything else is for us.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CONFIG ?=
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint examples bench package deploy clean
+
+install: $(STAMP) examples
+
+# Reinstall only when the project's dependencies change.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+examples: $(STAMP)
+	$(BIN)/python examples/build.py examples/dist
+
+run: install
+	$(BIN)/jobserver $(CONFIG)
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check jobserver driver sparkjobserver tests bench examples
+	$(BIN)/lint-imports
+
+bench: install
+	$(BIN)/python bench/latency.py
+
+package: install
+	bin/server_package.sh
+
+deploy: package
+	bin/server_deploy.sh $(DEPLOY_HOST)
+
+clean:
+	rm -rf $(VENV) examples/dist jobserver-work .pytest_cache
