@@ -1,0 +1,127 @@
+"""What the integration and end-to-end tests share: a real server on an ephemeral port, a client,
+deadline-bounded waiting, and a census of the processes a server started."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp.test_utils import TestServer
+
+from jobserver.config import Settings, load_settings
+from jobserver.web.app import create_app
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES_WHEEL = REPO / "examples" / "dist" / "sjs_python_examples-0.1.0-py3-none-any.whl"
+EXAMPLES_EGG = REPO / "examples" / "dist" / "sjs_python_examples-0.1.0-py3.11.egg"
+FAKE_SPARK_HOMES = REPO / "tests" / "fakes"
+
+# Light, fast local Spark for tests: two cores, no UI, a JVM tuned for start-up over throughput.
+SPARK_TEST_OVERRIDES: dict[str, Any] = {
+    "spark.master": "local[2]",
+    "spark.context-settings.spark.ui.enabled": False,
+    "spark.context-settings.spark.sql.shuffle.partitions": 2,
+    "spark.context-settings.launcher.spark.driver.memory": "512m",
+    "spark.context-settings.launcher.spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+}
+
+
+async def wait_until(
+    condition: Callable[[], Awaitable[Any]], *, timeout_s: float = 30.0, interval_s: float = 0.1, what: str = ""
+) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await condition()
+        if last:
+            return last
+        await asyncio.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what or condition}; last value {last!r}")
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Pids of live processes whose command line contains ``text`` (e.g. a server's work dir)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                command = cmdline.read().replace(b"\0", b" ").decode("utf-8", "replace")
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                state = stat.read().rsplit(b")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if text in command and state != b"Z":
+            pids.append(int(entry))
+    return pids
+
+
+@dataclass
+class Api:
+    """A client of one running server, with the few helpers every test needs."""
+
+    session: aiohttp.ClientSession
+    settings: Settings
+
+    async def call(
+        self, method: str, path: str, *, data: Any = None, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, Any, aiohttp.ClientResponse]:
+        async with self.session.request(method, path, data=data, headers=headers) as response:
+            raw = await response.read()
+            body: Any = raw.decode() if raw else ""
+            if response.content_type == "application/json" and raw:
+                import json
+
+                body = json.loads(raw)
+            return response.status, body, response
+
+    async def upload(self, name: str, path: Path = EXAMPLES_WHEEL, media_type: str = "application/python-wheel") -> None:
+        status, body, _ = await self.call("POST", f"/binaries/{name}", data=path.read_bytes(), headers={"Content-Type": media_type})
+        assert status == 201, body
+
+    async def job_state(self, job_id: str) -> str:
+        status, body, _ = await self.call("GET", f"/jobs/{job_id}")
+        assert status == 200, body
+        return body["status"]
+
+    async def wait_job_state(self, job_id: str, *states: str, timeout_s: float = 60.0) -> dict[str, Any]:
+        async def reached() -> dict[str, Any] | None:
+            _, body, _ = await self.call("GET", f"/jobs/{job_id}")
+            return body if body["status"] in states else None
+
+        return await wait_until(reached, timeout_s=timeout_s, what=f"job {job_id} in {states}")
+
+    async def wait_context_state(self, name: str, *states: str, timeout_s: float = 60.0) -> dict[str, Any]:
+        async def reached() -> dict[str, Any] | None:
+            status, body, _ = await self.call("GET", f"/contexts/{name}")
+            return body if status == 200 and body["state"] in states else None
+
+        return await wait_until(reached, timeout_s=timeout_s, what=f"context {name} in {states}")
+
+
+@asynccontextmanager
+async def running_server(work_dir: Path, overrides: Mapping[str, Any] | None = None) -> AsyncIterator[Api]:
+    """The real application from its factory, on an ephemeral port, with a real bus and store.
+
+    On exit the server is stopped the way production stops it, and no process it started may
+    outlive it.
+    """
+    settings = load_settings(None, {"spark.jobserver.work-dir": str(work_dir), **(overrides or {})})
+    server = TestServer(create_app(settings), host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession(base_url=str(server.make_url(""))) as session:
+            yield Api(session=session, settings=settings)
+    finally:
+        await server.close()
+        leaked = processes_mentioning(str(work_dir))
+        assert not leaked, f"processes outlived their server: {leaked}"
