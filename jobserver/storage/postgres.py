@@ -1,0 +1,390 @@
+"""The production store: PostgreSQL through psycopg 3 (async) and a connection pool.
+
+Blobs live in the database, in chunks of CHUNK_BYTES, so a large binary is never whole in memory
+and every server of an HA pair sees the same bytes; ``blob_file`` exports a blob once into a local
+cache folder and hands out that file. Connections are in autocommit mode: single statements need
+no BEGIN/COMMIT round trips, and the few multi-statement changes open a transaction explicitly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import os
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg.types.json import Json
+from psycopg_pool import AsyncConnectionPool
+
+from jobserver.records import (
+    BinaryRecord,
+    BinaryType,
+    ContextRecord,
+    ErrorMap,
+    JobRecord,
+    from_epoch_ms,
+    to_epoch_ms,
+    utc_now,
+)
+from jobserver.states import FINAL_JOB_STATES, ContextState, JobState, context_sources, job_sources
+from jobserver.storage.base import Store
+from jobserver.storage.blobs import BlobFolder, check_sha256
+from jobserver.storage.migrations import pending_migrations
+from jobserver.storage.postgres_blobs import copy_file_in, export_blob
+from jobserver.storage.rows import (
+    BINARY_COLUMNS,
+    CONTEXT_COLUMNS,
+    JOB_COLUMNS,
+    binary_from_row,
+    column_list,
+    context_from_row,
+    context_values,
+    job_from_row,
+    job_values,
+    json_value,
+    to_json,
+)
+
+Row = tuple[Any, ...]
+Pool = AsyncConnectionPool[psycopg.AsyncConnection[Row]]
+
+DEFAULT_POOL_MIN_SIZE = 1
+DEFAULT_POOL_MAX_SIZE = 10
+POOL_OPEN_TIMEOUT_S = 30.0
+# Serialises schema migrations of servers that start together ("jobserve" in ASCII).
+MIGRATION_LOCK_KEY = 0x6A6F627365727665
+_ACTIVE_JOB_STATES = [state.value for state in JobState if state not in FINAL_JOB_STATES]
+
+_BINARIES = column_list(BINARY_COLUMNS)
+_CONTEXTS = column_list(CONTEXT_COLUMNS)
+# A job row followed by its class path entries, in order.
+_JOBS = column_list(JOB_COLUMNS, "jobs") + (
+    ", ARRAY(SELECT binary_id FROM job_binaries WHERE job_binaries.job_id = jobs.id ORDER BY position)"
+)
+_INSERT_JOB = (
+    f"WITH job AS (INSERT INTO jobs ({column_list(JOB_COLUMNS)})"
+    f" VALUES ({', '.join(['%s'] * len(JOB_COLUMNS))}) RETURNING id),"
+    " class_path AS (INSERT INTO job_binaries (job_id, position, binary_id)"
+    " SELECT job.id, entry.position - 1, entry.binary_id"
+    " FROM job, unnest(%s::bigint[]) WITH ORDINALITY AS entry (binary_id, position))"
+    " INSERT INTO job_configs (job_id, config) SELECT job.id, %s FROM job"
+)
+
+
+def _json(value: Any) -> Json:
+    return Json(value, dumps=to_json)
+
+
+def split_pool_settings(url: str) -> tuple[str, int, int]:
+    """The connection URL without the ``pool_min_size``/``pool_max_size`` query parameters (libpq
+    would refuse them), and the two sizes."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    sizes = {key: int(value) for key, value in query if key in ("pool_min_size", "pool_max_size")}
+    min_size = sizes.get("pool_min_size", DEFAULT_POOL_MIN_SIZE)
+    max_size = sizes.get("pool_max_size", max(min_size, DEFAULT_POOL_MAX_SIZE))
+    if sizes:
+        # quote, not quote_plus: libpq does not read "+" as a space.
+        kept = urlencode([(key, value) for key, value in query if key not in sizes], quote_via=quote)
+        url = urlunsplit(parts._replace(query=kept))
+    return url, min_size, max_size
+
+
+class PostgresStore(Store):
+    def __init__(self, url: str, *, blob_dir: Path) -> None:
+        self._conninfo, self._pool_min_size, self._pool_max_size = split_pool_settings(url)
+        self._cache = BlobFolder(blob_dir)
+        self._pool: Pool | None = None
+
+    # --- plumbing ----------------------------------------------------------------------------------
+
+    @property
+    def _connections(self) -> Pool:
+        if self._pool is None:
+            raise RuntimeError("the store is not open")
+        return self._pool
+
+    async def _fetchone(self, sql: str, params: tuple[Any, ...] = ()) -> Row | None:
+        async with self._connections.connection() as connection:
+            return await (await connection.execute(sql, params)).fetchone()
+
+    async def _fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
+        async with self._connections.connection() as connection:
+            return await (await connection.execute(sql, params)).fetchall()
+
+    @staticmethod
+    async def _migrate(pool: Pool) -> None:
+        async with pool.connection() as connection, connection.transaction():
+            await connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+            cursor = await connection.execute("SELECT to_regclass('schema_version') IS NOT NULL")
+            applied = 0
+            if (await cursor.fetchone() or (False,))[0]:
+                cursor = await connection.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+                applied = (await cursor.fetchone() or (0,))[0]
+            for migration in pending_migrations("postgres", applied):
+                # No parameters: psycopg sends the whole file as one multi-statement query.
+                await connection.execute(migration.sql())
+                await connection.execute(
+                    "INSERT INTO schema_version (version, name, applied_at) VALUES (%s, %s, %s)",
+                    (migration.version, migration.name, to_epoch_ms(utc_now())),
+                )
+
+    # --- life cycle --------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            raise RuntimeError("the store is already open")
+        await asyncio.to_thread(self._cache.create)
+        pool: Pool = AsyncConnectionPool(
+            self._conninfo,
+            min_size=self._pool_min_size,
+            max_size=self._pool_max_size,
+            kwargs={"autocommit": True},
+            open=False,
+            name="jobserver-store",
+        )
+        try:
+            await pool.open(wait=True, timeout=POOL_OPEN_TIMEOUT_S)
+            await self._migrate(pool)
+        except BaseException:
+            await pool.close()
+            raise
+        self._pool = pool
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    # --- binaries ----------------------------------------------------------------------------------
+
+    async def put_blob(self, sha256: str, source: Path) -> None:
+        check_sha256(sha256)
+        async with self._connections.connection() as connection, connection.transaction():
+            # Claiming the hash first makes a concurrent put of the same bytes wait for this one
+            # and then find the blob there.
+            cursor = await connection.execute(
+                "INSERT INTO blobs (sha256, size_bytes, chunk_count) VALUES (%s, 0, 0)"
+                " ON CONFLICT (sha256) DO NOTHING RETURNING sha256",
+                (sha256,),
+            )
+            if await cursor.fetchone() is not None:
+                size_bytes, chunk_count = await copy_file_in(connection, sha256, source)
+                await connection.execute(
+                    "UPDATE blobs SET size_bytes = %s, chunk_count = %s WHERE sha256 = %s",
+                    (size_bytes, chunk_count, sha256),
+                )
+        await asyncio.to_thread(source.unlink, missing_ok=True)
+
+    async def blob_file(self, sha256: str) -> Path:
+        try:
+            path = self._cache.path_of(sha256)
+        except ValueError as error:
+            raise KeyError(sha256) from error
+        # Ask the database even when the file is cached: another server may have deleted the blob.
+        if await self._fetchone("SELECT 1 FROM blobs WHERE sha256 = %s", (sha256,)) is None:
+            await asyncio.to_thread(self._cache.discard, [sha256])
+            raise KeyError(sha256)
+        if not await asyncio.to_thread(path.is_file):
+            partial = self._cache.partial_path(sha256)
+            async with self._connections.connection() as connection:
+                await export_blob(connection, sha256, partial)
+            await asyncio.to_thread(os.replace, partial, path)
+        return path
+
+    async def add_binary_version(
+        self,
+        app_name: str,
+        binary_type: BinaryType,
+        sha256: str,
+        size_bytes: int,
+        upload_time: datetime.datetime,
+    ) -> BinaryRecord:
+        upload_ms = to_epoch_ms(upload_time)
+        try:
+            row = await self._fetchone(
+                "INSERT INTO binaries (app_name, binary_type, upload_time, sha256, size_bytes)"
+                " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                (app_name, binary_type.value, upload_ms, sha256, size_bytes),
+            )
+        except psycopg.errors.ForeignKeyViolation as error:
+            raise KeyError(sha256) from error
+        assert row is not None
+        return BinaryRecord(row[0], app_name, binary_type, from_epoch_ms(upload_ms), sha256, size_bytes)
+
+    async def latest_binaries(self) -> list[BinaryRecord]:
+        rows = await self._fetchall(
+            f"SELECT {_BINARIES} FROM (SELECT {_BINARIES}, ROW_NUMBER() OVER"
+            " (PARTITION BY app_name ORDER BY upload_time DESC, id DESC) AS newness FROM binaries)"
+            " AS versions WHERE newness = 1 ORDER BY app_name"
+        )
+        return [binary_from_row(row) for row in rows]
+
+    async def latest_binary(self, app_name: str) -> BinaryRecord | None:
+        row = await self._fetchone(
+            f"SELECT {_BINARIES} FROM binaries WHERE app_name = %s"
+            " ORDER BY upload_time DESC, id DESC LIMIT 1",
+            (app_name,),
+        )
+        return None if row is None else binary_from_row(row)
+
+    async def get_binaries(self, binary_ids: Collection[int]) -> list[BinaryRecord]:
+        wanted = list(dict.fromkeys(binary_ids))
+        if not wanted:
+            return []
+        sql = f"SELECT {_BINARIES} FROM binaries WHERE id = ANY(%s::bigint[])"
+        rows = await self._fetchall(sql, (wanted,))
+        by_id = {record.id: record for record in map(binary_from_row, rows)}
+        return [by_id[binary_id] for binary_id in wanted if binary_id in by_id]
+
+    async def binary_users(self, app_name: str) -> list[str]:
+        rows = await self._fetchall(
+            "SELECT DISTINCT jobs.id FROM binaries"
+            " JOIN job_binaries ON job_binaries.binary_id = binaries.id"
+            " JOIN jobs ON jobs.id = job_binaries.job_id"
+            " WHERE binaries.app_name = %s AND jobs.state = ANY(%s) ORDER BY jobs.id",
+            (app_name, _ACTIVE_JOB_STATES),
+        )
+        return [row[0] for row in rows]
+
+    async def delete_binary(self, app_name: str) -> bool:
+        async with self._connections.connection() as connection, connection.transaction():
+            cursor = await connection.execute(
+                "DELETE FROM binaries WHERE app_name = %s RETURNING sha256", (app_name,)
+            )
+            hashes = sorted({row[0] for row in await cursor.fetchall()})
+            if not hashes:
+                return False
+            cursor = await connection.execute(
+                "DELETE FROM blobs WHERE sha256 = ANY(%s) AND NOT EXISTS"
+                " (SELECT 1 FROM binaries WHERE binaries.sha256 = blobs.sha256) RETURNING sha256",
+                (hashes,),
+            )
+            unused = [row[0] for row in await cursor.fetchall()]
+        await asyncio.to_thread(self._cache.discard, unused)
+        return True
+
+    # --- contexts ----------------------------------------------------------------------------------
+
+    async def insert_context(self, context: ContextRecord) -> None:
+        marks = ", ".join(["%s"] * len(CONTEXT_COLUMNS))
+        async with self._connections.connection() as connection:
+            await connection.execute(
+                f"INSERT INTO contexts ({_CONTEXTS}) VALUES ({marks})", context_values(context, _json)
+            )
+
+    async def get_context(self, context_id: str) -> ContextRecord | None:
+        row = await self._fetchone(f"SELECT {_CONTEXTS} FROM contexts WHERE id = %s", (context_id,))
+        return None if row is None else context_from_row(row)
+
+    async def latest_context(self, name: str) -> ContextRecord | None:
+        row = await self._fetchone(
+            f"SELECT {_CONTEXTS} FROM contexts WHERE name = %s ORDER BY start_time DESC, id DESC LIMIT 1",
+            (name,),
+        )
+        return None if row is None else context_from_row(row)
+
+    async def list_contexts(self, states: Collection[ContextState] | None = None) -> list[ContextRecord]:
+        where = ""
+        params: tuple[Any, ...] = ()
+        if states is not None:
+            where, params = " WHERE state = ANY(%s)", ([ContextState(state).value for state in states],)
+        rows = await self._fetchall(
+            f"SELECT {_CONTEXTS} FROM contexts{where} ORDER BY start_time DESC, id DESC", params
+        )
+        return [context_from_row(row) for row in rows]
+
+    async def update_context(
+        self,
+        context_id: str,
+        target: ContextState,
+        *,
+        error: str | None = None,
+        application_id: str | None = None,
+        web_ui_url: str | None = None,
+    ) -> ContextRecord | None:
+        sources = [state.value for state in context_sources(target)]
+        if not sources:
+            return None
+        end_ms = to_epoch_ms(utc_now()) if target.is_final else None
+        row = await self._fetchone(
+            "UPDATE contexts SET state = %s, end_time = COALESCE(%s, end_time), error = COALESCE(%s, error),"
+            " application_id = COALESCE(%s, application_id), web_ui_url = COALESCE(%s, web_ui_url)"
+            f" WHERE id = %s AND state = ANY(%s) RETURNING {_CONTEXTS}",
+            (target.value, end_ms, error, application_id, web_ui_url, context_id, sources),
+        )
+        return None if row is None else context_from_row(row)
+
+    # --- jobs --------------------------------------------------------------------------------------
+
+    async def insert_job(self, job: JobRecord, config: Mapping[str, Any]) -> None:
+        # One statement: atomic in autocommit mode, and one round trip on the hot path.
+        params = (*job_values(job, _json), list(job.binary_ids), _json(config))
+        async with self._connections.connection() as connection:
+            await connection.execute(_INSERT_JOB, params)
+
+    @staticmethod
+    def _job(row: Row) -> JobRecord:
+        return job_from_row(row[:-1], row[-1])
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        row = await self._fetchone(f"SELECT {_JOBS} FROM jobs WHERE id = %s", (job_id,))
+        return None if row is None else self._job(row)
+
+    async def list_jobs(self, limit: int, state: JobState | None = None) -> list[JobRecord]:
+        if limit <= 0:
+            return []
+        where, params = ("", ()) if state is None else (" WHERE state = %s", (JobState(state).value,))
+        rows = await self._fetchall(
+            f"SELECT {_JOBS} FROM jobs{where} ORDER BY start_time DESC, id DESC LIMIT %s", (*params, limit)
+        )
+        return [self._job(row) for row in rows]
+
+    async def jobs_in_context(
+        self, context_id: str, states: Collection[JobState] | None = None
+    ) -> list[JobRecord]:
+        where = "context_id = %s"
+        params: tuple[Any, ...] = (context_id,)
+        if states is not None:
+            where, params = where + " AND state = ANY(%s)", (*params, [JobState(s).value for s in states])
+        rows = await self._fetchall(
+            f"SELECT {_JOBS} FROM jobs WHERE {where} ORDER BY start_time DESC, id DESC", params
+        )
+        return [self._job(row) for row in rows]
+
+    async def update_job(
+        self, job_id: str, target: JobState, *, error: ErrorMap | None = None
+    ) -> JobRecord | None:
+        sources = [state.value for state in job_sources(target)]
+        if not sources:
+            return None
+        end_ms = to_epoch_ms(utc_now()) if target.is_final else None
+        row = await self._fetchone(
+            "UPDATE jobs SET state = %s, end_time = COALESCE(%s, end_time), error = COALESCE(%s, error)"
+            f" WHERE id = %s AND state = ANY(%s) RETURNING {_JOBS}",
+            (target.value, end_ms, None if error is None else _json(error), job_id, sources),
+        )
+        return None if row is None else self._job(row)
+
+    async def get_job_config(self, job_id: str) -> Mapping[str, Any] | None:
+        row = await self._fetchone("SELECT config FROM job_configs WHERE job_id = %s", (job_id,))
+        return None if row is None else json_value(row[0])
+
+    async def save_result(self, job_id: str, result_json: bytes) -> None:
+        try:
+            async with self._connections.connection() as connection:
+                await connection.execute(
+                    "INSERT INTO job_results (job_id, result) VALUES (%s, %s)"
+                    " ON CONFLICT (job_id) DO UPDATE SET result = EXCLUDED.result",
+                    (job_id, bytes(result_json)),
+                )
+        except psycopg.errors.ForeignKeyViolation as error:
+            raise KeyError(job_id) from error
+
+    async def get_result(self, job_id: str) -> bytes | None:
+        row = await self._fetchone("SELECT result FROM job_results WHERE job_id = %s", (job_id,))
+        return None if row is None else bytes(row[0])

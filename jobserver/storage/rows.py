@@ -1,0 +1,154 @@
+"""Rows to domain records, shared by the SQL backends.
+
+Both backends select the same columns in the same order (the ``*_COLUMNS`` tuples). SQLite hands
+JSON columns back as text, PostgreSQL as parsed values (JSONB, arrays); the decoders accept both.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from jobserver.records import (
+    BinaryRecord,
+    BinaryType,
+    ContextRecord,
+    JobRecord,
+    from_epoch_ms,
+    to_epoch_ms,
+)
+from jobserver.states import ContextState, JobState
+
+BINARY_COLUMNS = ("id", "app_name", "binary_type", "upload_time", "sha256", "size_bytes")
+CONTEXT_COLUMNS = (
+    "id",
+    "name",
+    "config",
+    "state",
+    "start_time",
+    "end_time",
+    "error",
+    "application_id",
+    "web_ui_url",
+    "is_adhoc",
+)
+JOB_COLUMNS = (
+    "id",
+    "context_id",
+    "context_name",
+    "class_path",
+    "state",
+    "start_time",
+    "end_time",
+    "uris",
+    "error",
+    "callback_url",
+)
+
+
+def column_list(columns: Sequence[str], table_alias: str = "") -> str:
+    prefix = f"{table_alias}." if table_alias else ""
+    return ", ".join(prefix + column for column in columns)
+
+
+def to_json(value: Any) -> str:
+    """Compact JSON; any Mapping (a pyhocon tree, a read-only proxy) is written as an object."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_plain)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def json_value(value: Any) -> Any:
+    """A JSON column's value: parsed when the driver returned text, as is otherwise."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _optional_time(epoch_ms: int | None) -> Any:
+    return None if epoch_ms is None else from_epoch_ms(epoch_ms)
+
+
+def binary_from_row(row: Sequence[Any]) -> BinaryRecord:
+    id_, app_name, binary_type, upload_time, sha256, size_bytes = row
+    return BinaryRecord(
+        id=id_,
+        app_name=app_name,
+        binary_type=BinaryType(binary_type),
+        upload_time=from_epoch_ms(upload_time),
+        sha256=sha256,
+        size_bytes=size_bytes,
+    )
+
+
+def context_from_row(row: Sequence[Any]) -> ContextRecord:
+    id_, name, config, state, start_time, end_time, error, application_id, web_ui_url, is_adhoc = row
+    return ContextRecord(
+        id=id_,
+        name=name,
+        config=json_value(config),
+        state=ContextState(state),
+        start_time=from_epoch_ms(start_time),
+        end_time=_optional_time(end_time),
+        error=error,
+        application_id=application_id,
+        web_ui_url=web_ui_url,
+        is_adhoc=bool(is_adhoc),
+    )
+
+
+def job_from_row(row: Sequence[Any], binary_ids: Sequence[int]) -> JobRecord:
+    id_, context_id, context_name, class_path, state, start_time, end_time, uris, error, callback_url = row
+    return JobRecord(
+        id=id_,
+        context_id=context_id,
+        context_name=context_name,
+        class_path=class_path,
+        state=JobState(state),
+        start_time=from_epoch_ms(start_time),
+        end_time=_optional_time(end_time),
+        binary_ids=tuple(binary_ids),
+        uris=tuple(json_value(uris)),
+        error=None if error is None else json_value(error),
+        callback_url=callback_url,
+    )
+
+
+def _optional_ms(moment: datetime.datetime | None) -> int | None:
+    return None if moment is None else to_epoch_ms(moment)
+
+
+def context_values(context: ContextRecord, encode_json: Callable[[Any], Any]) -> tuple[Any, ...]:
+    """The values of CONTEXT_COLUMNS for an insert; ``encode_json`` adapts JSON for the driver."""
+    return (
+        context.id,
+        context.name,
+        encode_json(context.config),
+        context.state.value,
+        to_epoch_ms(context.start_time),
+        _optional_ms(context.end_time),
+        context.error,
+        context.application_id,
+        context.web_ui_url,
+        context.is_adhoc,
+    )
+
+
+def job_values(job: JobRecord, encode_json: Callable[[Any], Any]) -> tuple[Any, ...]:
+    """The values of JOB_COLUMNS for an insert (the binary ids go to the job_binaries table)."""
+    return (
+        job.id,
+        job.context_id,
+        job.context_name,
+        job.class_path,
+        job.state.value,
+        to_epoch_ms(job.start_time),
+        _optional_ms(job.end_time),
+        encode_json(list(job.uris)),
+        None if job.error is None else encode_json(job.error),
+        job.callback_url,
+    )

@@ -1,0 +1,364 @@
+"""The embedded default store: one SQLite file plus a folder of content-addressed blob files.
+
+One connection, owned by one worker thread: every method hands a plain function to that thread
+and awaits it. SQLite serialises writers anyway, so a single thread costs nothing in throughput,
+keeps the connection thread-safe without locks, and makes each method's statements atomic with
+respect to every other method of this store. Blob files are touched on the same thread, so a
+``delete_binary`` removing an unused blob and an ``add_binary_version`` checking it cannot interleave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import itertools
+import sqlite3
+from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from jobserver.records import (
+    BinaryRecord,
+    BinaryType,
+    ContextRecord,
+    ErrorMap,
+    JobRecord,
+    from_epoch_ms,
+    to_epoch_ms,
+    utc_now,
+)
+from jobserver.states import FINAL_JOB_STATES, ContextState, JobState, context_sources, job_sources
+from jobserver.storage import sqlite_connection
+from jobserver.storage.base import Store
+from jobserver.storage.blobs import BlobFolder
+from jobserver.storage.rows import (
+    BINARY_COLUMNS,
+    CONTEXT_COLUMNS,
+    JOB_COLUMNS,
+    binary_from_row,
+    column_list,
+    context_from_row,
+    context_values,
+    job_from_row,
+    job_values,
+    json_value,
+    to_json,
+)
+from jobserver.storage.sqlite_connection import transaction
+
+_T = TypeVar("_T")
+
+# Stay far below SQLITE_MAX_VARIABLE_NUMBER (999 on old builds).
+_MAX_PARAMETERS = 500
+_ACTIVE_JOB_STATES = tuple(state.value for state in JobState if state not in FINAL_JOB_STATES)
+
+_BINARIES = column_list(BINARY_COLUMNS)
+_CONTEXTS = column_list(CONTEXT_COLUMNS)
+_JOBS = column_list(JOB_COLUMNS)
+_LATEST_BINARY = (
+    f"SELECT {_BINARIES} FROM binaries WHERE app_name = ? ORDER BY upload_time DESC, id DESC LIMIT 1"
+)
+_INSERT_JOB = f"INSERT INTO jobs ({_JOBS}) VALUES ({', '.join('?' * len(JOB_COLUMNS))})"
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+class SqliteStore(Store):
+    def __init__(self, path: str, *, blob_dir: Path) -> None:
+        self._path = path
+        self._blobs = BlobFolder(blob_dir)
+        self._executor: ThreadPoolExecutor | None = None
+        self._connection: sqlite3.Connection | None = None
+
+    # --- plumbing ----------------------------------------------------------------------------------
+
+    async def _call(self, function: Callable[[sqlite3.Connection], _T]) -> _T:
+        if self._executor is None or self._connection is None:
+            raise RuntimeError("the store is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, self._connection)
+
+    def _connect(self) -> sqlite3.Connection:
+        self._blobs.create()
+        return sqlite_connection.connect(self._path)
+
+    # --- life cycle --------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._executor is not None:
+            raise RuntimeError("the store is already open")
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        loop = asyncio.get_running_loop()
+        try:
+            connection = await loop.run_in_executor(executor, self._connect)
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        self._executor, self._connection = executor, connection
+
+    async def close(self) -> None:
+        executor, connection = self._executor, self._connection
+        if executor is None or connection is None:
+            return
+        self._executor = self._connection = None
+        await asyncio.get_running_loop().run_in_executor(executor, sqlite_connection.close, connection)
+        executor.shutdown(wait=True)
+
+    # --- binaries ----------------------------------------------------------------------------------
+
+    async def put_blob(self, sha256: str, source: Path) -> None:
+        await self._call(lambda _: self._blobs.adopt(sha256, source))
+
+    async def blob_file(self, sha256: str) -> Path:
+        return await self._call(lambda _: self._blobs.existing(sha256))
+
+    async def add_binary_version(
+        self,
+        app_name: str,
+        binary_type: BinaryType,
+        sha256: str,
+        size_bytes: int,
+        upload_time: datetime.datetime,
+    ) -> BinaryRecord:
+        upload_ms = to_epoch_ms(upload_time)
+
+        def insert(connection: sqlite3.Connection) -> BinaryRecord:
+            if not self._blobs.has(sha256):
+                raise KeyError(sha256)
+            cursor = connection.execute(
+                "INSERT INTO binaries (app_name, binary_type, upload_time, sha256, size_bytes)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (app_name, binary_type.value, upload_ms, sha256, size_bytes),
+            )
+            assert cursor.lastrowid is not None
+            return BinaryRecord(
+                cursor.lastrowid, app_name, binary_type, from_epoch_ms(upload_ms), sha256, size_bytes
+            )
+
+        return await self._call(insert)
+
+    async def latest_binaries(self) -> list[BinaryRecord]:
+        sql = (
+            f"SELECT {_BINARIES} FROM (SELECT {_BINARIES}, ROW_NUMBER() OVER"
+            " (PARTITION BY app_name ORDER BY upload_time DESC, id DESC) AS newness FROM binaries)"
+            " AS versions WHERE newness = 1 ORDER BY app_name"
+        )
+        rows = await self._call(lambda connection: connection.execute(sql).fetchall())
+        return [binary_from_row(row) for row in rows]
+
+    async def latest_binary(self, app_name: str) -> BinaryRecord | None:
+        sql = _LATEST_BINARY
+        row = await self._call(lambda connection: connection.execute(sql, (app_name,)).fetchone())
+        return None if row is None else binary_from_row(row)
+
+    async def get_binaries(self, binary_ids: Collection[int]) -> list[BinaryRecord]:
+        wanted = list(dict.fromkeys(binary_ids))
+
+        def select(connection: sqlite3.Connection) -> list[Any]:
+            rows: list[Any] = []
+            for start in range(0, len(wanted), _MAX_PARAMETERS):
+                chunk = wanted[start : start + _MAX_PARAMETERS]
+                sql = f"SELECT {_BINARIES} FROM binaries WHERE id IN ({_marks(len(chunk))})"
+                rows.extend(connection.execute(sql, chunk))
+            return rows
+
+        by_id = {record.id: record for record in map(binary_from_row, await self._call(select))}
+        return [by_id[binary_id] for binary_id in wanted if binary_id in by_id]
+
+    async def binary_users(self, app_name: str) -> list[str]:
+        sql = (
+            "SELECT DISTINCT jobs.id FROM binaries"
+            " JOIN job_binaries ON job_binaries.binary_id = binaries.id"
+            " JOIN jobs ON jobs.id = job_binaries.job_id"
+            f" WHERE binaries.app_name = ? AND jobs.state IN ({_marks(len(_ACTIVE_JOB_STATES))})"
+            " ORDER BY jobs.id"
+        )
+        params = (app_name, *_ACTIVE_JOB_STATES)
+        rows = await self._call(lambda connection: connection.execute(sql, params).fetchall())
+        return [row[0] for row in rows]
+
+    async def delete_binary(self, app_name: str) -> bool:
+        def delete(connection: sqlite3.Connection) -> bool:
+            with transaction(connection):
+                hashes = [
+                    row[0]
+                    for row in connection.execute(
+                        "SELECT DISTINCT sha256 FROM binaries WHERE app_name = ?", (app_name,)
+                    )
+                ]
+                connection.execute("DELETE FROM binaries WHERE app_name = ?", (app_name,))
+                unused = [
+                    sha256
+                    for sha256 in hashes
+                    if connection.execute(
+                        "SELECT 1 FROM binaries WHERE sha256 = ? LIMIT 1", (sha256,)
+                    ).fetchone()
+                    is None
+                ]
+            self._blobs.discard(unused)
+            return bool(hashes)
+
+        return await self._call(delete)
+
+    # --- contexts ----------------------------------------------------------------------------------
+
+    async def insert_context(self, context: ContextRecord) -> None:
+        params = context_values(context, to_json)
+        sql = f"INSERT INTO contexts ({_CONTEXTS}) VALUES ({_marks(len(CONTEXT_COLUMNS))})"
+        await self._call(lambda connection: connection.execute(sql, params))
+
+    async def get_context(self, context_id: str) -> ContextRecord | None:
+        sql = f"SELECT {_CONTEXTS} FROM contexts WHERE id = ?"
+        row = await self._call(lambda connection: connection.execute(sql, (context_id,)).fetchone())
+        return None if row is None else context_from_row(row)
+
+    async def latest_context(self, name: str) -> ContextRecord | None:
+        sql = f"SELECT {_CONTEXTS} FROM contexts WHERE name = ? ORDER BY start_time DESC, id DESC LIMIT 1"
+        row = await self._call(lambda connection: connection.execute(sql, (name,)).fetchone())
+        return None if row is None else context_from_row(row)
+
+    async def list_contexts(self, states: Collection[ContextState] | None = None) -> list[ContextRecord]:
+        where = ""
+        params: tuple[str, ...] = ()
+        if states is not None:
+            params = tuple(ContextState(state).value for state in states)
+            where = f" WHERE state IN ({_marks(len(params))})"
+        sql = f"SELECT {_CONTEXTS} FROM contexts{where} ORDER BY start_time DESC, id DESC"
+        rows = await self._call(lambda connection: connection.execute(sql, params).fetchall())
+        return [context_from_row(row) for row in rows]
+
+    async def update_context(
+        self,
+        context_id: str,
+        target: ContextState,
+        *,
+        error: str | None = None,
+        application_id: str | None = None,
+        web_ui_url: str | None = None,
+    ) -> ContextRecord | None:
+        sources = tuple(state.value for state in context_sources(target))
+        if not sources:
+            return None
+        end_ms = to_epoch_ms(utc_now()) if target.is_final else None
+        sql = (
+            "UPDATE contexts SET state = ?, end_time = COALESCE(?, end_time), error = COALESCE(?, error),"
+            " application_id = COALESCE(?, application_id), web_ui_url = COALESCE(?, web_ui_url)"
+            f" WHERE id = ? AND state IN ({_marks(len(sources))})"
+        )
+        params = (target.value, end_ms, error, application_id, web_ui_url, context_id, *sources)
+        select = f"SELECT {_CONTEXTS} FROM contexts WHERE id = ?"
+
+        def update(connection: sqlite3.Connection) -> Any:
+            with transaction(connection):
+                if connection.execute(sql, params).rowcount == 0:
+                    return None
+                return connection.execute(select, (context_id,)).fetchone()
+
+        row = await self._call(update)
+        return None if row is None else context_from_row(row)
+
+    # --- jobs --------------------------------------------------------------------------------------
+
+    async def insert_job(self, job: JobRecord, config: Mapping[str, Any]) -> None:
+        job_params = job_values(job, to_json)
+        binary_params = [(job.id, position, binary_id) for position, binary_id in enumerate(job.binary_ids)]
+        config_json = to_json(config)
+
+        def insert(connection: sqlite3.Connection) -> None:
+            with transaction(connection):
+                connection.execute(_INSERT_JOB, job_params)
+                connection.executemany(
+                    "INSERT INTO job_binaries (job_id, position, binary_id) VALUES (?, ?, ?)", binary_params
+                )
+                connection.execute(
+                    "INSERT INTO job_configs (job_id, config) VALUES (?, ?)", (job.id, config_json)
+                )
+
+        await self._call(insert)
+
+    @staticmethod
+    def _select_jobs(
+        connection: sqlite3.Connection, where: str, params: Sequence[Any], limit: int = -1
+    ) -> list[JobRecord]:
+        # One query: the page of jobs joined with their class path entries, grouped back per job.
+        sql = (
+            f"SELECT {column_list(JOB_COLUMNS, 'page')}, job_binaries.binary_id FROM"
+            f" (SELECT {_JOBS} FROM jobs WHERE {where} ORDER BY start_time DESC, id DESC LIMIT ?) AS page"
+            " LEFT JOIN job_binaries ON job_binaries.job_id = page.id"
+            " ORDER BY page.start_time DESC, page.id DESC, job_binaries.position"
+        )
+        rows = connection.execute(sql, (*params, limit)).fetchall()
+        jobs = []
+        for _, group in itertools.groupby(rows, key=lambda row: row[0]):
+            job_rows = list(group)
+            binary_ids = [row[-1] for row in job_rows if row[-1] is not None]
+            jobs.append(job_from_row(job_rows[0][:-1], binary_ids))
+        return jobs
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        jobs = await self._call(lambda connection: self._select_jobs(connection, "id = ?", (job_id,)))
+        return jobs[0] if jobs else None
+
+    async def list_jobs(self, limit: int, state: JobState | None = None) -> list[JobRecord]:
+        if limit <= 0:
+            return []
+        where, params = ("1 = 1", ()) if state is None else ("state = ?", (JobState(state).value,))
+        return await self._call(lambda connection: self._select_jobs(connection, where, params, limit))
+
+    async def jobs_in_context(
+        self, context_id: str, states: Collection[JobState] | None = None
+    ) -> list[JobRecord]:
+        where = "context_id = ?"
+        params: tuple[str, ...] = (context_id,)
+        if states is not None:
+            values = tuple(JobState(state).value for state in states)
+            where += f" AND state IN ({_marks(len(values))})"
+            params += values
+        return await self._call(lambda connection: self._select_jobs(connection, where, params))
+
+    async def update_job(
+        self, job_id: str, target: JobState, *, error: ErrorMap | None = None
+    ) -> JobRecord | None:
+        sources = tuple(state.value for state in job_sources(target))
+        if not sources:
+            return None
+        end_ms = to_epoch_ms(utc_now()) if target.is_final else None
+        sql = (
+            "UPDATE jobs SET state = ?, end_time = COALESCE(?, end_time), error = COALESCE(?, error)"
+            f" WHERE id = ? AND state IN ({_marks(len(sources))})"
+        )
+        params = (target.value, end_ms, None if error is None else to_json(error), job_id, *sources)
+
+        def update(connection: sqlite3.Connection) -> JobRecord | None:
+            with transaction(connection):
+                if connection.execute(sql, params).rowcount == 0:
+                    return None
+                return self._select_jobs(connection, "id = ?", (job_id,))[0]
+
+        return await self._call(update)
+
+    async def get_job_config(self, job_id: str) -> Mapping[str, Any] | None:
+        sql = "SELECT config FROM job_configs WHERE job_id = ?"
+        row = await self._call(lambda connection: connection.execute(sql, (job_id,)).fetchone())
+        return None if row is None else json_value(row[0])
+
+    async def save_result(self, job_id: str, result_json: bytes) -> None:
+        sql = (
+            "INSERT INTO job_results (job_id, result) VALUES (?, ?)"
+            " ON CONFLICT (job_id) DO UPDATE SET result = excluded.result"
+        )
+
+        def save(connection: sqlite3.Connection) -> None:
+            try:
+                connection.execute(sql, (job_id, bytes(result_json)))
+            except sqlite3.IntegrityError as error:
+                raise KeyError(job_id) from error
+
+        await self._call(save)
+
+    async def get_result(self, job_id: str) -> bytes | None:
+        sql = "SELECT result FROM job_results WHERE job_id = ?"
+        row = await self._call(lambda connection: connection.execute(sql, (job_id,)).fetchone())
+        return None if row is None else bytes(row[0])

@@ -1,0 +1,102 @@
+"""Opening, migrating and closing the SQLite connection, and its transactions.
+
+Everything here runs on the store's worker thread, the connection's only user.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from jobserver.records import to_epoch_ms, utc_now
+from jobserver.storage.migrations import pending_migrations
+
+BUSY_TIMEOUT_MS = 5_000
+
+
+@contextlib.contextmanager
+def transaction(connection: sqlite3.Connection) -> Iterator[None]:
+    # IMMEDIATE takes the write lock at BEGIN: a read-then-write cannot be overtaken by another
+    # process sharing the file between its read and its write.
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+def connect(path: str) -> sqlite3.Connection:
+    """Open the database at ``path`` (creating its folder) and apply pending migrations."""
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    # isolation_level=None: no implicit transactions; multi-statement writes use transaction().
+    connection = sqlite3.connect(
+        path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, cached_statements=256
+    )
+    try:
+        _enable_wal(connection)
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA foreign_keys=ON")
+        connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        migrate(connection)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def close(connection: sqlite3.Connection) -> None:
+    try:
+        connection.execute("PRAGMA optimize")  # refreshes the planner's statistics; cheap
+    finally:
+        connection.close()
+
+
+def migrate(connection: sqlite3.Connection) -> None:
+    """Apply the pending sql/sqlite migrations in one transaction, which also holds off another
+    process migrating the same file."""
+    with transaction(connection):
+        has_versions = connection.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+        ).fetchone()
+        applied = 0
+        if has_versions:
+            applied = connection.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
+        for migration in pending_migrations("sqlite", applied):
+            for statement in _statements(migration.sql()):
+                connection.execute(statement)
+            connection.execute(
+                "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
+                (migration.version, migration.name, to_epoch_ms(utc_now())),
+            )
+
+
+def _enable_wal(connection: sqlite3.Connection) -> None:
+    # Switching a new database to WAL needs an exclusive lock and SQLite answers "locked" at once,
+    # without its busy handler, while another process opens the same file: retry until the timeout.
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration script into statements (``executescript`` would commit our transaction)."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending
+            pending = ""
+    if pending.strip():
+        yield pending

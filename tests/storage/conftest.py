@@ -1,0 +1,92 @@
+"""The ``store`` fixture: every contract test runs once per backend."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from jobserver.storage import Store, create_store
+
+
+class Backend:
+    """Makes stores of one backend on the same database, and peeks at what they stored."""
+
+    dialect = ""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.blob_dir = tmp_path / "state" / "blobs"
+
+    def new_store(self) -> Store:
+        raise NotImplementedError
+
+    def applied_versions(self) -> list[int]:
+        raise NotImplementedError
+
+    def stored_blob_count(self) -> int:
+        raise NotImplementedError
+
+
+class SqliteBackend(Backend):
+    dialect = "sqlite"
+
+    def __init__(self, tmp_path: Path) -> None:
+        super().__init__(tmp_path)
+        self.database = tmp_path / "state" / "db" / "jobserver.sqlite"
+
+    def new_store(self) -> Store:
+        return create_store(f"sqlite://{self.database}", blob_dir=self.blob_dir)
+
+    def applied_versions(self) -> list[int]:
+        connection = sqlite3.connect(self.database)
+        try:
+            rows = connection.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
+        finally:
+            connection.close()
+        return [row[0] for row in rows]
+
+    def stored_blob_count(self) -> int:
+        return sum(1 for path in self.blob_dir.iterdir() if not path.name.startswith("."))
+
+
+class PostgresBackend(Backend):
+    dialect = "postgres"
+
+    def __init__(self, tmp_path: Path, url: str) -> None:
+        super().__init__(tmp_path)
+        self.url = url
+
+    def new_store(self) -> Store:
+        # The pool sizes ride on the URL, as in the server's configuration.
+        return create_store(f"{self.url}?pool_min_size=1&pool_max_size=4", blob_dir=self.blob_dir)
+
+    def _query(self, sql: str) -> list[tuple[int, ...]]:
+        with psycopg.connect(self.url) as connection:
+            return connection.execute(sql).fetchall()
+
+    def applied_versions(self) -> list[int]:
+        return [row[0] for row in self._query("SELECT version FROM schema_version ORDER BY version")]
+
+    def stored_blob_count(self) -> int:
+        return self._query("SELECT count(*) FROM blobs")[0][0]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    if request.param == "sqlite":
+        return SqliteBackend(tmp_path)
+    # Requested only here, so that the sqlite runs never start PostgreSQL.
+    return PostgresBackend(tmp_path, request.getfixturevalue("fresh_postgres_url"))
+
+
+@pytest.fixture
+async def store(backend: Backend) -> AsyncIterator[Store]:
+    opened = backend.new_store()
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()

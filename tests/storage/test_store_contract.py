@@ -1,0 +1,425 @@
+"""The storage contract (jobserver/storage/base.py), checked on every backend."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from jobserver.records import BinaryRecord, BinaryType, ContextRecord, JobRecord, from_epoch_ms, utc_now
+from jobserver.states import ContextState, JobState
+from jobserver.storage import Store
+from jobserver.storage.migrations import list_migrations
+from tests.storage.conftest import Backend
+
+BASE_MS = 1_700_000_000_000
+
+
+def at(offset_ms: int) -> datetime.datetime:
+    return from_epoch_ms(BASE_MS + offset_ms)
+
+
+def make_job(
+    job_id: str,
+    *,
+    start_ms: int = 0,
+    state: JobState = JobState.STARTED,
+    context_id: str = "ctx-1",
+    binary_ids: tuple[int, ...] = (),
+) -> JobRecord:
+    return JobRecord(
+        id=job_id,
+        context_id=context_id,
+        context_name="shared",
+        class_path="jobs.WordCount",
+        state=state,
+        start_time=at(start_ms),
+        binary_ids=binary_ids,
+    )
+
+
+def make_context(
+    context_id: str, *, name: str = "shared", start_ms: int = 0, state: ContextState = ContextState.STARTED
+) -> ContextRecord:
+    return ContextRecord(
+        id=context_id, name=name, config={"num-cpu-cores": 2}, state=state, start_time=at(start_ms)
+    )
+
+
+async def put_bytes(store: Store, tmp_path: Path, content: bytes) -> str:
+    """Put ``content`` as a blob from a fresh temporary file; returns its hash."""
+    sha256 = hashlib.sha256(content).hexdigest()
+    source = tmp_path / f"upload-{hashlib.md5(content).hexdigest()}-{len(list(tmp_path.iterdir()))}"
+    source.write_bytes(content)
+    await store.put_blob(sha256, source)
+    assert not source.exists()
+    return sha256
+
+
+async def upload(
+    store: Store, tmp_path: Path, app_name: str, content: bytes, upload_ms: int = 0
+) -> BinaryRecord:
+    sha256 = await put_bytes(store, tmp_path, content)
+    return await store.add_binary_version(app_name, BinaryType.WHEEL, sha256, len(content), at(upload_ms))
+
+
+# --- life cycle ------------------------------------------------------------------------------------
+
+
+async def test_opening_creates_blob_folder(store: Store, backend: Backend) -> None:
+    assert backend.blob_dir.is_dir()
+
+
+async def test_reopening_store_keeps_data_and_applies_no_migration_twice(backend: Backend) -> None:
+    first = backend.new_store()
+    await first.open()
+    await first.insert_context(make_context("ctx-1"))
+    await first.close()
+
+    second = backend.new_store()
+    await second.open()
+    try:
+        assert await second.get_context("ctx-1") == make_context("ctx-1")
+    finally:
+        await second.close()
+    assert backend.applied_versions() == [migration.version for migration in list_migrations(backend.dialect)]
+
+
+async def test_two_stores_opening_together_migrate_once(backend: Backend) -> None:
+    stores = [backend.new_store(), backend.new_store()]
+    await asyncio.gather(*(store.open() for store in stores))
+    for store in stores:
+        await store.close()
+    assert backend.applied_versions() == [migration.version for migration in list_migrations(backend.dialect)]
+
+
+# --- blobs and binaries ----------------------------------------------------------------------------
+
+
+async def test_put_blob_takes_the_file_and_blob_file_gives_the_bytes_back(
+    store: Store, tmp_path: Path
+) -> None:
+    content = b"\x00wheel bytes\xff" * 1000
+    sha256 = await put_bytes(store, tmp_path, content)
+
+    assert (await store.blob_file(sha256)).read_bytes() == content
+
+
+async def test_blob_larger_than_a_chunk_round_trips(store: Store, tmp_path: Path) -> None:
+    content = bytes(range(256)) * (10 * 1024 + 7)  # ~2.5 MiB, not a multiple of any chunk size
+
+    sha256 = await put_bytes(store, tmp_path, content)
+
+    assert hashlib.sha256((await store.blob_file(sha256)).read_bytes()).hexdigest() == sha256
+
+
+async def test_blob_file_of_unknown_hash_raises_key_error(store: Store) -> None:
+    with pytest.raises(KeyError):
+        await store.blob_file("0" * 64)
+    with pytest.raises(KeyError):
+        await store.blob_file("../../etc/passwd")
+
+
+async def test_blob_stored_once_for_two_names(store: Store, backend: Backend, tmp_path: Path) -> None:
+    first = await upload(store, tmp_path, "app-a", b"same bytes")
+    second = await upload(store, tmp_path, "app-b", b"same bytes")
+
+    assert first.sha256 == second.sha256
+    assert backend.stored_blob_count() == 1
+    assert (await store.blob_file(first.sha256)).read_bytes() == b"same bytes"
+
+
+async def test_adding_version_of_missing_blob_raises_key_error(store: Store) -> None:
+    with pytest.raises(KeyError):
+        await store.add_binary_version("app", BinaryType.JAR, "1" * 64, 10, at(0))
+    assert await store.latest_binary("app") is None
+
+
+async def test_latest_binary_is_newest_upload(store: Store, tmp_path: Path) -> None:
+    await upload(store, tmp_path, "app", b"v1", upload_ms=1000)
+    newest = await upload(store, tmp_path, "app", b"v3", upload_ms=3000)
+    await upload(store, tmp_path, "app", b"v2", upload_ms=2000)
+
+    assert await store.latest_binary("app") == newest
+    assert await store.latest_binary("other") is None
+
+
+async def test_binary_version_round_trips_all_fields(store: Store, tmp_path: Path) -> None:
+    sha256 = await put_bytes(store, tmp_path, b"jar bytes")
+    added = await store.add_binary_version("app", BinaryType.JAR, sha256, 9, at(1234))
+
+    assert added == BinaryRecord(added.id, "app", BinaryType.JAR, at(1234), sha256, 9)
+    assert await store.get_binaries([added.id]) == [added]
+
+
+async def test_latest_binaries_lists_newest_version_of_each_name_by_name(
+    store: Store, tmp_path: Path
+) -> None:
+    await upload(store, tmp_path, "zeta", b"z1", upload_ms=1)
+    zeta = await upload(store, tmp_path, "zeta", b"z2", upload_ms=2)
+    alpha = await upload(store, tmp_path, "alpha", b"a1", upload_ms=5)
+
+    assert await store.latest_binaries() == [alpha, zeta]
+
+
+async def test_get_binaries_keeps_requested_order_and_skips_unknown_ids(store: Store, tmp_path: Path) -> None:
+    one = await upload(store, tmp_path, "one", b"1")
+    two = await upload(store, tmp_path, "two", b"2")
+
+    assert await store.get_binaries([two.id, 999_999, one.id, two.id]) == [two, one]
+    assert await store.get_binaries([]) == []
+
+
+async def test_deleting_binary_removes_every_version_and_its_unused_blobs(
+    store: Store, tmp_path: Path
+) -> None:
+    old = await upload(store, tmp_path, "app", b"old", upload_ms=1)
+    new = await upload(store, tmp_path, "app", b"new", upload_ms=2)
+
+    assert await store.delete_binary("app") is True
+
+    assert await store.latest_binary("app") is None
+    assert await store.get_binaries([old.id, new.id]) == []
+    for sha256 in (old.sha256, new.sha256):
+        with pytest.raises(KeyError):
+            await store.blob_file(sha256)
+
+
+async def test_deleting_binary_keeps_blob_used_by_other_name(store: Store, tmp_path: Path) -> None:
+    doomed = await upload(store, tmp_path, "doomed", b"shared bytes")
+    kept = await upload(store, tmp_path, "kept", b"shared bytes")
+
+    await store.delete_binary("doomed")
+
+    assert await store.latest_binary("kept") == kept
+    assert (await store.blob_file(doomed.sha256)).read_bytes() == b"shared bytes"
+
+
+async def test_deleting_unknown_binary_returns_false(store: Store) -> None:
+    assert await store.delete_binary("nothing") is False
+
+
+async def test_binary_users_lists_only_unfinished_jobs_of_any_version(store: Store, tmp_path: Path) -> None:
+    v1 = await upload(store, tmp_path, "app", b"v1", upload_ms=1)
+    v2 = await upload(store, tmp_path, "app", b"v2", upload_ms=2)
+    other = await upload(store, tmp_path, "other", b"o", upload_ms=3)
+    jobs = {
+        "on-v1-running": (JobState.RUNNING, (v1.id,)),
+        "on-v2-started": (JobState.STARTED, (other.id, v2.id)),
+        "on-v1-restarting": (JobState.RESTARTING, (v1.id,)),
+        "on-v2-finished": (JobState.FINISHED, (v2.id,)),
+        "on-v1-error": (JobState.ERROR, (v1.id,)),
+        "on-other-running": (JobState.RUNNING, (other.id,)),
+    }
+    for job_id, (state, binary_ids) in jobs.items():
+        await store.insert_job(make_job(job_id, state=state, binary_ids=binary_ids), {})
+
+    assert sorted(await store.binary_users("app")) == ["on-v1-restarting", "on-v1-running", "on-v2-started"]
+    assert await store.binary_users("unknown") == []
+
+
+# --- contexts --------------------------------------------------------------------------------------
+
+
+async def test_context_round_trips_every_field(store: Store) -> None:
+    context = ContextRecord(
+        id="ctx-1",
+        name="ünïcode ctx",
+        config={"spark.executor.memory": "2g", "nested": {"list": [1, 2.5, None, True]}, "is-adhoc": True},
+        state=ContextState.RUNNING,
+        start_time=at(17),
+        end_time=None,
+        error=None,
+        application_id="app-2024-0001",
+        web_ui_url="http://driver:4040",
+        is_adhoc=True,
+    )
+    await store.insert_context(context)
+
+    stored = await store.get_context("ctx-1")
+    assert stored == context
+    assert stored is not None and list(stored.config) == ["spark.executor.memory", "nested", "is-adhoc"]
+    assert await store.get_context("nope") is None
+
+
+async def test_latest_context_is_most_recently_started_of_name(store: Store) -> None:
+    await store.insert_context(make_context("old", start_ms=1, state=ContextState.FINISHED))
+    await store.insert_context(make_context("new", start_ms=3, state=ContextState.ERROR))
+    await store.insert_context(make_context("middle", start_ms=2))
+    await store.insert_context(make_context("elsewhere", name="other", start_ms=9))
+
+    latest = await store.latest_context("shared")
+    assert latest is not None and latest.id == "new"
+    assert await store.latest_context("missing") is None
+
+
+async def test_list_contexts_newest_first_with_state_filter(store: Store) -> None:
+    await store.insert_context(make_context("a", start_ms=1, state=ContextState.RUNNING))
+    await store.insert_context(make_context("b", start_ms=3, state=ContextState.FINISHED))
+    await store.insert_context(make_context("c", start_ms=2, state=ContextState.STARTED))
+
+    assert [c.id for c in await store.list_contexts()] == ["b", "c", "a"]
+    running_or_started = await store.list_contexts([ContextState.RUNNING, ContextState.STARTED])
+    assert [c.id for c in running_or_started] == ["c", "a"]
+    assert await store.list_contexts([]) == []
+
+
+async def test_context_update_sets_driver_details_only_when_given(store: Store) -> None:
+    await store.insert_context(make_context("ctx-1"))
+
+    running = await store.update_context(
+        "ctx-1", ContextState.RUNNING, application_id="app-1", web_ui_url="http://ui"
+    )
+    stopping = await store.update_context("ctx-1", ContextState.STOPPING)
+
+    assert running is not None and (running.state, running.application_id) == (ContextState.RUNNING, "app-1")
+    assert stopping is not None
+    assert (stopping.application_id, stopping.web_ui_url, stopping.end_time) == ("app-1", "http://ui", None)
+
+
+async def test_context_entering_error_stores_error_and_end_time(store: Store) -> None:
+    await store.insert_context(make_context("ctx-1"))
+    before = utc_now()
+
+    failed = await store.update_context("ctx-1", ContextState.ERROR, error="driver lost")
+
+    assert failed is not None and failed.error == "driver lost"
+    assert failed.end_time is not None and before <= failed.end_time <= utc_now()
+    assert await store.get_context("ctx-1") == failed
+
+
+async def test_context_cas_refuses_finished_to_running(store: Store) -> None:
+    await store.insert_context(make_context("ctx-1", state=ContextState.STOPPING))
+    finished = await store.update_context("ctx-1", ContextState.FINISHED)
+
+    assert await store.update_context("ctx-1", ContextState.RUNNING, application_id="late") is None
+    assert await store.get_context("ctx-1") == finished
+    assert await store.update_context("unknown", ContextState.RUNNING) is None
+
+
+# --- jobs ------------------------------------------------------------------------------------------
+
+
+async def test_job_round_trips_class_path_uris_and_callback(store: Store) -> None:
+    job = JobRecord(
+        id="job-1",
+        context_id="ctx-1",
+        context_name="shared",
+        class_path="example.WordCount",
+        state=JobState.STARTED,
+        start_time=at(42),
+        binary_ids=(7, 3, 5),
+        uris=("hdfs:///libs/a.jar", "https://repo/b.whl"),
+        callback_url="http://client/callback",
+    )
+    await store.insert_job(job, {"input": {"strings": ["a", "b"]}})
+
+    assert await store.get_job("job-1") == job
+    assert await store.get_job("missing") is None
+
+
+async def test_list_jobs_newest_first_with_limit_and_state_filter(store: Store) -> None:
+    for number, state in enumerate([JobState.FINISHED, JobState.RUNNING, JobState.FINISHED, JobState.ERROR]):
+        await store.insert_job(make_job(f"job-{number}", start_ms=number, state=state), {})
+
+    assert [job.id for job in await store.list_jobs(limit=10)] == ["job-3", "job-2", "job-1", "job-0"]
+    assert [job.id for job in await store.list_jobs(limit=2)] == ["job-3", "job-2"]
+    assert [job.id for job in await store.list_jobs(10, JobState.FINISHED)] == ["job-2", "job-0"]
+    assert await store.list_jobs(limit=0) == []
+
+
+async def test_jobs_in_context_filters_by_state(store: Store) -> None:
+    await store.insert_job(make_job("a", start_ms=1, state=JobState.RUNNING, binary_ids=(1, 2)), {})
+    await store.insert_job(make_job("b", start_ms=2, state=JobState.FINISHED), {})
+    await store.insert_job(make_job("c", start_ms=3, context_id="ctx-2"), {})
+
+    assert [job.id for job in await store.jobs_in_context("ctx-1")] == ["b", "a"]
+    running = await store.jobs_in_context("ctx-1", [JobState.RUNNING, JobState.STARTED])
+    assert [(job.id, job.binary_ids) for job in running] == [("a", (1, 2))]
+
+
+async def test_entering_final_state_sets_end_time(store: Store) -> None:
+    await store.insert_job(make_job("job-1"), {})
+    running = await store.update_job("job-1", JobState.RUNNING)
+    before = utc_now()
+
+    finished = await store.update_job("job-1", JobState.FINISHED)
+
+    assert running is not None and running.end_time is None
+    assert finished is not None and finished.state is JobState.FINISHED
+    assert finished.end_time is not None and before <= finished.end_time <= utc_now()
+    assert await store.get_job("job-1") == finished
+
+
+async def test_job_error_map_is_stored_when_entering_error(store: Store) -> None:
+    await store.insert_job(make_job("job-1", binary_ids=(4,)), {})
+    error = {"message": "boom", "errorClass": "ValueError", "stack": "Traceback…\n  line 1"}
+
+    failed = await store.update_job("job-1", JobState.ERROR, error=error)
+
+    assert failed is not None and failed.error == error and failed.binary_ids == (4,)
+    assert await store.get_job("job-1") == failed
+
+
+async def test_killed_job_stays_killed_when_finish_arrives_late(store: Store) -> None:
+    await store.insert_job(make_job("job-1", state=JobState.RUNNING), {})
+    killed = await store.update_job("job-1", JobState.KILLED)
+
+    assert await store.update_job("job-1", JobState.FINISHED) is None
+    assert await store.update_job("job-1", JobState.ERROR, error={"message": "late"}) is None
+    assert await store.update_job("job-1", JobState.RUNNING) is None
+    assert await store.get_job("job-1") == killed
+
+
+async def test_concurrent_finish_and_kill_have_exactly_one_winner(store: Store) -> None:
+    await store.insert_job(make_job("job-1", state=JobState.RUNNING), {})
+
+    results = await asyncio.gather(
+        store.update_job("job-1", JobState.FINISHED), store.update_job("job-1", JobState.KILLED)
+    )
+
+    winners = [result for result in results if result is not None]
+    assert len(winners) == 1
+    assert await store.get_job("job-1") == winners[0]
+
+
+async def test_update_of_unknown_job_changes_nothing(store: Store) -> None:
+    assert await store.update_job("missing", JobState.RUNNING) is None
+    assert await store.get_job("missing") is None
+
+
+async def test_job_config_and_result_round_trip_bytes_exactly(store: Store) -> None:
+    config = {"input": {"strings": ["a", "b", "ü"]}, "z": 1, "a": [None, 1.5, True]}
+    result = json.dumps({"result": ["x", "ÿ"]}, ensure_ascii=False).encode() + b"\x00\xff\n"
+    await store.insert_job(make_job("job-1"), config)
+
+    await store.save_result("job-1", result)
+
+    stored_config = await store.get_job_config("job-1")
+    assert stored_config == config and list(stored_config) == ["input", "z", "a"]
+    assert await store.get_result("job-1") == result
+
+
+async def test_missing_config_and_result_are_none(store: Store) -> None:
+    await store.insert_job(make_job("job-1"), {})
+
+    assert await store.get_result("job-1") is None
+    assert await store.get_job_config("missing") is None
+
+
+async def test_saving_result_again_replaces_it(store: Store) -> None:
+    await store.insert_job(make_job("job-1"), {})
+
+    await store.save_result("job-1", b'"first"')
+    await store.save_result("job-1", b'"second"')
+
+    assert await store.get_result("job-1") == b'"second"'
+
+
+async def test_saving_result_of_unknown_job_raises_key_error(store: Store) -> None:
+    with pytest.raises(KeyError):
+        await store.save_result("missing", b"{}")
