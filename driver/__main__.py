@@ -44,6 +44,7 @@ from driver.spark import SparkHandle, build_spark
 
 TOKEN_ENV = "JOBSERVER_DRIVER_TOKEN"
 HANDSHAKE_TIMEOUT_S = 30.0
+JOB_STOP_GRACE_S = 5.0  # how long killed jobs get to end before Spark stops under them
 
 log = logging.getLogger("driver")
 
@@ -77,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     link.post(DriverStopping(reason=reason))
     driver.stop()
     link.close()
-    return 0 if driver.booted_ok is not False else 3
+    code = 0 if driver.booted_ok is not False else 3
+    # A job thread that ignores being killed must not keep the process (and its JVM) alive.
+    logging.shutdown()
+    os._exit(code)
 
 
 class Driver:
@@ -136,7 +140,9 @@ class Driver:
 
     def stop(self) -> None:
         if self._runner is not None:
-            self._runner.shutdown()
+            stuck = self._runner.shutdown(JOB_STOP_GRACE_S)
+            if stuck:
+                log.warning("jobs still running after %.0f s, stopping anyway: %s", JOB_STOP_GRACE_S, stuck)
         if self._spark is not None:
             self._spark.stop()
 

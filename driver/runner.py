@@ -14,6 +14,7 @@ import logging
 import shutil
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -72,6 +73,7 @@ class JobRunner:
         self._result_chunk_bytes = max(result_chunk_bytes, 1024)
         self._executor = ThreadPoolExecutor(max_workers=max(max_jobs, 1), thread_name_prefix="job")
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)  # notified whenever a job thread ends
         self._threads: dict[str, int] = {}  # job id -> thread ident while it runs
         self._killed: set[str] = set()
         self._loaded_packages: dict[str, Path] = {}  # sha256 -> local file on sys.path
@@ -96,10 +98,16 @@ class JobRunner:
             ctypes.c_ulong(thread_id), ctypes.py_object(JobKilledError)
         )
 
-    def shutdown(self) -> None:
+    def shutdown(self, grace_s: float) -> list[str]:
+        """Kill every job and wait up to ``grace_s`` for their threads; returns those still running."""
         for job_id in self.running_job_ids():
             self.kill(job_id)
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + grace_s
+        with self._idle:
+            while self._threads and time.monotonic() < deadline:
+                self._idle.wait(max(deadline - time.monotonic(), 0.0))
+            return list(self._threads)
 
     # --- one job ---------------------------------------------------------------------------------
 
@@ -120,6 +128,7 @@ class JobRunner:
             with self._lock:
                 self._threads.pop(job_id, None)
                 self._killed.discard(job_id)
+                self._idle.notify_all()
 
     def _was_killed(self, job_id: str) -> bool:
         with self._lock:

@@ -55,3 +55,20 @@ class PythonSleepJob(SparkJob):
         while (remaining_s := deadline - time.monotonic()) > 0:
             time.sleep(min(STEP_S, remaining_s))
         return data
+
+
+class StubbornJob(SparkJob):
+    """Ignores being killed: sleeps ``sleep.seconds`` whatever happens (for testing stops that
+    must wait for, or escalate past, a job that does not cooperate)."""
+
+    def validate(self, context, runtime, config):
+        return read_seconds(config)
+
+    def run_job(self, context, runtime, data):
+        deadline = time.monotonic() + data
+        while (remaining_s := deadline - time.monotonic()) > 0:
+            try:
+                time.sleep(min(STEP_S, remaining_s))
+            except BaseException:  # noqa: S110 - the point of this job is to ignore the kill
+                pass
+        return data

@@ -1,0 +1,57 @@
+"""The real driver (driver.__main__) with a stand-in for Spark: no JVM, same protocol, same jobs
+as long as they do not touch Spark. Used through tests/fakes/light/bin/spark-submit."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
+
+import driver.__main__ as driver_main  # noqa: E402
+from driver.spark import SparkHandle, factory_kind  # noqa: E402
+
+
+class StandInSparkContext:
+    applicationId = "stand-in-0001"
+    uiWebUrl = None
+    version = "stand-in"
+
+    def __init__(self) -> None:
+        self.cancelled: list[str] = []
+        self._local = threading.local()
+
+    def setJobGroup(self, group_id: str, description: str, interrupt: bool = False) -> None:  # noqa: N802
+        self._local.group = group_id
+
+    def cancelJobGroup(self, group_id: str) -> None:  # noqa: N802
+        self.cancelled.append(group_id)
+
+    def addPyFile(self, path: str) -> None:  # noqa: N802
+        sys.path.insert(0, path)
+
+
+class StandInSession:
+    def __init__(self) -> None:
+        self.sparkContext = StandInSparkContext()
+
+    def stop(self) -> None:
+        pass
+
+
+def build_stand_in(context_config):
+    session = StandInSession()
+    return SparkHandle(kind=factory_kind(context_config), session=session, spark_context=session.sparkContext)
+
+
+def driver_arguments(arguments: list[str]) -> list[str]:
+    """What follows the driver script in a spark-submit command line."""
+    for index, argument in enumerate(arguments):
+        if argument.endswith("driver/__main__.py"):
+            return arguments[index + 1 :]
+    raise SystemExit("light spark-submit: no driver script in the arguments")
+
+
+driver_main.build_spark = build_stand_in
+sys.exit(driver_main.main(driver_arguments(sys.argv[1:])))

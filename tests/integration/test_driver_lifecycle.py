@@ -1,0 +1,110 @@
+"""Driver life cycles with the real driver code but no JVM (tests/fakes: stand-in spark-submits)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+from pathlib import Path
+
+import msgpack
+import zmq
+import zmq.asyncio
+
+from driver.protocol import Hello, Rejected, decode, encode
+from tests.support import FAKE_SPARK_HOMES, processes_mentioning, running_server, wait_until
+
+
+def fake_spark(kind: str, **overrides: object) -> dict[str, object]:
+    return {"spark.home": str(FAKE_SPARK_HOMES / kind), **overrides}
+
+
+async def test_driver_that_never_connects_makes_the_context_error_and_is_killed(tmp_path: Path) -> None:
+    async with running_server(tmp_path, fake_spark("hang", **{"spark.jobserver.context-creation-timeout": "1s"})) as api:
+        status, body, _ = await api.call("POST", "/contexts/late")
+        assert status == 500
+        assert body["status"] == "CONTEXT INIT ERROR"
+        assert body["result"]["message"] == "Context failed to connect back within initialization time"
+        _, info, _ = await api.call("GET", "/contexts/late")
+        assert info["state"] == "ERROR"
+        await wait_until(lambda: _gone(info["id"]), timeout_s=10, what="hanging spark-submit killed")
+
+
+async def test_spark_submit_that_fails_reports_its_output(tmp_path: Path) -> None:
+    async with running_server(tmp_path, fake_spark("crash")) as api:
+        status, body, _ = await api.call("POST", "/contexts/broken")
+        assert status == 500
+        assert body["status"] == "CONTEXT INIT ERROR"
+        assert "exited with code 1" in body["result"]["message"]
+        assert "no Java runtime found" in body["result"]["stack"]
+        assert (await api.call("GET", "/contexts/broken"))[1]["state"] == "ERROR"
+
+
+async def test_stand_in_driver_runs_jobs_and_stops_cleanly(tmp_path: Path) -> None:
+    async with running_server(tmp_path, fake_spark("light")) as api:
+        await api.upload("examples")
+        assert (await api.call("POST", "/contexts/light"))[0] == 200
+        status, body, _ = await api.call(
+            "POST", "/jobs?appName=examples&classPath=example_jobs.echo.EchoJob&context=light&sync=true",
+            data='{"input": {"x": [1, 2]}}',
+        )
+        assert (status, body["result"]) == (200, {"x": [1, 2]})
+        assert (await api.call("DELETE", "/contexts/light"))[:2] == (
+            200,
+            {"status": "SUCCESS", "result": "Context stopped"},
+        )
+
+
+async def test_a_stopped_driver_is_declared_lost_and_its_jobs_fail(tmp_path: Path) -> None:
+    overrides = fake_spark(
+        "light", **{"spark.jobserver.heartbeat.interval": "200ms", "spark.jobserver.heartbeat.timeout": "1s"}
+    )
+    async with running_server(tmp_path, overrides) as api:
+        await api.upload("examples")
+        assert (await api.call("POST", "/contexts/frozen"))[0] == 200
+        _, info, _ = await api.call("GET", "/contexts/frozen")
+        _, body, _ = await api.call(
+            "POST",
+            "/jobs?appName=examples&classPath=example_jobs.sleep_job.PythonSleepJob&context=frozen",
+            data="sleep.seconds = 60",
+        )
+        await api.wait_job_state(body["jobId"], "RUNNING")
+        for pid in processes_mentioning(info["id"]):
+            os.kill(pid, signal.SIGSTOP)
+        context = await api.wait_context_state("frozen", "KILLED", timeout_s=10)
+        assert context["error"].startswith("Driver of context frozen lost: no heartbeat")
+        report = await api.wait_job_state(body["jobId"], "ERROR", timeout_s=5)
+        assert "lost: no heartbeat" in report["result"]["message"]
+        await wait_until(lambda: _gone(info["id"]), timeout_s=10, what="frozen driver killed")
+
+
+async def test_strangers_on_the_bus_are_rejected_and_change_nothing(tmp_path: Path) -> None:
+    bus_port = _free_port()
+    async with running_server(tmp_path, fake_spark("light", **{"spark.jobserver.bus.port": bus_port})) as api:
+        assert (await api.call("POST", "/contexts/guarded"))[0] == 200
+        _, info, _ = await api.call("GET", "/contexts/guarded")
+        context = zmq.asyncio.Context()
+        socket = context.socket(zmq.DEALER)
+        socket.setsockopt(zmq.LINGER, 0)
+        socket.connect(f"tcp://127.0.0.1:{bus_port}")
+        try:
+            await socket.send(b"\x93garbage")
+            await socket.send(msgpack.packb([99, "hello", {}]))
+            await socket.send(encode(Hello(context_id=info["id"], token="wrong", pid=1)))
+            answer = decode(await socket.recv())
+            assert isinstance(answer, Rejected)
+        finally:
+            socket.close()
+            context.term()
+        _, after, _ = await api.call("GET", "/contexts/guarded")
+        assert after["state"] == "RUNNING"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def _gone(context_id: str) -> bool:
+    return not processes_mentioning(context_id)

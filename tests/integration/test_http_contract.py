@@ -1,0 +1,161 @@
+"""The REST contract where no Spark is needed: binaries, data files, envelopes, CORS, _method."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from tests.support import EXAMPLES_EGG, EXAMPLES_WHEEL, Api, running_server
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+INSTANT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+ZIP = b"PK\x03\x04" + b"\0" * 60
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
+    work_dir = tmp_path_factory.mktemp("http-contract")
+    async with running_server(work_dir, {"spark.jobserver.max-upload-size": "1m"}) as api:
+        yield api
+
+
+async def test_uploaded_binaries_are_listed_with_type_and_upload_time(api: Api) -> None:
+    await api.upload("wheel-app", EXAMPLES_WHEEL, "application/python-wheel")
+    await api.upload("egg-app", EXAMPLES_EGG, "application/python-egg")
+    await api.upload("legacy-egg", EXAMPLES_EGG, "application/python-archive")
+    await api.upload("jar-app", EXAMPLES_WHEEL, "application/java-archive")
+    status, binaries, _ = await api.call("GET", "/binaries")
+    assert status == 200
+    assert {name: info["binary-type"] for name, info in binaries.items()}.items() >= {
+        "wheel-app": "Wheel",
+        "egg-app": "Egg",
+        "legacy-egg": "Egg",
+        "jar-app": "Jar",
+    }.items()
+    assert all(INSTANT.match(info["upload-time"]) for info in binaries.values())
+    status, one, _ = await api.call("GET", "/binaries/wheel-app")
+    assert status == 200
+    assert set(one) == {"app-name", "binary-type", "upload-time"}
+    assert (one["app-name"], one["binary-type"]) == ("wheel-app", "Wheel")
+
+
+async def test_reuploading_a_binary_makes_a_strictly_later_version(api: Api) -> None:
+    await api.upload("versioned")
+    first = (await api.call("GET", "/binaries/versioned"))[1]["upload-time"]
+    await api.upload("versioned")
+    second = (await api.call("GET", "/binaries/versioned"))[1]["upload-time"]
+    assert second > first
+
+
+async def test_binary_uploads_are_checked(api: Api) -> None:
+    status, body, _ = await api.call("POST", "/binaries/x", data=ZIP)
+    assert status == 415
+    assert body["status"] == "ERROR" and body["result"].startswith("Unsupported binary type")
+    status, body, _ = await api.call("POST", "/binaries/x", data=ZIP, headers={"Content-Type": "application/json"})
+    assert (status, body) == (415, {"status": "ERROR", "result": "Unsupported binary type application/json"})
+    headers = {"Content-Type": "application/java-archive"}
+    status, body, _ = await api.call("POST", "/binaries/x", data=b"not a zip at all", headers=headers)
+    assert (status, body) == (400, {"status": "ERROR", "result": "Binary is not of the right format"})
+    status, body, _ = await api.call("POST", "/binaries/x", data=ZIP + b"\0" * (1024 * 1024), headers=headers)
+    assert status == 413
+    assert (await api.call("GET", "/binaries/x"))[0] == 404
+
+
+async def test_unknown_binaries_are_404_and_deleted_ones_disappear(api: Api) -> None:
+    status, body, _ = await api.call("GET", "/binaries/nonexisting")
+    assert (status, body) == (404, {"status": "ERROR", "result": "Can't find binary with name nonexisting"})
+    status, body, _ = await api.call("DELETE", "/binaries/nonexisting")
+    assert (status, body) == (404, {"status": "ERROR", "result": "can't find binary with name nonexisting"})
+    await api.upload("doomed")
+    status, body, _ = await api.call("DELETE", "/binaries/doomed")
+    assert (status, body) == (200, {"status": "SUCCESS"})
+    assert "doomed" not in (await api.call("GET", "/binaries"))[1]
+    assert (await api.call("GET", "/binaries/doomed"))[0] == 404
+
+
+async def test_data_files_are_stored_listed_and_deleted_inside_the_data_folder(api: Api) -> None:
+    status, body, _ = await api.call("POST", "/data/input.txt", data=b"a b c a b see")
+    assert status == 200
+    assert set(body) == {"result"}
+    stored = body["result"]["filename"]
+    data_dir = api.settings.data_dir
+    assert Path(stored).parent == data_dir
+    assert re.match(r"^input\.txt-\d{4}-\d\d-\d\dT\d\d_\d\d_\d\d\.\d{3}(Z|[+-]\d\d_\d\d)\.dat$", Path(stored).name)
+    assert Path(stored).read_bytes() == b"a b c a b see"
+    assert stored in (await api.call("GET", "/data"))[1]
+
+    encoded = stored.replace("/", "%2F")
+    status, body, _ = await api.call("DELETE", f"/data/{encoded}")
+    assert (status, body) == (200, {"status": "SUCCESS"})
+    assert not Path(stored).exists()
+    status, body, _ = await api.call("DELETE", f"/data/{encoded}")
+    assert (status, body) == (400, {"status": "ERROR", "result": f"Unable to delete data file '{stored}'."})
+
+
+async def test_hostile_data_file_names_cannot_escape_the_data_folder(api: Api, tmp_path: Path) -> None:
+    outside = tmp_path / "victim.txt"
+    outside.write_text("keep me")
+    data_dir = api.settings.data_dir
+    for prefix in ("%2E%2E", "..%2F..%2Fescape", "%2Ftmp%2FfileToRemove"):
+        status, body, _ = await api.call("POST", f"/data/{prefix}", data=b"x")
+        if status == 200:
+            assert Path(body["result"]["filename"]).parent == data_dir
+        else:  # refused by us (400) or normalised away by the router (404)
+            assert status in (400, 404), body
+    encoded = str(outside).replace("/", "%2F")
+    status, body, _ = await api.call("DELETE", f"/data/{encoded}")
+    assert status == 400
+    status, body, _ = await api.call("DELETE", "/data/..%2F..%2F" + outside.name)
+    assert status == 400
+    assert outside.read_text() == "keep me"
+    assert all(Path(name).parent == data_dir for name in (await api.call("GET", "/data"))[1])
+
+
+async def test_data_reset_empties_the_data_folder(api: Api) -> None:
+    await api.call("POST", "/data/reset-me", data=b"x")
+    status, body, _ = await api.call("PUT", "/data?reset=reboot")
+    assert (status, body) == (200, {"status": "SUCCESS", "result": "Data reset"})
+    assert (await api.call("GET", "/data"))[1] == []
+
+
+async def test_health_and_unknown_routes(api: Api) -> None:
+    assert (await api.call("GET", "/healthz"))[:2] == (200, {"status": "SUCCESS"})
+    assert (await api.call("GET", "/nowhere"))[0] == 404
+    assert (await api.call("PATCH", "/binaries"))[0] == 405
+
+
+async def test_method_override_reroutes_the_request(api: Api) -> None:
+    await api.upload("overridden")
+    status, body, _ = await api.call("POST", "/binaries/overridden?_method=DELETE")
+    assert (status, body) == (200, {"status": "SUCCESS"})
+    assert (await api.call("GET", "/binaries/overridden"))[0] == 404
+    assert (await api.call("POST", "/binaries/overridden?_method=FROB"))[0] == 501
+
+
+async def test_cors_echoes_the_origin_and_answers_preflight(api: Api) -> None:
+    status, _, response = await api.call("GET", "/binaries", headers={"Origin": "https://ui.example"})
+    assert status == 200
+    assert response.headers["Access-Control-Allow-Origin"] == "https://ui.example"
+    assert response.headers["Access-Control-Allow-Credentials"] == "true"
+    preflight = {"Origin": "https://ui.example", "Access-Control-Request-Method": "DELETE"}
+    status, _, response = await api.call("OPTIONS", "/jobs/some-id", headers=preflight)
+    assert status == 200
+    assert "DELETE" in response.headers["Access-Control-Allow-Methods"]
+    assert response.headers["Access-Control-Max-Age"] == "1800"
+    status, _, response = await api.call("GET", "/binaries")
+    assert "Access-Control-Allow-Origin" not in response.headers
+
+
+async def test_context_errors_without_any_driver(api: Api) -> None:
+    assert (await api.call("GET", "/contexts"))[:2] == (200, [])
+    status, body, _ = await api.call("DELETE", "/contexts/ghost")
+    assert (status, body) == (404, {"status": "ERROR", "result": "context ghost not found"})
+    status, body, _ = await api.call("POST", "/contexts/ok", data="{ not hocon")
+    assert status == 400 and body["result"].startswith("Cannot parse config")
+    status, body, _ = await api.call("PUT", "/contexts")
+    assert status == 404
