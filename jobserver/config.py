@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from pyhocon import ConfigFactory, ConfigTree
-from pyhocon.exceptions import ConfigException
 
 from jobserver.errors import ConfigError
 
@@ -83,7 +82,9 @@ def load_settings(
             tree = ConfigTree.merge_configs(tree, ConfigFactory.parse_file(str(path)))
         for key, value in (overrides or {}).items():
             tree.put(key, value)
-    except ConfigException as error:
+    except ConfigError:
+        raise
+    except Exception as error:  # pyhocon raises its own and pyparsing's exceptions alike
         raise ConfigError(f"cannot parse configuration: {error}") from error
     return settings_from_tree(tree)
 
@@ -227,7 +228,8 @@ def parse_body(text: str) -> dict[str, Any]:
     plain = to_plain(tree)
     if not isinstance(plain, dict):
         raise BodyParseError("the body is not a config object")
-    return plain
+    # pyhocon keeps a quoted key's quotes; read it the way the JSON path above reads it.
+    return expand_dotted(plain)
 
 
 def expand_dotted(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -235,7 +237,10 @@ def expand_dotted(values: Mapping[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in values.items():
         value = expand_dotted(value) if isinstance(value, Mapping) else value
-        parts = str(key).split(".") if "." in str(key) and not str(key).startswith('"') else [str(key)]
+        name = str(key)
+        if len(name) >= 2 and name[0] == name[-1] == '"':
+            name = name[1:-1]
+        parts = name.split(".")
         target = result
         for part in parts[:-1]:
             existing = target.get(part)

@@ -21,6 +21,8 @@ from jobserver.timeformat import job_time
 log = structlog.get_logger(__name__)
 
 _FORBIDDEN_CHARACTERS = frozenset("\0\n\r")
+# File names may have 255 bytes; the upload time and suffix take about 40 of them.
+MAX_PREFIX_BYTES = 200
 
 
 class DataFiles:
@@ -37,10 +39,10 @@ class DataFiles:
 
     async def store(self, prefix: str, body: AsyncIterator[bytes]) -> str:
         """Save the body as ``<data dir>/<prefix>-<upload time>.dat`` and return that path."""
-        base = _safe_component(prefix)
-        if base is None:
-            raise BadRequest(f"Failed to store data file '{prefix}'.")
         self._dir.mkdir(parents=True, exist_ok=True)
+        base = _safe_component(prefix)
+        if base is None or len(base.encode()) > MAX_PREFIX_BYTES:
+            raise BadRequest(f"Failed to store data file '{prefix}'.")
         name = f"{base}-{job_time(utc_now()).replace(':', '_')}.dat"
         descriptor, temporary = tempfile.mkstemp(dir=self._dir, prefix=".upload-")
         size = 0
@@ -51,13 +53,26 @@ class DataFiles:
                     if size > self._max_upload_bytes:
                         raise PayloadTooLarge(f"data file is larger than {self._max_upload_bytes} bytes")
                     target.write(chunk)
-            final = self._dir / name
-            os.replace(temporary, final)
+            final = self._claim(name, Path(temporary))
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
         log.info("data_file_stored", file=str(final), bytes=size)
         return str(final)
+
+    def _claim(self, name: str, temporary: Path) -> Path:
+        """Give the upload its final name without replacing a file that has it already (two
+        uploads of one prefix in the same millisecond get ``…-1.dat``, ``…-2.dat``)."""
+        stem = name.removesuffix(".dat")
+        for attempt in range(1000):
+            final = self._dir / (name if attempt == 0 else f"{stem}-{attempt}.dat")
+            try:
+                os.link(temporary, final)  # fails if the name is taken, unlike a rename
+            except FileExistsError:
+                continue
+            temporary.unlink()
+            return final
+        raise BadRequest(f"Failed to store data file '{name}'.")
 
     def delete(self, filename: str) -> None:
         path = self._resolve(filename)

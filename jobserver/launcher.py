@@ -92,6 +92,8 @@ def build_driver_command(
     for key, value in launcher.items():
         if key.startswith("spark."):
             spark_conf[key] = _render(value)
+        elif isinstance(value, bool):  # spark-submit's switches (--verbose, --supervise) take no value
+            options += [f"--{key}"] if value else []
         else:
             options += [f"--{key}", _render(value)]
     argv = [

@@ -87,6 +87,9 @@ def context_sources(target: ContextState) -> frozenset[ContextState]:
 
 
 def check_transition(source: JobState | ContextState, target: JobState | ContextState) -> None:
+    # Both enums are StrEnums, equal by value across types: check the kinds match first.
+    if type(source) is not type(target):
+        raise IllegalTransition(source, target)
     table: dict = JOB_TRANSITIONS if isinstance(target, JobState) else CONTEXT_TRANSITIONS
     if source not in table[target]:
         raise IllegalTransition(source, target)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import json
 from typing import Any
 
@@ -60,7 +61,17 @@ def _duration(job: JobRecord) -> str:
     if job.end_time is None:
         return "Job not done yet"
     elapsed_ms = round((job.end_time - job.start_time).total_seconds() * 1000)
-    return f"{elapsed_ms / 1000.0!r} secs"
+    return f"{java_double(elapsed_ms / 1000.0)} secs"
+
+
+def java_double(value: float) -> str:
+    """A double as the JVM prints it: Python's repr, but E-notation from 1e7 up (1.0E7)."""
+    if abs(value) < 1e7:
+        return repr(value)
+    digits_tuple, exponent = decimal.Decimal(repr(value)).as_tuple()[1:]
+    digits = "".join(map(str, digits_tuple)).rstrip("0") or "0"
+    power = len(digits_tuple) + int(exponent) - 1
+    return f"{'-' if value < 0 else ''}{digits[0]}.{digits[1:] or '0'}E{power}"
 
 
 def binary_info(binary: BinaryRecord) -> dict[str, str]:
