@@ -7,6 +7,7 @@ pipe. That keeps the outbound path free of polling delays.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -69,10 +70,8 @@ class ServerLink:
     def post(self, message: Message) -> None:
         """Send from any thread."""
         self._outbox.put(encode(message))
-        try:
+        with contextlib.suppress(BlockingIOError):  # the pipe is full of wake-ups: one is enough
             os.write(self._wake_write, b"\0")
-        except BlockingIOError:  # the pipe is full of wake-ups already; one is enough
-            pass
 
     def _send_now(self, message: Message) -> None:
         self._socket.send(encode(message))
@@ -88,10 +87,8 @@ class ServerLink:
 
     def stop_serving(self) -> None:
         self._stopping = True
-        try:
+        with contextlib.suppress(BlockingIOError):
             os.write(self._wake_write, b"\0")
-        except BlockingIOError:
-            pass
 
     def serve(self, handle: Callable[[Message], None], running_job_ids: Callable[[], list[str]]) -> str:
         """Dispatch server messages until ``stop_serving`` or server silence; returns why it ended."""

@@ -71,7 +71,9 @@ class JobRunner:
         self._context_config = context_config
         self._package_dir = package_dir
         self._result_chunk_bytes = max(result_chunk_bytes, 1024)
-        self._executor = ThreadPoolExecutor(max_workers=max(max_jobs, 1), thread_name_prefix="job")
+        # The server admits at most max_jobs at once, but frees a killed job's slot before its
+        # thread has unwound: the spare threads keep the next job from waiting behind it.
+        self._executor = ThreadPoolExecutor(max_workers=max(max_jobs, 1) * 2, thread_name_prefix="job")
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)  # notified whenever a job thread ends
         self._threads: dict[str, int] = {}  # job id -> thread ident while it runs
@@ -92,11 +94,13 @@ class JobRunner:
             if thread_id is None:
                 return
             self._killed.add(job_id)
-        self._spark.spark_context.cancelJobGroup(job_id)
-        # Python code that never calls Spark is stopped at its next bytecode instruction.
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(
-            ctypes.c_ulong(thread_id), ctypes.py_object(JobKilledError)
-        )
+        self._spark.cancel_job_group(job_id, f"job {job_id} killed through the job server")
+        with self._lock:
+            # Only while the thread still runs this job: an exception set later would hit the
+            # next job it runs, or the executor's own loop.
+            if self._threads.get(job_id) == thread_id:
+                # Python code that never calls Spark stops at its next bytecode instruction.
+                _set_async_exception(thread_id, JobKilledError)
 
     def shutdown(self, grace_s: float) -> list[str]:
         """Kill every job and wait up to ``grace_s`` for their threads; returns those still running."""
@@ -125,10 +129,20 @@ class JobRunner:
             else:
                 self._post(JobFailed(job_id=job_id, kind=FAILURE_ERROR, error=describe_exception(error)))
         finally:
-            with self._lock:
-                self._threads.pop(job_id, None)
-                self._killed.discard(job_id)
-                self._idle.notify_all()
+            self._release(job_id)
+
+    def _release(self, job_id: str) -> None:
+        while True:
+            try:
+                with self._lock:
+                    if self._threads.pop(job_id, None) is not None and job_id in self._killed:
+                        # A kill that arrived as the job ended must not outlive it.
+                        _set_async_exception(threading.get_ident(), None)
+                    self._killed.discard(job_id)
+                    self._idle.notify_all()
+                return
+            except JobKilledError:  # delivered inside this block: the cleanup is still owed
+                continue
 
     def _was_killed(self, job_id: str) -> bool:
         with self._lock:
@@ -207,6 +221,13 @@ class JobRunner:
         return target
 
 
+def _set_async_exception(thread_id: int, exception: type[BaseException] | None) -> None:
+    """Raise ``exception`` in another thread at its next instruction; None clears a pending one."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), ctypes.py_object(exception) if exception is not None else None
+    )
+
+
 def _local_path_of_uri(location: str) -> Path:
     for prefix in ("file://", "local://"):
         if location.startswith(prefix):
@@ -263,7 +284,20 @@ def load_job(main_class: str) -> Any:
     return job
 
 
-def _config_tree(values: Mapping[str, Any]) -> Any:
-    from pyhocon import ConfigFactory
+def _config_tree(values: Mapping[str, Any], *, root: bool = True) -> Any:
+    """A pyhocon ConfigTree of plain JSON values, built directly.
 
-    return ConfigFactory.from_dict(values)
+    ``ConfigFactory.from_dict`` parses every key as a path and costs about half a millisecond for
+    a job config (the whole server config is in it): too much for every job. The values here come
+    from JSON with nested keys already split, so the tree can be assembled as it is.
+    """
+    from pyhocon import ConfigTree
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return _config_tree(value, root=False)
+        if isinstance(value, list):
+            return [convert(item) for item in value]
+        return value
+
+    return ConfigTree([(key, convert(value)) for key, value in values.items()], root=root)

@@ -49,6 +49,15 @@ class SparkHandle:
     def version(self) -> str:
         return str(self.spark_context.version)
 
+    def cancel_job_group(self, group_id: str, reason: str) -> None:
+        """Cancel the group's Spark jobs, and any it submits later (a job killed before its first
+        action must not start one afterwards)."""
+        java_context = getattr(getattr(self.spark_context, "_jsc", None), "sc", None)
+        if java_context is not None:
+            java_context().cancelJobGroupAndFutureJobs(group_id, reason)
+        else:
+            self.spark_context.cancelJobGroup(group_id)
+
     def stop(self) -> None:
         self.session.stop()
 

@@ -108,6 +108,13 @@ class ContextManager:
     def live(self, context_id: str) -> LiveContext | None:
         return self._live.get(context_id)
 
+    def live_by_name(self, name: str) -> LiveContext | None:
+        """The context of that name whose driver this server runs, if it is not stopping."""
+        for live in self._live.values():
+            if live.name == name and not live.stopping:
+                return live
+        return None
+
     async def list_names(self) -> list[str]:
         return [record.name for record in await self._store.list_contexts(LISTED_STATES)]
 

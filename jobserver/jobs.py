@@ -86,7 +86,7 @@ class SubmitOutcome:
 @dataclass(eq=False)
 class _Waiter:
     started: asyncio.Future[None]
-    done: asyncio.Future[JobRecord]
+    done: asyncio.Future[tuple[JobRecord, bytes | None]]  # final record and, if FINISHED, result
     chunks: list[bytes] = field(default_factory=list)
     adhoc_context: LiveContext | None = None
 
@@ -163,8 +163,7 @@ class JobManager:
         if waiter.started.done() and waiter.started.exception() is not None:
             raise waiter.started.exception()  # type: ignore[misc]
         if sync and waiter.done.done():
-            final = waiter.done.result()
-            result = await self._store.get_result(job.id) if final.state is JobState.FINISHED else None
+            final, result = waiter.done.result()
             return SubmitOutcome(job=final, result=result, completed=True)
         return SubmitOutcome(job=job)
 
@@ -172,13 +171,11 @@ class JobManager:
         self, request: JobRequest, job_config: Mapping[str, Any], main_class: str
     ) -> LiveContext:
         if request.context:
-            record = await self._store.latest_context(request.context)
-            if record is None or record.state.is_final:
-                raise NotFound(f"context {request.context} not found")
-            if record.state is ContextState.STOPPING:
-                raise Conflict("Context stop in progress")
-            live = self._contexts.live(record.id)
+            live = self._contexts.live_by_name(request.context)
             if live is None:
+                record = await self._store.latest_context(request.context)
+                if record is not None and record.state is ContextState.STOPPING:
+                    raise Conflict("Context stop in progress")
                 raise NotFound(f"context {request.context} not found")
             if not live.ready.done():
                 await self._contexts.wait_ready(live)
@@ -243,11 +240,11 @@ class JobManager:
         waiter = self._waiters.get(message.job_id)
         chunks = waiter.chunks if waiter is not None else []
         payload = b"".join([*chunks, message.result]) if chunks else message.result
-        current = await self._store.get_job(message.job_id)
-        if current is not None and not current.state.is_final:
-            # Result first, then state: a reader that sees FINISHED always finds the result.
-            await self._store.save_result(message.job_id, payload)
-        await self._finalise(message.job_id, JobState.FINISHED, None)
+        # One transaction: a killed job gets no result, and a FINISHED job always has one.
+        record = await self._store.finish_job(message.job_id, payload)
+        if record is not None:
+            log.info("job_ended", job_id=message.job_id, state=JobState.FINISHED.value)
+        await self._release(message.job_id, record, payload if record is not None else None)
         await self._after_job(context, failed=False)
 
     async def _fail(self, job_id: str, error: ErrorMap, *, kind: str = "error") -> None:
@@ -261,12 +258,19 @@ class JobManager:
         record = await self._store.update_job(job_id, target, error=error)
         if record is not None:
             log.info("job_ended", job_id=job_id, state=target.value)
+        await self._release(job_id, record, None)
+
+    async def _release(self, job_id: str, record: JobRecord | None, result: bytes | None) -> None:
+        """Wake whoever waits for this job, and end its ad-hoc context."""
         waiter = self._waiters.pop(job_id, None)
         if waiter is None:
             return
-        final = record or await self._store.get_job(job_id)
-        if final is not None and not waiter.done.done():
-            waiter.done.set_result(final)
+        if record is None:  # it was already final: report what is stored
+            record = await self._store.get_job(job_id)
+            if record is not None and record.state is JobState.FINISHED:
+                result = await self._store.get_result(job_id)
+        if record is not None and not waiter.done.done():
+            waiter.done.set_result((record, result))
         if waiter.adhoc_context is not None:
             await self._contexts.stop(waiter.adhoc_context)
 
@@ -326,6 +330,9 @@ class JobManager:
         log.info("job_killed", job_id=job_id, context_id=job.context_id)
         live = self._contexts.live(job.context_id)
         if live is not None:
+            # The slot is free as soon as the job reads KILLED; the driver has spare threads for
+            # the moment its cancelled thread takes to unwind.
+            live.job_ids.discard(job_id)
             with contextlib.suppress(BusError):
                 await self._contexts.send(live, KillJob(job_id=job_id))
         await self._finalise(job_id, JobState.KILLED, None)

@@ -29,12 +29,18 @@ SPARK_TEST_OVERRIDES: dict[str, Any] = {
     "spark.context-settings.spark.ui.enabled": False,
     "spark.context-settings.spark.sql.shuffle.partitions": 2,
     "spark.context-settings.launcher.spark.driver.memory": "512m",
-    "spark.context-settings.launcher.spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+    "spark.context-settings.launcher.spark.driver.extraJavaOptions": (
+        "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+    ),
 }
 
 
 async def wait_until(
-    condition: Callable[[], Awaitable[Any]], *, timeout_s: float = 30.0, interval_s: float = 0.1, what: str = ""
+    condition: Callable[[], Awaitable[Any]],
+    *,
+    timeout_s: float = 30.0,
+    interval_s: float = 0.1,
+    what: str = "",
 ) -> Any:
     """Poll ``condition`` until it returns something truthy; fail after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
@@ -44,7 +50,9 @@ async def wait_until(
         if last:
             return last
         await asyncio.sleep(interval_s)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what or condition}; last value {last!r}")
+    raise AssertionError(
+        f"timed out after {timeout_s} s waiting for {what or condition}; last value {last!r}"
+    )
 
 
 def processes_mentioning(text: str) -> list[int]:
@@ -84,8 +92,12 @@ class Api:
                 body = json.loads(raw)
             return response.status, body, response
 
-    async def upload(self, name: str, path: Path = EXAMPLES_WHEEL, media_type: str = "application/python-wheel") -> None:
-        status, body, _ = await self.call("POST", f"/binaries/{name}", data=path.read_bytes(), headers={"Content-Type": media_type})
+    async def upload(
+        self, name: str, path: Path = EXAMPLES_WHEEL, media_type: str = "application/python-wheel"
+    ) -> None:
+        status, body, _ = await self.call(
+            "POST", f"/binaries/{name}", data=path.read_bytes(), headers={"Content-Type": media_type}
+        )
         assert status == 201, body
 
     async def job_state(self, job_id: str) -> str:

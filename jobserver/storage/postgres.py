@@ -374,6 +374,24 @@ class PostgresStore(Store):
         row = await self._fetchone("SELECT config FROM job_configs WHERE job_id = %s", (job_id,))
         return None if row is None else json_value(row[0])
 
+    async def finish_job(self, job_id: str, result_json: bytes) -> JobRecord | None:
+        sources = [state.value for state in job_sources(JobState.FINISHED)]
+        async with self._connections.connection() as connection, connection.transaction():
+            cursor = await connection.execute(
+                "UPDATE jobs SET state = %s, end_time = %s WHERE id = %s AND state = ANY(%s)"
+                f" RETURNING {_JOBS}",
+                (JobState.FINISHED.value, to_epoch_ms(utc_now()), job_id, sources),
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                return None
+            await connection.execute(
+                "INSERT INTO job_results (job_id, result) VALUES (%s, %s)"
+                " ON CONFLICT (job_id) DO UPDATE SET result = EXCLUDED.result",
+                (job_id, bytes(result_json)),
+            )
+        return self._job(row)
+
     async def save_result(self, job_id: str, result_json: bytes) -> None:
         try:
             async with self._connections.connection() as connection:

@@ -112,7 +112,8 @@ class SqliteStore(Store):
         await self._call(lambda _: self._blobs.adopt(sha256, source))
 
     async def blob_file(self, sha256: str) -> Path:
-        return await self._call(lambda _: self._blobs.existing(sha256))
+        # A stat of a local file: cheaper inline than a hop to the database thread.
+        return self._blobs.existing(sha256)
 
     async def add_binary_version(
         self,
@@ -343,6 +344,24 @@ class SqliteStore(Store):
         sql = "SELECT config FROM job_configs WHERE job_id = ?"
         row = await self._call(lambda connection: connection.execute(sql, (job_id,)).fetchone())
         return None if row is None else json_value(row[0])
+
+    async def finish_job(self, job_id: str, result_json: bytes) -> JobRecord | None:
+        sources = tuple(state.value for state in job_sources(JobState.FINISHED))
+        update = f"UPDATE jobs SET state = ?, end_time = ? WHERE id = ? AND state IN ({_marks(len(sources))})"
+        save = (
+            "INSERT INTO job_results (job_id, result) VALUES (?, ?)"
+            " ON CONFLICT (job_id) DO UPDATE SET result = excluded.result"
+        )
+        params = (JobState.FINISHED.value, to_epoch_ms(utc_now()), job_id, *sources)
+
+        def finish(connection: sqlite3.Connection) -> JobRecord | None:
+            with transaction(connection):
+                if connection.execute(update, params).rowcount == 0:
+                    return None
+                connection.execute(save, (job_id, bytes(result_json)))
+                return self._select_jobs(connection, "id = ?", (job_id,))[0]
+
+        return await self._call(finish)
 
     async def save_result(self, job_id: str, result_json: bytes) -> None:
         sql = (

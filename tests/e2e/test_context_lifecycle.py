@@ -59,7 +59,7 @@ async def test_driver_killed_mid_job_leaves_context_killed_and_job_error(tmp_pat
         await api.upload("examples")
         assert (await api.call("POST", "/contexts/victim"))[0] == 200
         _, info, _ = await api.call("GET", "/contexts/victim")
-        status, body, _ = await api.call(
+        _, body, _ = await api.call(
             "POST",
             "/jobs?appName=examples&classPath=example_jobs.sleep_job.SleepJob&context=victim",
             data="sleep.seconds = 120",
@@ -144,6 +144,9 @@ async def _none_left(context_id: str) -> bool:
 def _is_python(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            return b"driver/__main__.py" in cmdline.read() and b"java" not in Path(f"/proc/{pid}/exe").resolve().name.encode()
+            return (
+                b"driver/__main__.py" in cmdline.read()
+                and b"java" not in Path(f"/proc/{pid}/exe").resolve().name.encode()
+            )
     except OSError:
         return False

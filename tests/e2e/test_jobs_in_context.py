@@ -39,7 +39,9 @@ def job_path(main_class: str, *, app: str = "examples", sync: bool = False, extr
 
 
 async def test_sync_job_answers_its_result_and_reads_finished_later(api: Api) -> None:
-    status, body, response = await api.call("POST", job_path(WORD_COUNT, sync=True), data='input.strings = ["a", "b", "a"]')
+    status, body, response = await api.call(
+        "POST", job_path(WORD_COUNT, sync=True), data='input.strings = ["a", "b", "a"]'
+    )
     assert status == 200
     assert response.content_type == "application/json"
     assert set(body) == {"jobId", "result"}
@@ -56,7 +58,9 @@ async def test_sync_job_answers_its_result_and_reads_finished_later(api: Api) ->
 
 
 async def test_async_job_answers_202_started_then_finishes_with_result(api: Api) -> None:
-    status, body, _ = await api.call("POST", job_path(WORD_COUNT), data='{"input": {"strings": ["x", "y", "x"]}}')
+    status, body, _ = await api.call(
+        "POST", job_path(WORD_COUNT), data='{"input": {"strings": ["x", "y", "x"]}}'
+    )
     assert status == 202
     assert set(body) == REPORT_KEYS
     assert body["status"] == "STARTED"
@@ -70,7 +74,9 @@ async def test_async_job_answers_202_started_then_finishes_with_result(api: Api)
 
 async def test_job_config_is_the_posted_config_for_sync_and_async_jobs(api: Api) -> None:
     for sync in (True, False):
-        status, body, _ = await api.call("POST", job_path(WORD_COUNT, sync=sync), data='input.strings = ["c"]')
+        status, body, _ = await api.call(
+            "POST", job_path(WORD_COUNT, sync=sync), data='input.strings = ["c"]'
+        )
         assert status in (200, 202)
         status, config, _ = await api.call("GET", f"/jobs/{body['jobId']}/config")
         assert status == 200
@@ -85,15 +91,30 @@ async def test_cp_and_main_class_may_come_from_the_body(api: Api) -> None:
 
 
 async def test_echo_job_results_keep_their_json_types(api: Api) -> None:
-    payload = '{"input": {"n": 5000, "f": 1.5, "s": "text", "b": true, "nothing": null, "list": [1, [2, "b"]], "empty": {}}}'
+    payload = (
+        '{"input": {"n": 5000, "f": 1.5, "s": "text", "b": true, "nothing": null,'
+        ' "list": [1, [2, "b"]], "empty": {}}}'
+    )
     status, body, _ = await api.call("POST", job_path("example_jobs.echo.EchoJob", sync=True), data=payload)
     assert status == 200
-    assert body["result"] == {"n": 5000, "f": 1.5, "s": "text", "b": True, "nothing": None, "list": [1, [2, "b"]], "empty": {}}
+    assert body["result"] == {
+        "n": 5000,
+        "f": 1.5,
+        "s": "text",
+        "b": True,
+        "nothing": None,
+        "list": [1, [2, "b"]],
+        "empty": {},
+    }
 
 
 async def test_list_jobs_is_newest_first_and_filters_by_status(api: Api) -> None:
-    first = (await api.call("POST", job_path(WORD_COUNT, sync=True), data='input.strings = ["1"]'))[1]["jobId"]
-    second = (await api.call("POST", job_path(WORD_COUNT, sync=True), data='input.strings = ["2"]'))[1]["jobId"]
+    first = (await api.call("POST", job_path(WORD_COUNT, sync=True), data='input.strings = ["1"]'))[1][
+        "jobId"
+    ]
+    second = (await api.call("POST", job_path(WORD_COUNT, sync=True), data='input.strings = ["2"]'))[1][
+        "jobId"
+    ]
     status, jobs, _ = await api.call("GET", "/jobs?limit=2")
     assert status == 200
     assert [job["jobId"] for job in jobs] == [second, first]
@@ -107,10 +128,15 @@ async def test_list_jobs_is_newest_first_and_filters_by_status(api: Api) -> None
 
 async def test_unknown_main_class_is_404_and_unknown_binary_is_404(api: Api) -> None:
     status, body, _ = await api.call("POST", job_path("example_jobs.nope.Nope"))
-    assert (status, body) == (404, {"status": "ERROR", "result": "classPath example_jobs.nope.Nope not found"})
+    assert (status, body) == (
+        404,
+        {"status": "ERROR", "result": "classPath example_jobs.nope.Nope not found"},
+    )
     status, body, _ = await api.call("POST", job_path(WORD_COUNT, app="no-such-app"))
     assert (status, body) == (404, {"status": "ERROR", "result": "appName no-such-app not found"})
-    status, body, _ = await api.call("POST", f"/jobs?appName=examples&classPath={WORD_COUNT}&context=no-context")
+    status, body, _ = await api.call(
+        "POST", f"/jobs?appName=examples&classPath={WORD_COUNT}&context=no-context"
+    )
     assert (status, body) == (404, {"status": "ERROR", "result": "context no-context not found"})
 
 
@@ -168,7 +194,9 @@ async def test_killing_a_running_job_cancels_its_spark_work_and_it_stays_killed(
 
 
 async def test_killing_a_python_only_job_interrupts_its_thread(api: Api) -> None:
-    status, body, _ = await api.call("POST", job_path("example_jobs.sleep_job.PythonSleepJob"), data="sleep.seconds = 120")
+    status, body, _ = await api.call(
+        "POST", job_path("example_jobs.sleep_job.PythonSleepJob"), data="sleep.seconds = 120"
+    )
     job_id = body["jobId"]
     await api.wait_job_state(job_id, "RUNNING")
     status, answer, _ = await api.call("DELETE", f"/jobs/{job_id}")
@@ -222,7 +250,9 @@ async def test_binary_in_use_cannot_be_deleted_until_its_job_ends(api: Api) -> N
 
 
 async def test_sync_job_still_running_at_its_timeout_answers_202_with_its_report(api: Api) -> None:
-    status, body, _ = await api.call("POST", job_path(SLEEP, extra="&sync=true&timeout=1"), data="sleep.seconds = 4")
+    status, body, _ = await api.call(
+        "POST", job_path(SLEEP, extra="&sync=true&timeout=1"), data="sleep.seconds = 4"
+    )
     assert status == 202
     assert body["status"] == "STARTED"
     report = await api.wait_job_state(body["jobId"], "FINISHED")
@@ -247,7 +277,11 @@ async def test_an_egg_runs_like_a_wheel(api: Api) -> None:
 
 async def test_bad_requests_get_the_contract_answers(api: Api) -> None:
     cases = [
-        ("/jobs?classPath=x", "", "Cannot parse config: To start the job appName or cp parameters should be configured!"),
+        (
+            "/jobs?classPath=x",
+            "",
+            "Cannot parse config: To start the job appName or cp parameters should be configured!",
+        ),
         ("/jobs?appName=examples", "", "Cannot parse config: classPath parameter is missing!"),
         ("/jobs?cp=examples", "", "Cannot parse config: mainClass parameter is missing!"),
     ]

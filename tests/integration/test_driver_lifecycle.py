@@ -20,7 +20,9 @@ def fake_spark(kind: str, **overrides: object) -> dict[str, object]:
 
 
 async def test_driver_that_never_connects_makes_the_context_error_and_is_killed(tmp_path: Path) -> None:
-    async with running_server(tmp_path, fake_spark("hang", **{"spark.jobserver.context-creation-timeout": "1s"})) as api:
+    async with running_server(
+        tmp_path, fake_spark("hang", **{"spark.jobserver.context-creation-timeout": "1s"})
+    ) as api:
         status, body, _ = await api.call("POST", "/contexts/late")
         assert status == 500
         assert body["status"] == "CONTEXT INIT ERROR"
@@ -45,7 +47,8 @@ async def test_stand_in_driver_runs_jobs_and_stops_cleanly(tmp_path: Path) -> No
         await api.upload("examples")
         assert (await api.call("POST", "/contexts/light"))[0] == 200
         status, body, _ = await api.call(
-            "POST", "/jobs?appName=examples&classPath=example_jobs.echo.EchoJob&context=light&sync=true",
+            "POST",
+            "/jobs?appName=examples&classPath=example_jobs.echo.EchoJob&context=light&sync=true",
             data='{"input": {"x": [1, 2]}}',
         )
         assert (status, body["result"]) == (200, {"x": [1, 2]})

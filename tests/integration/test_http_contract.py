@@ -56,7 +56,9 @@ async def test_binary_uploads_are_checked(api: Api) -> None:
     status, body, _ = await api.call("POST", "/binaries/x", data=ZIP)
     assert status == 415
     assert body["status"] == "ERROR" and body["result"].startswith("Unsupported binary type")
-    status, body, _ = await api.call("POST", "/binaries/x", data=ZIP, headers={"Content-Type": "application/json"})
+    status, body, _ = await api.call(
+        "POST", "/binaries/x", data=ZIP, headers={"Content-Type": "application/json"}
+    )
     assert (status, body) == (415, {"status": "ERROR", "result": "Unsupported binary type application/json"})
     headers = {"Content-Type": "application/java-archive"}
     status, body, _ = await api.call("POST", "/binaries/x", data=b"not a zip at all", headers=headers)
@@ -85,7 +87,9 @@ async def test_data_files_are_stored_listed_and_deleted_inside_the_data_folder(a
     stored = body["result"]["filename"]
     data_dir = api.settings.data_dir
     assert Path(stored).parent == data_dir
-    assert re.match(r"^input\.txt-\d{4}-\d\d-\d\dT\d\d_\d\d_\d\d\.\d{3}(Z|[+-]\d\d_\d\d)\.dat$", Path(stored).name)
+    assert re.match(
+        r"^input\.txt-\d{4}-\d\d-\d\dT\d\d_\d\d_\d\d\.\d{3}(Z|[+-]\d\d_\d\d)\.dat$", Path(stored).name
+    )
     assert Path(stored).read_bytes() == b"a b c a b see"
     assert stored in (await api.call("GET", "/data"))[1]
 

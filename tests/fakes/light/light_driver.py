@@ -22,13 +22,13 @@ class StandInSparkContext:
         self.cancelled: list[str] = []
         self._local = threading.local()
 
-    def setJobGroup(self, group_id: str, description: str, interrupt: bool = False) -> None:  # noqa: N802
+    def setJobGroup(self, group_id: str, description: str, interrupt: bool = False) -> None:
         self._local.group = group_id
 
-    def cancelJobGroup(self, group_id: str) -> None:  # noqa: N802
+    def cancelJobGroup(self, group_id: str) -> None:
         self.cancelled.append(group_id)
 
-    def addPyFile(self, path: str) -> None:  # noqa: N802
+    def addPyFile(self, path: str) -> None:
         sys.path.insert(0, path)
 
 
