@@ -37,7 +37,7 @@ package: install
 	bin/server_package.sh
 
 deploy: package
-	bin/server_deploy.sh $(DEPLOY_HOST)
+	bin/server_deploy.sh $(DEPLOY_HOST) $(DEPLOY_DIR)
 
 clean:
 	rm -rf $(VENV) examples/dist jobserver-work .pytest_cache
