@@ -76,6 +76,7 @@ class JobRunner:
         self._executor = ThreadPoolExecutor(max_workers=max(max_jobs, 1) * 2, thread_name_prefix="job")
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)  # notified whenever a job thread ends
+        self._import_lock = threading.Lock()
         self._threads: dict[str, int] = {}  # job id -> thread ident while it runs
         self._killed: set[str] = set()
         self._loaded_packages: dict[str, Path] = {}  # sha256 -> local file on sys.path
@@ -151,8 +152,11 @@ class JobRunner:
     def _execute(self, request: StartJob) -> Message:
         job_id = request.job_id
         try:
-            self._load_packages(request.packages)
-            job = load_job(request.main_class)
+            # One job at a time switches sys.path and imports: a purge of another version's
+            # modules must not run while a second thread imports.
+            with self._import_lock:
+                self._load_packages(request.packages)
+                job = load_job(request.main_class)
         except JobRejected as rejected:
             return JobFailed(job_id=job_id, kind=rejected.kind, error=rejected.details)
         sc = self._spark.spark_context
@@ -215,7 +219,8 @@ class JobRunner:
             raise JobRejected(FAILURE_LOADING, f"package {package.name} is not readable at {source}")
         # addPyFile puts only .zip/.egg/.jar on the executors' path, and a wheel is a zip.
         self._package_dir.mkdir(parents=True, exist_ok=True)
-        target = self._package_dir / f"{package.name}-{package.sha256[:16]}.zip"
+        # Named by content: the same bytes under two binary names are one module source.
+        target = self._package_dir / f"{package.sha256 or package.name}.zip"
         if not target.exists():
             shutil.copyfile(source, target)
         return target
@@ -253,7 +258,7 @@ def _prefer_on_path(package: Path) -> None:
         top = name.split(".", 1)[0]
         origin = getattr(module, "__file__", None) or ""
         if top in tops and origin and not origin.startswith(entry):
-            del sys.modules[name]
+            sys.modules.pop(name, None)
     importlib.invalidate_caches()
 
 
