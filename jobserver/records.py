@@ -62,6 +62,9 @@ class ContextRecord:
     application_id: str | None = None
     web_ui_url: str | None = None
     is_adhoc: bool = False
+    # The server that launched the driver (its server id): at start-up a server reconciles only
+    # the contexts it owns, so two servers can share one database.
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
