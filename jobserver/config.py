@@ -51,6 +51,9 @@ class Settings:
     heartbeat_timeout_s: float
     driver_python: str
     driver_server_silence_grace_s: float
+    server_id: str
+    dao_cleanup_after_s: float
+    dao_cleanup_interval_s: float
     context_defaults: Mapping[str, Any]
     startup_contexts: Mapping[str, Mapping[str, Any]]
     # The whole configuration as plain values: a job's config falls back to it (sjs-contract §2.3).
@@ -128,6 +131,9 @@ def settings_from_tree(tree: ConfigTree) -> Settings:
         heartbeat_timeout_s=parse_duration_s(heartbeat["timeout"]),
         driver_python=str(driver.get("python", "") or "") or sys.executable,
         driver_server_silence_grace_s=parse_duration_s(driver["server-silence-grace"]),
+        server_id=str(jobserver.get("server-id", "") or "") or f"{socket.getfqdn()}:{jobserver['port']}",
+        dao_cleanup_after_s=parse_duration_s(jobserver["dao-cleanup-after"]),
+        dao_cleanup_interval_s=parse_duration_s(jobserver["dao-cleanup-interval"]),
         context_defaults=spark.get("context-settings", {}) or {},
         startup_contexts=contexts,
         plain=plain,

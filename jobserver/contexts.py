@@ -152,6 +152,7 @@ class ContextManager:
             state=ContextState.STARTED,
             start_time=utc_now(),
             is_adhoc=adhoc,
+            owner=self._settings.server_id,
         )
         await self._store.insert_context(record)
         live = LiveContext(record=record, token=secrets.token_urlsafe(32))
@@ -403,7 +404,8 @@ class ContextManager:
     async def recover(self) -> None:
         """At start-up, before serving: contexts the store believes alive have no driver of ours."""
         message = "Reconnect failed after Jobserver restart"
-        for record in await self._store.list_contexts(tuple(s for s in ContextState if not s.is_final)):
+        active = tuple(state for state in ContextState if not state.is_final)
+        for record in await self._store.list_contexts(active, owner=self._settings.server_id):
             await self._store.update_context(record.id, ContextState.ERROR, error=message)
             if self.job_listener is not None:
                 orphan = LiveContext(record=record, token="")

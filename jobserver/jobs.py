@@ -48,6 +48,7 @@ from jobserver.errors import (
     JobServerError,
     NoSlotsAvailable,
     NotFound,
+    StoreUnavailable,
     ValidationFailed,
     error_map,
 )
@@ -215,8 +216,54 @@ class JobManager:
     # --- driver reports --------------------------------------------------------------------------
 
     async def on_job_message(self, context: LiveContext, message: Message) -> None:
+        try:
+            await self._on_job_message(context, message)
+        except StoreUnavailable as error:
+            # The driver said it once; the store must hear it when it is back. Later messages go
+            # on meanwhile (their compare-and-set makes the order harmless).
+            log.warning("job_report_deferred", message_type=message.TYPE, error=error.message)
+            self._spawn(self._retry_report(context, message))
+
+    async def _retry_report(self, context: LiveContext, message: Message) -> None:
+        delay_s = 0.5
+        while True:
+            await asyncio.sleep(delay_s)
+            try:
+                await self._on_job_message(context, message)
+            except StoreUnavailable:
+                delay_s = min(delay_s * 2, 10.0)
+                continue
+            log.info("job_report_recorded", message_type=message.TYPE)
+            return
+
+    async def _record_running(self, job_id: str) -> None:
+        delay_s = 0.5
+        while True:
+            try:
+                await self._store.update_job(job_id, JobState.RUNNING)
+                return
+            except StoreUnavailable:
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, 10.0)
+
+    async def close(self) -> None:
+        """Stop retrying deferred reports (the store is closing); each one left is logged."""
+        for task in list(self._tasks):
+            task.cancel()
+        results = await asyncio.gather(*self._tasks, return_exceptions=True)
+        if results:
+            log.warning("job_reports_abandoned", count=len(results))
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _on_job_message(self, context: LiveContext, message: Message) -> None:
         if isinstance(message, JobStarted):
-            await self._store.update_job(message.job_id, JobState.RUNNING)
+            # Not awaited: the job's next report need not wait for this write, and if it overtakes
+            # it (FINISHED first), the compare-and-set turns the late RUNNING into a no-op.
+            self._spawn(self._record_running(message.job_id))
             waiter = self._waiters.get(message.job_id)
             if waiter is not None and not waiter.started.done():
                 waiter.started.set_result(None)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import datetime
 from dataclasses import dataclass
 
 import structlog
@@ -18,8 +20,10 @@ from jobserver.bus import Bus
 from jobserver.config import Settings
 from jobserver.contexts import ContextManager
 from jobserver.datafiles import DataFiles
+from jobserver.errors import StoreUnavailable
 from jobserver.jobs import JobManager
 from jobserver.launcher import DriverLaunch, build_bundle
+from jobserver.records import utc_now
 from jobserver.storage import Store, create_store
 
 log = structlog.get_logger(__name__)
@@ -34,7 +38,7 @@ class JobServer:
     jobs: JobManager
     binaries: BinaryManager
     data: DataFiles
-    _heartbeats: asyncio.Task[None] | None = None
+    _background: list[asyncio.Task[None]] = dataclasses.field(default_factory=list)
 
     @classmethod
     async def start(cls, settings: Settings) -> JobServer:
@@ -75,7 +79,10 @@ class JobServer:
             await bus.close()
             await store.close()
             raise
-        server._heartbeats = asyncio.create_task(contexts.run_heartbeats(), name="heartbeats")
+        server._background = [
+            asyncio.create_task(contexts.run_heartbeats(), name="heartbeats"),
+            asyncio.create_task(server._clean_periodically(), name="metadata-cleanup"),
+        ]
         await contexts.start_configured_contexts()
         log.info(
             "jobserver_started", port=settings.port, bus=bus.endpoint, store=_redacted(settings.store_url)
@@ -84,13 +91,28 @@ class JobServer:
 
     async def stop(self) -> None:
         await self.contexts.shutdown()
-        if self._heartbeats is not None:
-            self._heartbeats.cancel()
+        await self.jobs.close()
+        for task in self._background:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeats
+                await task
         await self.bus.close()
         await self.store.close()
         log.info("jobserver_stopped")
+
+
+    async def _clean_periodically(self) -> None:
+        """Retention (``dao-cleanup-after``): old finished jobs and contexts, unreferenced blobs."""
+        while True:
+            before = utc_now() - datetime.timedelta(seconds=self.settings.dao_cleanup_after_s)
+            try:
+                counts = await self.store.delete_expired(before)
+            except StoreUnavailable as error:
+                log.warning("metadata_cleanup_failed", error=error.message)
+            else:
+                if any(counts.values()):
+                    log.info("metadata_cleaned", before=before.isoformat(), **counts)
+            await asyncio.sleep(self.settings.dao_cleanup_interval_s)
 
 
 def _redacted(url: str) -> str:

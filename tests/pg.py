@@ -1,5 +1,6 @@
 """A throw-away PostgreSQL server for tests: initdb into a temporary folder, pg_ctl start on a free
-port of 127.0.0.1, one database per caller, pg_ctl stop -m immediate at the end.
+port of 127.0.0.1, one database per caller, pg_ctl stop -m immediate at the end. Outage tests
+``shut_down`` a server of their own and ``start`` it again (same data folder, same port).
 
 initdb refuses to run as root, so when the tests run as root every PostgreSQL command runs as an
 unprivileged OS user (``postgres`` when it exists, else ``nobody``) that owns the temporary folder.
@@ -100,7 +101,28 @@ class PostgresServer:
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
 
+    def start(self) -> None:
+        """pg_ctl start on ``port`` (again, after ``shut_down``); waits until it accepts connections."""
+        started = self._pg_ctl_start()
+        if started.returncode != 0:
+            raise RuntimeError(f"pg_ctl start failed:\n{started.stdout}\n{started.stderr}\n{_log_tail(self)}")
+
+    def shut_down(self, mode: str = "fast") -> None:
+        """pg_ctl stop keeping the data folder; ``fast`` disconnects the clients as an administrator
+        stopping the server would."""
+        stopped = self.run("pg_ctl", "stop", "-D", str(self.data_dir), "-m", mode, "-w")
+        if stopped.returncode != 0:
+            raise RuntimeError(f"pg_ctl stop failed:\n{stopped.stdout}\n{stopped.stderr}")
+
+    def _pg_ctl_start(self) -> subprocess.CompletedProcess[str]:
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.base_dir} {_SERVER_SETTINGS}"
+        return self.run(
+            "pg_ctl", "start", "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t", "60",
+            "-o", options,
+        )  # fmt: skip
+
     def stop(self) -> None:
+        """Stop the server at once and delete its folder."""
         try:
             self.run("pg_ctl", "stop", "-D", str(self.data_dir), "-m", "immediate", "-w")
         finally:
@@ -133,11 +155,7 @@ def start_postgres_server(bin_dir: Path) -> PostgresServer:
         for _ in range(_START_ATTEMPTS):
             # The port may be taken between probing and binding; then try another.
             server = PostgresServer(bin_dir, base_dir, run_as, _free_port())
-            options = f"-h 127.0.0.1 -p {server.port} -k {base_dir} {_SERVER_SETTINGS}"
-            started = server.run(
-                "pg_ctl", "start", "-D", str(server.data_dir), "-l", str(server.log_file), "-w", "-t", "60",
-                "-o", options,
-            )  # fmt: skip
+            started = server._pg_ctl_start()
             if started.returncode == 0:
                 return server
         raise RuntimeError(f"pg_ctl start failed:\n{started.stdout}\n{started.stderr}\n{_log_tail(server)}")

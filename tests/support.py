@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -137,3 +141,49 @@ async def running_server(work_dir: Path, overrides: Mapping[str, Any] | None = N
         await server.close()
         leaked = processes_mentioning(str(work_dir))
         assert not leaked, f"processes outlived their server: {leaked}"
+
+
+class ServerProcess:
+    """The real ``jobserver`` command in a child process, for restarts and crashes."""
+
+    def __init__(self, config_file: Path, log_file: Path) -> None:
+        self._config_file = config_file
+        self._log_file = log_file
+        self._process: subprocess.Popen[bytes] | None = None
+
+    async def start(self, base_url: str) -> None:
+        jobserver = Path(sys.executable).parent / "jobserver"
+        with open(self._log_file, "ab") as log:
+            self._process = subprocess.Popen([str(jobserver), str(self._config_file)], stdout=log, stderr=log)
+
+        async def healthy() -> bool:
+            assert self._process is not None
+            if self._process.poll() is not None:
+                log_text = self._log_file.read_text()
+                raise AssertionError(f"server exited with {self._process.returncode}: {log_text}")
+            try:
+                async with (
+                    aiohttp.ClientSession() as session,
+                    session.get(f"{base_url}/healthz") as response,
+                ):
+                    return response.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await wait_until(healthy, timeout_s=30, what="server answering /healthz")
+
+    async def stop(self, signum: int = signal.SIGTERM, timeout_s: float = 60.0) -> int:
+        assert self._process is not None
+        self._process.send_signal(signum)
+        return await asyncio.to_thread(self._process.wait, timeout_s)
+
+    def kill_if_running(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(30)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -7,6 +7,8 @@ Rules every backend keeps (the contract tests in tests/storage check them on eac
   the new record, or ``None`` when nothing changed. Entering a final state sets ``end_time``.
 * Times are UTC with millisecond precision.
 * Blobs are content addressed by sha256 and stored once however many versions or names use them.
+* Every method raises ``StoreUnavailable`` (HTTP 503, made by ``store_unavailable``) when the
+  database cannot be reached, and never the driver's own connection errors.
 """
 
 from __future__ import annotations
@@ -17,8 +19,18 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
+from jobserver.errors import StoreUnavailable
 from jobserver.records import BinaryRecord, BinaryType, ContextRecord, ErrorMap, JobRecord
 from jobserver.states import ContextState, JobState
+
+# Retention spares unreferenced blobs younger than this: an upload puts its blob first and adds
+# the binary version that references it a moment later.
+BLOB_GRACE_PERIOD_S = 60.0
+
+
+def store_unavailable(reason: str) -> StoreUnavailable:
+    """The error for "the database cannot be reached"; ``reason`` is short (one line)."""
+    return StoreUnavailable(f"metadata store unavailable: {reason}")
 
 
 class Store(abc.ABC):
@@ -84,8 +96,11 @@ class Store(abc.ABC):
         """The most recently started context of that name, in any state."""
 
     @abc.abstractmethod
-    async def list_contexts(self, states: Collection[ContextState] | None = None) -> list[ContextRecord]:
-        """Newest first; all states when ``states`` is None."""
+    async def list_contexts(
+        self, states: Collection[ContextState] | None = None, *, owner: str | None = None
+    ) -> list[ContextRecord]:
+        """Newest first; all states when ``states`` is None. With ``owner``, only the contexts of
+        that owner and those of no owner (launched before contexts had owners)."""
 
     @abc.abstractmethod
     async def update_context(
@@ -136,3 +151,13 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def get_result(self, job_id: str) -> bytes | None: ...
+
+    # --- retention -------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def delete_expired(self, before: datetime.datetime) -> dict[str, int]:
+        """Delete what is no longer needed, each group in its own transaction, and count it:
+        ``jobs`` in a final state whose end_time is before ``before`` (with their configs, results
+        and class path entries), ``contexts`` in a final state that ended before ``before``, and
+        ``blobs`` no binary version references that were put at least BLOB_GRACE_PERIOD_S ago
+        (whatever ``before`` is). Jobs and contexts in a non-final state are never deleted."""

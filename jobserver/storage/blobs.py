@@ -11,7 +11,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -53,11 +53,18 @@ class BlobFolder:
         return self.folder / f".{check_sha256(sha256)}.{uuid.uuid4().hex}.partial"
 
     def adopt(self, sha256: str, source: Path) -> None:
-        """Move ``source`` in as the blob; when the blob is here already, just remove ``source``."""
+        """Move ``source`` in as the blob; when the blob is here already, just remove ``source``.
+        Either way the blob's modification time becomes now: retention spares young blobs, whose
+        binary version the caller is about to add."""
         target = self.path_of(sha256)
         if target.exists():
+            os.utime(target)
             source.unlink(missing_ok=True)
             return
+        self._move_in(source, target, sha256)
+        os.utime(target)
+
+    def _move_in(self, source: Path, target: Path, sha256: str) -> None:
         try:
             os.replace(source, target)
         except OSError as error:
@@ -72,6 +79,19 @@ class BlobFolder:
             finally:
                 partial.unlink(missing_ok=True)
             source.unlink()
+
+    def listing(self) -> Iterator[tuple[str, float]]:
+        """The hash and modification time (epoch seconds) of every blob here; partial files and
+        anything else not named by a hash are left out."""
+        with os.scandir(self.folder) as entries:
+            for entry in entries:
+                if not _SHA256_HEX.fullmatch(entry.name):
+                    continue
+                try:
+                    if entry.is_file():
+                        yield entry.name, entry.stat().st_mtime
+                except FileNotFoundError:  # deleted meanwhile
+                    continue
 
     def discard(self, hashes: Iterable[str]) -> None:
         for sha256 in hashes:

@@ -4,21 +4,22 @@ Blobs live in the database, in chunks of CHUNK_BYTES, so a large binary is never
 and every server of an HA pair sees the same bytes; ``blob_file`` exports a blob once into a local
 cache folder and hands out that file. Connections are in autocommit mode: single statements need
 no BEGIN/COMMIT round trips, and the few multi-statement changes open a transaction explicitly.
+Every database access goes through ``_connection``, which reports outages as StoreUnavailable
+(postgres_connection.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg.types.json import Json
-from psycopg_pool import AsyncConnectionPool
 
 from jobserver.records import (
     BinaryRecord,
@@ -31,10 +32,19 @@ from jobserver.records import (
     utc_now,
 )
 from jobserver.states import FINAL_JOB_STATES, ContextState, JobState, context_sources, job_sources
-from jobserver.storage.base import Store
+from jobserver.storage.base import BLOB_GRACE_PERIOD_S, Store
 from jobserver.storage.blobs import BlobFolder, check_sha256
-from jobserver.storage.migrations import pending_migrations
-from jobserver.storage.postgres_blobs import copy_file_in, export_blob
+from jobserver.storage.postgres_blobs import delete_unused_blobs, export_blob, store_blob
+from jobserver.storage.postgres_connection import (
+    POOL_OPEN_TIMEOUT_S,
+    Connection,
+    Pool,
+    Row,
+    create_pool,
+    migrate,
+    outages_reported,
+    split_pool_settings,
+)
 from jobserver.storage.rows import (
     BINARY_COLUMNS,
     CONTEXT_COLUMNS,
@@ -49,15 +59,9 @@ from jobserver.storage.rows import (
     to_json,
 )
 
-Row = tuple[Any, ...]
-Pool = AsyncConnectionPool[psycopg.AsyncConnection[Row]]
-
-DEFAULT_POOL_MIN_SIZE = 1
-DEFAULT_POOL_MAX_SIZE = 10
-POOL_OPEN_TIMEOUT_S = 30.0
-# Serialises schema migrations of servers that start together ("jobserve" in ASCII).
-MIGRATION_LOCK_KEY = 0x6A6F627365727665
 _ACTIVE_JOB_STATES = [state.value for state in JobState if state not in FINAL_JOB_STATES]
+_FINAL_JOB_STATES = [state.value for state in FINAL_JOB_STATES]
+_FINAL_CONTEXT_STATES = [state.value for state in ContextState if state.is_final]
 
 _BINARIES = column_list(BINARY_COLUMNS)
 _CONTEXTS = column_list(CONTEXT_COLUMNS)
@@ -79,59 +83,29 @@ def _json(value: Any) -> Json:
     return Json(value, dumps=to_json)
 
 
-def split_pool_settings(url: str) -> tuple[str, int, int]:
-    """The connection URL without the ``pool_min_size``/``pool_max_size`` query parameters (libpq
-    would refuse them), and the two sizes."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    sizes = {key: int(value) for key, value in query if key in ("pool_min_size", "pool_max_size")}
-    min_size = sizes.get("pool_min_size", DEFAULT_POOL_MIN_SIZE)
-    max_size = sizes.get("pool_max_size", max(min_size, DEFAULT_POOL_MAX_SIZE))
-    if sizes:
-        # quote, not quote_plus: libpq does not read "+" as a space.
-        kept = urlencode([(key, value) for key, value in query if key not in sizes], quote_via=quote)
-        url = urlunsplit(parts._replace(query=kept))
-    return url, min_size, max_size
-
-
 class PostgresStore(Store):
     def __init__(self, url: str, *, blob_dir: Path) -> None:
-        self._conninfo, self._pool_min_size, self._pool_max_size = split_pool_settings(url)
+        self._pool_settings = split_pool_settings(url)
         self._cache = BlobFolder(blob_dir)
         self._pool: Pool | None = None
 
     # --- plumbing ----------------------------------------------------------------------------------
 
-    @property
-    def _connections(self) -> Pool:
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Connection]:
         if self._pool is None:
             raise RuntimeError("the store is not open")
-        return self._pool
+        with outages_reported():
+            async with self._pool.connection() as connection:
+                yield connection
 
     async def _fetchone(self, sql: str, params: tuple[Any, ...] = ()) -> Row | None:
-        async with self._connections.connection() as connection:
+        async with self._connection() as connection:
             return await (await connection.execute(sql, params)).fetchone()
 
     async def _fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
-        async with self._connections.connection() as connection:
+        async with self._connection() as connection:
             return await (await connection.execute(sql, params)).fetchall()
-
-    @staticmethod
-    async def _migrate(pool: Pool) -> None:
-        async with pool.connection() as connection, connection.transaction():
-            await connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
-            cursor = await connection.execute("SELECT to_regclass('schema_version') IS NOT NULL")
-            applied = 0
-            if (await cursor.fetchone() or (False,))[0]:
-                cursor = await connection.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version")
-                applied = (await cursor.fetchone() or (0,))[0]
-            for migration in pending_migrations("postgres", applied):
-                # No parameters: psycopg sends the whole file as one multi-statement query.
-                await connection.execute(migration.sql())
-                await connection.execute(
-                    "INSERT INTO schema_version (version, name, applied_at) VALUES (%s, %s, %s)",
-                    (migration.version, migration.name, to_epoch_ms(utc_now())),
-                )
 
     # --- life cycle --------------------------------------------------------------------------------
 
@@ -139,17 +113,11 @@ class PostgresStore(Store):
         if self._pool is not None:
             raise RuntimeError("the store is already open")
         await asyncio.to_thread(self._cache.create)
-        pool: Pool = AsyncConnectionPool(
-            self._conninfo,
-            min_size=self._pool_min_size,
-            max_size=self._pool_max_size,
-            kwargs={"autocommit": True},
-            open=False,
-            name="jobserver-store",
-        )
+        pool = create_pool(self._pool_settings)
         try:
-            await pool.open(wait=True, timeout=POOL_OPEN_TIMEOUT_S)
-            await self._migrate(pool)
+            with outages_reported():
+                await pool.open(wait=True, timeout=POOL_OPEN_TIMEOUT_S)
+                await migrate(pool)
         except BaseException:
             await pool.close()
             raise
@@ -164,20 +132,8 @@ class PostgresStore(Store):
 
     async def put_blob(self, sha256: str, source: Path) -> None:
         check_sha256(sha256)
-        async with self._connections.connection() as connection, connection.transaction():
-            # Claiming the hash first makes a concurrent put of the same bytes wait for this one
-            # and then find the blob there.
-            cursor = await connection.execute(
-                "INSERT INTO blobs (sha256, size_bytes, chunk_count) VALUES (%s, 0, 0)"
-                " ON CONFLICT (sha256) DO NOTHING RETURNING sha256",
-                (sha256,),
-            )
-            if await cursor.fetchone() is not None:
-                size_bytes, chunk_count = await copy_file_in(connection, sha256, source)
-                await connection.execute(
-                    "UPDATE blobs SET size_bytes = %s, chunk_count = %s WHERE sha256 = %s",
-                    (size_bytes, chunk_count, sha256),
-                )
+        async with self._connection() as connection, connection.transaction():
+            await store_blob(connection, sha256, source)
         await asyncio.to_thread(source.unlink, missing_ok=True)
 
     async def blob_file(self, sha256: str) -> Path:
@@ -191,7 +147,7 @@ class PostgresStore(Store):
             raise KeyError(sha256)
         if not await asyncio.to_thread(path.is_file):
             partial = self._cache.partial_path(sha256)
-            async with self._connections.connection() as connection:
+            async with self._connection() as connection:
                 await export_blob(connection, sha256, partial)
             await asyncio.to_thread(os.replace, partial, path)
         return path
@@ -252,7 +208,7 @@ class PostgresStore(Store):
         return [row[0] for row in rows]
 
     async def delete_binary(self, app_name: str) -> bool:
-        async with self._connections.connection() as connection, connection.transaction():
+        async with self._connection() as connection, connection.transaction():
             cursor = await connection.execute(
                 "DELETE FROM binaries WHERE app_name = %s RETURNING sha256", (app_name,)
             )
@@ -272,7 +228,7 @@ class PostgresStore(Store):
 
     async def insert_context(self, context: ContextRecord) -> None:
         marks = ", ".join(["%s"] * len(CONTEXT_COLUMNS))
-        async with self._connections.connection() as connection:
+        async with self._connection() as connection:
             await connection.execute(
                 f"INSERT INTO contexts ({_CONTEXTS}) VALUES ({marks})", context_values(context, _json)
             )
@@ -288,13 +244,21 @@ class PostgresStore(Store):
         )
         return None if row is None else context_from_row(row)
 
-    async def list_contexts(self, states: Collection[ContextState] | None = None) -> list[ContextRecord]:
-        where = ""
-        params: tuple[Any, ...] = ()
+    async def list_contexts(
+        self, states: Collection[ContextState] | None = None, *, owner: str | None = None
+    ) -> list[ContextRecord]:
+        conditions = ["TRUE"]
+        params: list[Any] = []
         if states is not None:
-            where, params = " WHERE state = ANY(%s)", ([ContextState(state).value for state in states],)
+            conditions.append("state = ANY(%s)")
+            params.append([ContextState(state).value for state in states])
+        if owner is not None:
+            conditions.append("(owner = %s OR owner IS NULL)")
+            params.append(owner)
         rows = await self._fetchall(
-            f"SELECT {_CONTEXTS} FROM contexts{where} ORDER BY start_time DESC, id DESC", params
+            f"SELECT {_CONTEXTS} FROM contexts WHERE {' AND '.join(conditions)}"
+            " ORDER BY start_time DESC, id DESC",
+            tuple(params),
         )
         return [context_from_row(row) for row in rows]
 
@@ -324,7 +288,7 @@ class PostgresStore(Store):
     async def insert_job(self, job: JobRecord, config: Mapping[str, Any]) -> None:
         # One statement: atomic in autocommit mode, and one round trip on the hot path.
         params = (*job_values(job, _json), list(job.binary_ids), _json(config))
-        async with self._connections.connection() as connection:
+        async with self._connection() as connection:
             await connection.execute(_INSERT_JOB, params)
 
     @staticmethod
@@ -376,7 +340,7 @@ class PostgresStore(Store):
 
     async def finish_job(self, job_id: str, result_json: bytes) -> JobRecord | None:
         sources = [state.value for state in job_sources(JobState.FINISHED)]
-        async with self._connections.connection() as connection, connection.transaction():
+        async with self._connection() as connection, connection.transaction():
             cursor = await connection.execute(
                 "UPDATE jobs SET state = %s, end_time = %s WHERE id = %s AND state = ANY(%s)"
                 f" RETURNING {_JOBS}",
@@ -394,7 +358,7 @@ class PostgresStore(Store):
 
     async def save_result(self, job_id: str, result_json: bytes) -> None:
         try:
-            async with self._connections.connection() as connection:
+            async with self._connection() as connection:
                 await connection.execute(
                     "INSERT INTO job_results (job_id, result) VALUES (%s, %s)"
                     " ON CONFLICT (job_id) DO UPDATE SET result = EXCLUDED.result",
@@ -406,3 +370,21 @@ class PostgresStore(Store):
     async def get_result(self, job_id: str) -> bytes | None:
         row = await self._fetchone("SELECT result FROM job_results WHERE job_id = %s", (job_id,))
         return None if row is None else bytes(row[0])
+
+    # --- retention ---------------------------------------------------------------------------------
+
+    async def delete_expired(self, before: datetime.datetime) -> dict[str, int]:
+        # Each statement is its own transaction (autocommit); the foreign keys' ON DELETE CASCADE
+        # takes a job's config, result and class path entries, and a blob's chunks, with it.
+        before_ms = to_epoch_ms(before)
+        async with self._connection() as connection:
+            jobs = await connection.execute(
+                "DELETE FROM jobs WHERE state = ANY(%s) AND end_time < %s", (_FINAL_JOB_STATES, before_ms)
+            )
+            contexts = await connection.execute(
+                "DELETE FROM contexts WHERE state = ANY(%s) AND end_time < %s",
+                (_FINAL_CONTEXT_STATES, before_ms),
+            )
+            unused = await delete_unused_blobs(connection, grace_s=BLOB_GRACE_PERIOD_S)
+        await asyncio.to_thread(self._cache.discard, unused)
+        return {"jobs": max(jobs.rowcount, 0), "contexts": max(contexts.rowcount, 0), "blobs": len(unused)}

@@ -1,4 +1,5 @@
-"""Moving blob bytes between local files and PostgreSQL chunk rows, one chunk in memory at a time."""
+"""Blobs in PostgreSQL: moving their bytes between local files and chunk rows, one chunk in memory
+at a time, and deleting the blobs no binary version references."""
 
 from __future__ import annotations
 
@@ -9,6 +10,43 @@ from typing import Any
 import psycopg
 
 CHUNK_BYTES = 1 << 20
+# The database's clock, so that servers with skewed clocks agree on the age of a blob.
+NOW_MS = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+
+
+async def store_blob(connection: psycopg.AsyncConnection[Any], sha256: str, source: Path) -> None:
+    """Insert the blob from ``source`` unless it is there already. The caller holds a transaction."""
+    # Claiming the hash first makes a concurrent put of the same bytes wait for this one and then
+    # find the blob there. A blob put again is stamped anew, so that retention spares it until the
+    # caller has added the version that references it. Only this transaction can see the chunk
+    # count -1 of a row it inserted.
+    cursor = await connection.execute(
+        f"INSERT INTO blobs (sha256, size_bytes, chunk_count, created_at) VALUES (%s, 0, -1, {NOW_MS})"
+        " ON CONFLICT (sha256) DO UPDATE SET created_at = EXCLUDED.created_at RETURNING chunk_count",
+        (sha256,),
+    )
+    claimed = await cursor.fetchone()
+    if claimed is None or claimed[0] >= 0:
+        return
+    size_bytes, chunk_count = await copy_file_in(connection, sha256, source)
+    # Its age counts from now: copying a large file in may have taken a while.
+    await connection.execute(
+        f"UPDATE blobs SET size_bytes = %s, chunk_count = %s, created_at = {NOW_MS} WHERE sha256 = %s",
+        (size_bytes, chunk_count, sha256),
+    )
+
+
+async def delete_unused_blobs(connection: psycopg.AsyncConnection[Any], *, grace_s: float) -> list[str]:
+    """Delete the blobs (and their chunks) that no binary version references and that were put at
+    least ``grace_s`` ago; returns their hashes."""
+    # A put_blob stamping the row concurrently holds its lock; this statement then waits and
+    # re-checks created_at against the new stamp, so the blob stays.
+    cursor = await connection.execute(
+        f"DELETE FROM blobs WHERE created_at < {NOW_MS} - %s"
+        " AND NOT EXISTS (SELECT 1 FROM binaries WHERE binaries.sha256 = blobs.sha256) RETURNING sha256",
+        (round(grace_s * 1000),),
+    )
+    return [row[0] for row in await cursor.fetchall()]
 
 
 async def copy_file_in(

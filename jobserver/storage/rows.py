@@ -33,6 +33,7 @@ CONTEXT_COLUMNS = (
     "application_id",
     "web_ui_url",
     "is_adhoc",
+    "owner",
 )
 JOB_COLUMNS = (
     "id",
@@ -86,7 +87,7 @@ def binary_from_row(row: Sequence[Any]) -> BinaryRecord:
 
 
 def context_from_row(row: Sequence[Any]) -> ContextRecord:
-    id_, name, config, state, start_time, end_time, error, application_id, web_ui_url, is_adhoc = row
+    id_, name, config, state, start_time, end_time, error, application_id, web_ui_url, is_adhoc, owner = row
     return ContextRecord(
         id=id_,
         name=name,
@@ -98,6 +99,7 @@ def context_from_row(row: Sequence[Any]) -> ContextRecord:
         application_id=application_id,
         web_ui_url=web_ui_url,
         is_adhoc=bool(is_adhoc),
+        owner=owner,
     )
 
 
@@ -135,6 +137,7 @@ def context_values(context: ContextRecord, encode_json: Callable[[Any], Any]) ->
         context.application_id,
         context.web_ui_url,
         context.is_adhoc,
+        context.owner,
     )
 
 

@@ -5,6 +5,8 @@ and awaits it. SQLite serialises writers anyway, so a single thread costs nothin
 keeps the connection thread-safe without locks, and makes each method's statements atomic with
 respect to every other method of this store. Blob files are touched on the same thread, so a
 ``delete_binary`` removing an unused blob and an ``add_binary_version`` checking it cannot interleave.
+Errors that mean the file cannot be got at (locked past the busy timeout, unreadable, failing disk)
+are reported as StoreUnavailable.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from jobserver.records import (
     utc_now,
 )
 from jobserver.states import FINAL_JOB_STATES, ContextState, JobState, context_sources, job_sources
-from jobserver.storage import sqlite_connection
+from jobserver.storage import sqlite_connection, sqlite_retention
 from jobserver.storage.base import Store
 from jobserver.storage.blobs import BlobFolder
 from jobserver.storage.rows import (
@@ -45,7 +47,7 @@ from jobserver.storage.rows import (
     json_value,
     to_json,
 )
-from jobserver.storage.sqlite_connection import transaction
+from jobserver.storage.sqlite_connection import outages_reported, transaction
 
 _T = TypeVar("_T")
 
@@ -78,7 +80,9 @@ class SqliteStore(Store):
     async def _call(self, function: Callable[[sqlite3.Connection], _T]) -> _T:
         if self._executor is None or self._connection is None:
             raise RuntimeError("the store is not open")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, function, self._connection)
+        loop = asyncio.get_running_loop()
+        with outages_reported():
+            return await loop.run_in_executor(self._executor, function, self._connection)
 
     def _connect(self) -> sqlite3.Connection:
         self._blobs.create()
@@ -92,7 +96,8 @@ class SqliteStore(Store):
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         loop = asyncio.get_running_loop()
         try:
-            connection = await loop.run_in_executor(executor, self._connect)
+            with outages_reported():
+                connection = await loop.run_in_executor(executor, self._connect)
         except BaseException:
             executor.shutdown(wait=False)
             raise
@@ -220,13 +225,19 @@ class SqliteStore(Store):
         row = await self._call(lambda connection: connection.execute(sql, (name,)).fetchone())
         return None if row is None else context_from_row(row)
 
-    async def list_contexts(self, states: Collection[ContextState] | None = None) -> list[ContextRecord]:
-        where = ""
-        params: tuple[str, ...] = ()
+    async def list_contexts(
+        self, states: Collection[ContextState] | None = None, *, owner: str | None = None
+    ) -> list[ContextRecord]:
+        conditions = ["1 = 1"]
+        params: list[str] = []
         if states is not None:
-            params = tuple(ContextState(state).value for state in states)
-            where = f" WHERE state IN ({_marks(len(params))})"
-        sql = f"SELECT {_CONTEXTS} FROM contexts{where} ORDER BY start_time DESC, id DESC"
+            params.extend(ContextState(state).value for state in states)
+            conditions.append(f"state IN ({_marks(len(params))})")
+        if owner is not None:
+            conditions.append("(owner = ? OR owner IS NULL)")
+            params.append(owner)
+        where = " AND ".join(conditions)
+        sql = f"SELECT {_CONTEXTS} FROM contexts WHERE {where} ORDER BY start_time DESC, id DESC"
         rows = await self._call(lambda connection: connection.execute(sql, params).fetchall())
         return [context_from_row(row) for row in rows]
 
@@ -381,3 +392,11 @@ class SqliteStore(Store):
         sql = "SELECT result FROM job_results WHERE job_id = ?"
         row = await self._call(lambda connection: connection.execute(sql, (job_id,)).fetchone())
         return None if row is None else bytes(row[0])
+
+    # --- retention ---------------------------------------------------------------------------------
+
+    async def delete_expired(self, before: datetime.datetime) -> dict[str, int]:
+        before_ms = to_epoch_ms(before)
+        return await self._call(
+            lambda connection: sqlite_retention.delete_expired(connection, self._blobs, before_ms)
+        )

@@ -1,4 +1,5 @@
-"""Opening, migrating and closing the SQLite connection, and its transactions.
+"""Opening, migrating and closing the SQLite connection, its transactions, and turning "the database
+cannot be reached" into StoreUnavailable.
 
 Everything here runs on the store's worker thread, the connection's only user.
 """
@@ -12,9 +13,40 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from jobserver.records import to_epoch_ms, utc_now
+from jobserver.storage.base import store_unavailable
 from jobserver.storage.migrations import pending_migrations
 
 BUSY_TIMEOUT_MS = 5_000
+# Primary result codes that say the database cannot be got at (locked by another process past the
+# busy timeout, file missing or unreadable, failing disk), as opposed to a wrong statement.
+_OUTAGE_CODES = frozenset(
+    {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN}
+)
+_OUTAGE_MESSAGES = (
+    "database is locked",
+    "database table is locked",
+    "unable to open database file",
+    "disk I/O",
+)
+
+
+@contextlib.contextmanager
+def outages_reported() -> Iterator[None]:
+    """Raise StoreUnavailable instead of the OperationalErrors that mean "cannot get at the file"."""
+    try:
+        yield
+    except sqlite3.OperationalError as error:
+        if not _is_outage(error):
+            raise
+        raise store_unavailable(str(error)) from error
+
+
+def _is_outage(error: sqlite3.OperationalError) -> bool:
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None:
+        # Extended codes (SQLITE_IOERR_WRITE, …) carry the primary code in their low byte.
+        return code & 0xFF in _OUTAGE_CODES
+    return any(message in str(error) for message in _OUTAGE_MESSAGES)
 
 
 @contextlib.contextmanager

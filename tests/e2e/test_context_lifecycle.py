@@ -130,6 +130,10 @@ async def test_slow_stop_answers_202_with_location_and_finishes_later(tmp_path: 
         assert answer == ""
         assert response.headers["Location"].endswith("/contexts/slow")
         assert (await api.call("GET", "/contexts/slow"))[1]["state"] == "STOPPING"
+        status, answer, _ = await api.call(
+            "POST", "/jobs?appName=examples&classPath=example_jobs.echo.EchoJob&context=slow"
+        )
+        assert (status, answer) == (409, {"status": "ERROR", "result": "Context stop in progress"})
         status, answer, response = await api.call("DELETE", "/contexts/slow")
         assert status == 202  # a stop already in progress
         await api.wait_context_state("slow", "FINISHED", timeout_s=30)

@@ -140,6 +140,20 @@ async def test_unknown_main_class_is_404_and_unknown_binary_is_404(api: Api) -> 
     assert (status, body) == (404, {"status": "ERROR", "result": "context no-context not found"})
 
 
+async def test_loading_errors_get_the_contract_answers(api: Api) -> None:
+    # A function where a job class is expected does not fit the context's job type.
+    status, body, _ = await api.call("POST", job_path("example_jobs.sleep_job.read_seconds"))
+    assert (status, body) == (400, {"status": "ERROR", "result": "Invalid job type for this context"})
+    status, body, _ = await api.call(
+        "POST", f"/jobs?cp=hdfs:///test/does/not/exist&mainClass={WORD_COUNT}&context={CONTEXT}"
+    )
+    assert status == 400
+    assert body["status"] == "JOB LOADING FAILED: Malformed URL"
+    assert "hdfs:///test/does/not/exist" in body["result"]["message"]
+    status, body, _ = await api.call("POST", job_path(WORD_COUNT, extra="&callbackUrl=ftp%3A%2F%2Fexample"))
+    assert (status, body) == (400, {"status": "ERROR", "result": "Callback Url has to be 'http'/'https'"})
+
+
 async def test_failing_sync_job_answers_200_with_the_error_map(api: Api) -> None:
     status, body, _ = await api.call(
         "POST", job_path("example_jobs.word_count.FailingSparkJob", sync=True), data='input.strings = ["a"]'

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -29,6 +31,13 @@ class Backend:
     def stored_blob_count(self) -> int:
         raise NotImplementedError
 
+    def row_count(self, table: str) -> int:
+        raise NotImplementedError
+
+    def age_blob(self, sha256: str, seconds: float) -> None:
+        """Make the blob look as if it had been put ``seconds`` earlier than it was."""
+        raise NotImplementedError
+
 
 class SqliteBackend(Backend):
     dialect = "sqlite"
@@ -40,16 +49,26 @@ class SqliteBackend(Backend):
     def new_store(self) -> Store:
         return create_store(f"sqlite://{self.database}", blob_dir=self.blob_dir)
 
-    def applied_versions(self) -> list[int]:
+    def _query(self, sql: str) -> list[tuple[int, ...]]:
         connection = sqlite3.connect(self.database)
         try:
-            rows = connection.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
+            return connection.execute(sql).fetchall()
         finally:
             connection.close()
-        return [row[0] for row in rows]
+
+    def applied_versions(self) -> list[int]:
+        return [row[0] for row in self._query("SELECT version FROM schema_version ORDER BY version")]
 
     def stored_blob_count(self) -> int:
         return sum(1 for path in self.blob_dir.iterdir() if not path.name.startswith("."))
+
+    def row_count(self, table: str) -> int:
+        return self._query(f"SELECT count(*) FROM {table}")[0][0]
+
+    def age_blob(self, sha256: str, seconds: float) -> None:
+        path = self.blob_dir / sha256
+        moment = time.time() - seconds
+        os.utime(path, (moment, moment))
 
 
 class PostgresBackend(Backend):
@@ -72,6 +91,16 @@ class PostgresBackend(Backend):
 
     def stored_blob_count(self) -> int:
         return self._query("SELECT count(*) FROM blobs")[0][0]
+
+    def row_count(self, table: str) -> int:
+        return self._query(f"SELECT count(*) FROM {table}")[0][0]
+
+    def age_blob(self, sha256: str, seconds: float) -> None:
+        with psycopg.connect(self.url) as connection:
+            connection.execute(
+                "UPDATE blobs SET created_at = created_at - %s WHERE sha256 = %s",
+                (round(seconds * 1000), sha256),
+            )
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -3,69 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
 import hashlib
 import json
 from pathlib import Path
 
 import pytest
 
-from jobserver.records import BinaryRecord, BinaryType, ContextRecord, JobRecord, from_epoch_ms, utc_now
+from jobserver.records import BinaryRecord, BinaryType, ContextRecord, JobRecord, utc_now
 from jobserver.states import ContextState, JobState
 from jobserver.storage import Store
 from jobserver.storage.migrations import list_migrations
 from tests.storage.conftest import Backend
-
-BASE_MS = 1_700_000_000_000
-
-
-def at(offset_ms: int) -> datetime.datetime:
-    return from_epoch_ms(BASE_MS + offset_ms)
-
-
-def make_job(
-    job_id: str,
-    *,
-    start_ms: int = 0,
-    state: JobState = JobState.STARTED,
-    context_id: str = "ctx-1",
-    binary_ids: tuple[int, ...] = (),
-) -> JobRecord:
-    return JobRecord(
-        id=job_id,
-        context_id=context_id,
-        context_name="shared",
-        class_path="jobs.WordCount",
-        state=state,
-        start_time=at(start_ms),
-        binary_ids=binary_ids,
-    )
-
-
-def make_context(
-    context_id: str, *, name: str = "shared", start_ms: int = 0, state: ContextState = ContextState.STARTED
-) -> ContextRecord:
-    return ContextRecord(
-        id=context_id, name=name, config={"num-cpu-cores": 2}, state=state, start_time=at(start_ms)
-    )
-
-
-async def put_bytes(store: Store, tmp_path: Path, content: bytes) -> str:
-    """Put ``content`` as a blob from a fresh temporary file; returns its hash."""
-    sha256 = hashlib.sha256(content).hexdigest()
-    source = tmp_path / f"upload-{hashlib.md5(content).hexdigest()}-{len(list(tmp_path.iterdir()))}"
-    source.write_bytes(content)
-    await store.put_blob(sha256, source)
-    assert not source.exists()
-    return sha256
-
-
-async def upload(
-    store: Store, tmp_path: Path, app_name: str, content: bytes, upload_ms: int = 0
-) -> BinaryRecord:
-    sha256 = await put_bytes(store, tmp_path, content)
-    return await store.add_binary_version(app_name, BinaryType.WHEEL, sha256, len(content), at(upload_ms))
-
+from tests.storage.factories import at, make_context, make_job, put_bytes, upload
 
 # --- life cycle ------------------------------------------------------------------------------------
 
