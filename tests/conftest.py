@@ -39,3 +39,19 @@ def fresh_postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     url = postgres_server.create_database()
     yield url
     postgres_server.drop_database(url.rsplit("/", 1)[1])
+
+
+@pytest.fixture
+def private_postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the test's own, which the test may stop and start again."""
+    bin_dir = find_postgres_bin_dir()
+    if bin_dir is None:
+        reason = "PostgreSQL binaries (initdb, pg_ctl) not found"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}, and CI is set: the PostgreSQL tests must run in CI")
+        pytest.skip(reason)
+    server = start_postgres_server(bin_dir)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -39,7 +39,11 @@ class Deployment:
             aiohttp.ClientSession() as session,
             session.request(method, self.base_url + path, data=data, headers=headers) as response,
         ):
-            body = await response.json() if response.content_type == "application/json" else await response.text()
+            body = (
+                await response.json()
+                if response.content_type == "application/json"
+                else await response.text()
+            )
             return response.status, body
 
 
@@ -64,14 +68,18 @@ async def deployment(tmp_path: Path, store_url: str) -> AsyncIterator[Deployment
         server.kill_if_running()
 
 
-async def test_everything_answers_the_same_after_a_graceful_restart(tmp_path: Path, fresh_postgres_url: str) -> None:
+async def test_everything_answers_the_same_after_a_graceful_restart(
+    tmp_path: Path, fresh_postgres_url: str
+) -> None:
     async with deployment(tmp_path, fresh_postgres_url) as site:
         await site.server.start(site.base_url)
         headers = {"Content-Type": "application/python-wheel"}
         assert (await site.call("POST", "/binaries/examples", EXAMPLES_WHEEL.read_bytes(), headers))[0] == 201
         assert (await site.call("POST", "/contexts/durable"))[0] == 200
         path = f"/jobs?appName=examples&classPath={WORD_COUNT}&context=durable"
-        status, sync = await site.call("POST", path + "&sync=true&timeout=60", 'input.strings = ["a", "b", "a"]')
+        status, sync = await site.call(
+            "POST", path + "&sync=true&timeout=60", 'input.strings = ["a", "b", "a"]'
+        )
         assert (status, sync["result"]) == (200, {"a": 2, "b": 1})
         before = {
             "binaries": (await site.call("GET", "/binaries"))[1],
@@ -94,7 +102,9 @@ async def test_everything_answers_the_same_after_a_graceful_restart(tmp_path: Pa
         await site.server.stop(signal.SIGTERM)
 
 
-async def test_a_crashed_server_leaves_no_driver_and_no_job_running(tmp_path: Path, fresh_postgres_url: str) -> None:
+async def test_a_crashed_server_leaves_no_driver_and_no_job_running(
+    tmp_path: Path, fresh_postgres_url: str
+) -> None:
     async with deployment(tmp_path, fresh_postgres_url) as site:
         await site.server.start(site.base_url)
         headers = {"Content-Type": "application/python-wheel"}

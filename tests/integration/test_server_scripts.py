@@ -22,7 +22,12 @@ def _free_port() -> int:
 def _script(name: str, *arguments: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "JOBSERVER_STOP_TIMEOUT": "60"}
     return subprocess.run(
-        [str(REPO / "bin" / name), *arguments], cwd=cwd, env=environment, capture_output=True, text=True, timeout=90
+        [str(REPO / "bin" / name), *arguments],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=90,
     )
 
 
@@ -48,7 +53,9 @@ async def test_started_server_serves_and_stop_leaves_no_process(tmp_path: Path) 
 
             await wait_until(healthy, timeout_s=30, what="server answering /healthz")
             headers = {"Content-Type": "application/python-wheel"}
-            async with session.post("/binaries/examples", data=EXAMPLES_WHEEL.read_bytes(), headers=headers) as r:
+            async with session.post(
+                "/binaries/examples", data=EXAMPLES_WHEEL.read_bytes(), headers=headers
+            ) as r:
                 assert r.status == 201
             async with session.post("/contexts/scripted") as response:
                 assert response.status == 200, await response.text()

@@ -17,7 +17,9 @@ async def test_two_servers_share_binaries_and_job_history(tmp_path: Path, fresh_
             "/jobs?appName=examples&classPath=example_jobs.echo.EchoJob&context=on-a&sync=true",
             data='{"input": {"from": "a"}}',
         )
-        async with running_server(tmp_path / "b", {**light, "spark.jobserver.server-id": "server-b"}) as second:
+        async with running_server(
+            tmp_path / "b", {**light, "spark.jobserver.server-id": "server-b"}
+        ) as second:
             # The second server's start-up reconciliation leaves the first one's context alone.
             assert (await first.call("GET", "/contexts/on-a"))[1]["state"] == "RUNNING"
             binaries = (await second.call("GET", "/binaries"))[1]

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -18,7 +17,7 @@ import pytest
 
 from jobserver.errors import StoreUnavailable
 from jobserver.storage import Store, create_store
-from tests.pg import PostgresServer, find_postgres_bin_dir, start_postgres_server
+from tests.pg import PostgresServer
 from tests.storage.factories import make_job
 
 _T = TypeVar("_T")
@@ -29,23 +28,8 @@ RECOVERY_LIMIT_S = 90.0
 
 
 @pytest.fixture
-def own_postgres_server() -> Iterator[PostgresServer]:
-    bin_dir = find_postgres_bin_dir()
-    if bin_dir is None:
-        reason = "PostgreSQL binaries (initdb, pg_ctl) not found"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}, and CI is set: the PostgreSQL tests must run in CI")
-        pytest.skip(reason)
-    server = start_postgres_server(bin_dir)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-async def store(own_postgres_server: PostgresServer, tmp_path: Path) -> AsyncIterator[Store]:
-    url = own_postgres_server.create_database()
+async def store(private_postgres_server: PostgresServer, tmp_path: Path) -> AsyncIterator[Store]:
+    url = private_postgres_server.create_database()
     opened = create_store(
         f"{url}?pool_min_size=1&pool_max_size=2&pool_timeout={POOL_TIMEOUT_S}", blob_dir=tmp_path / "blobs"
     )
@@ -76,19 +60,19 @@ async def first_success(call: Callable[[], Awaitable[_T]], limit_s: float) -> _T
 
 
 async def test_outage_is_reported_as_unavailable_and_store_recovers_without_reopening(
-    store: Store, own_postgres_server: PostgresServer, tmp_path: Path
+    store: Store, private_postgres_server: PostgresServer, tmp_path: Path
 ) -> None:
     await store.insert_job(make_job("before"), {"input": 1})
     upload = tmp_path / "upload"
     upload.write_bytes(b"bytes")
 
-    await asyncio.to_thread(own_postgres_server.shut_down, "fast")
+    await asyncio.to_thread(private_postgres_server.shut_down, "fast")
 
     await assert_unavailable_soon(lambda: store.get_job("before"))
     await assert_unavailable_soon(lambda: store.insert_job(make_job("during"), {}))
     await assert_unavailable_soon(lambda: store.put_blob(hashlib.sha256(b"bytes").hexdigest(), upload))
 
-    await asyncio.to_thread(own_postgres_server.start)
+    await asyncio.to_thread(private_postgres_server.start)
 
     assert await first_success(lambda: store.get_job("before"), RECOVERY_LIMIT_S) == make_job("before")
     assert await store.get_job_config("before") == {"input": 1}

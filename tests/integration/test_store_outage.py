@@ -1,0 +1,69 @@
+"""The metadata store going away and coming back, as HTTP clients and drivers see it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.pg import PostgresServer
+from tests.support import FAKE_SPARK_HOMES, running_server, wait_until
+
+
+async def test_postgres_outage_answers_503_and_loses_no_job(
+    tmp_path: Path, private_postgres_server: PostgresServer
+) -> None:
+    url = private_postgres_server.create_database() + "?pool_min_size=1&pool_max_size=4&pool_timeout=2"
+    overrides = {"spark.home": str(FAKE_SPARK_HOMES / "light"), "spark.jobserver.store.url": url}
+    async with running_server(tmp_path, overrides) as api:
+        await api.upload("examples")
+        assert (await api.call("POST", "/contexts/steady"))[0] == 200
+        _, job, _ = await api.call(
+            "POST",
+            "/jobs?appName=examples&classPath=example_jobs.sleep_job.PythonSleepJob&context=steady",
+            data="sleep.seconds = 3",
+        )
+        await api.wait_job_state(job["jobId"], "RUNNING")
+
+        private_postgres_server.shut_down("fast")
+        status, body, _ = await api.call("GET", "/jobs")
+        assert status == 503
+        assert body["status"] == "ERROR"
+        assert body["result"].startswith("metadata store unavailable")
+        status, body, _ = await api.call("POST", "/jobs?appName=examples&classPath=x&context=steady")
+        assert status == 503
+        assert (await api.call("GET", "/healthz"))[0] == 200  # the server itself stays up
+
+        # The job finishes while the database is down; its result must not be lost.
+        private_postgres_server.start()
+
+        async def finished() -> dict | None:
+            status, report, _ = await api.call("GET", f"/jobs/{job['jobId']}")
+            return report if status == 200 and report["status"] == "FINISHED" else None
+
+        report = await wait_until(
+            finished, timeout_s=90, interval_s=0.5, what="job recorded after the outage"
+        )
+        assert report["result"] == 3
+
+
+async def test_retention_deletes_finished_jobs_and_contexts(tmp_path: Path) -> None:
+    overrides = {
+        "spark.home": str(FAKE_SPARK_HOMES / "light"),
+        "spark.jobserver.dao-cleanup-after": "1s",
+        "spark.jobserver.dao-cleanup-interval": "500ms",
+    }
+    async with running_server(tmp_path, overrides) as api:
+        await api.upload("examples")
+        assert (await api.call("POST", "/contexts/brief"))[0] == 200
+        _, job, _ = await api.call(
+            "POST", "/jobs?appName=examples&classPath=example_jobs.echo.EchoJob&context=brief&sync=true"
+        )
+        assert (await api.call("GET", f"/jobs/{job['jobId']}"))[0] == 200
+        assert (await api.call("DELETE", "/contexts/brief"))[0] == 200
+
+        async def forgotten() -> bool:
+            job_status = (await api.call("GET", f"/jobs/{job['jobId']}"))[0]
+            context_status = (await api.call("GET", "/contexts/brief"))[0]
+            return job_status == 404 and context_status == 404
+
+        await wait_until(forgotten, timeout_s=15, what="finished job and context deleted")
+        assert (await api.call("GET", "/binaries/examples"))[0] == 200  # binaries are kept
