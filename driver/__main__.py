@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: link.stop_serving())
     # Spark starts on its own thread so that the main thread heartbeats from the first second.
     threading.Thread(target=driver.boot, name="spark-boot", daemon=True).start()
-    reason = link.serve(driver.handle, driver.running_job_ids)
+    reason = link.serve(driver.handle, driver.running_job_ids, driver.tick)
     log.info("driver stopping: %s", reason)
     link.post(DriverStopping(reason=reason))
     driver.stop()
@@ -109,6 +109,7 @@ class Driver:
         self._runner = JobRunner(
             spark,
             self._link.post,
+            self._link.wake,
             max_jobs=self._welcome.max_jobs,
             context_config=self._context_config,
             package_dir=package_dir,
@@ -120,6 +121,9 @@ class Driver:
             application_id=spark.application_id, web_ui_url=spark.web_ui_url, spark_version=spark.version
         )
         self._link.post(ready)
+
+    def tick(self, now: float) -> float | None:
+        return self._runner.announce_started(now) if self._runner is not None else None
 
     def running_job_ids(self) -> list[str]:
         return self._runner.running_job_ids() if self._runner is not None else []

@@ -90,22 +90,37 @@ class ServerLink:
         with contextlib.suppress(BlockingIOError):
             os.write(self._wake_write, b"\0")
 
-    def serve(self, handle: Callable[[Message], None], running_job_ids: Callable[[], list[str]]) -> str:
-        """Dispatch server messages until ``stop_serving`` or server silence; returns why it ended."""
+    def wake(self) -> None:
+        """Make the serve loop run its ``tick`` soon (from any thread)."""
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_write, b"\0")
+
+    def serve(
+        self,
+        handle: Callable[[Message], None],
+        running_job_ids: Callable[[], list[str]],
+        tick: Callable[[float], float | None] = lambda now: None,
+    ) -> str:
+        """Dispatch server messages until ``stop_serving`` or server silence; returns why it ended.
+
+        ``tick(now)`` runs on every turn of the loop and returns when it wants the next turn."""
         assert self.welcome is not None
         interval_s = self.welcome.heartbeat_interval_s
         grace_s = self.welcome.server_silence_grace_s
         poller = zmq.Poller()
         poller.register(self._socket, zmq.POLLIN)
         poller.register(self._wake_read, zmq.POLLIN)
+        timeout_s = interval_s
         while not self._stopping:
-            events = dict(poller.poll(int(interval_s * 1000)))
+            events = dict(poller.poll(max(1, int(timeout_s * 1000))))
             if self._wake_read in events:
                 self._drain_wakeups()
-            self._flush_outbox()
             if self._socket in events:
                 self._receive_all(handle)
             now = time.monotonic()
+            due_s = tick(now)
+            timeout_s = interval_s if due_s is None else min(interval_s, due_s)
+            self._flush_outbox()
             if now - self._last_sent >= interval_s:
                 self._send_now(DriverHeartbeat(running_job_ids=running_job_ids()))
             if now - self._last_heard > grace_s:

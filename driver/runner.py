@@ -26,7 +26,6 @@ from driver.protocol import (
     FAILURE_LOADING,
     FAILURE_MALFORMED_URL,
     FAILURE_NOT_FOUND,
-    FAILURE_VALIDATION,
     JobFailed,
     JobFinished,
     JobKilled,
@@ -42,6 +41,10 @@ from driver.results import encode_result
 from driver.spark import SparkHandle
 
 log = logging.getLogger("driver.runner")
+
+
+# Jobs shorter than this are reported by their outcome only; longer ones get a JobStarted first.
+ANNOUNCE_AFTER_S = 0.005
 
 
 class JobKilledError(BaseException):
@@ -60,6 +63,7 @@ class JobRunner:
         self,
         spark: SparkHandle,
         post: Callable[[Message], None],
+        wake: Callable[[], None],
         *,
         max_jobs: int,
         context_config: Mapping[str, Any],
@@ -68,6 +72,7 @@ class JobRunner:
     ) -> None:
         self._spark = spark
         self._post = post
+        self._wake = wake  # makes the main loop call announce_started soon
         self._context_config = context_config
         self._package_dir = package_dir
         self._result_chunk_bytes = max(result_chunk_bytes, 1024)
@@ -77,6 +82,7 @@ class JobRunner:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)  # notified whenever a job thread ends
         self._import_lock = threading.Lock()
+        self._unannounced: dict[str, float] = {}  # job id -> when it started, until JobStarted
         self._threads: dict[str, int] = {}  # job id -> thread ident while it runs
         self._killed: set[str] = set()
         self._loaded_packages: dict[str, Path] = {}  # sha256 -> local file on sys.path
@@ -121,16 +127,40 @@ class JobRunner:
         with self._lock:
             self._threads[job_id] = threading.get_ident()
         try:
-            self._post(self._execute(request))
+            outcome = self._execute(request)
         except JobKilledError:
-            self._post(JobKilled(job_id=job_id))
+            outcome = JobKilled(job_id=job_id)
         except BaseException as error:  # the job's own code may raise anything
             if self._was_killed(job_id):
-                self._post(JobKilled(job_id=job_id))
+                outcome = JobKilled(job_id=job_id)
             else:
-                self._post(JobFailed(job_id=job_id, kind=FAILURE_ERROR, error=describe_exception(error)))
+                outcome = JobFailed(job_id=job_id, kind=FAILURE_ERROR, error=describe_exception(error))
+        finally:
+            with self._lock:
+                self._unannounced.pop(job_id, None)  # it ends before it was announced: say only that
+        try:
+            self._post(outcome)
         finally:
             self._release(job_id)
+
+    def announce_started(self, now: float) -> float | None:
+        """Report JobStarted for jobs running longer than ANNOUNCE_AFTER_S (called by the main
+        loop); returns the seconds until the next one is due, if any job is still unannounced.
+
+        A job that ends sooner is reported once, by its outcome alone: one message instead of
+        two on the path of every short job.
+        """
+        next_due: float | None = None
+        with self._lock:
+            for job_id, started in list(self._unannounced.items()):
+                due_in = started + ANNOUNCE_AFTER_S - now
+                if due_in <= 0:
+                    del self._unannounced[job_id]
+                    # Posted under the lock: the job's outcome cannot be queued before it.
+                    self._post(JobStarted(job_id=job_id))
+                elif next_due is None or due_in < next_due:
+                    next_due = due_in
+        return next_due
 
     def _release(self, job_id: str) -> None:
         while True:
@@ -162,16 +192,19 @@ class JobRunner:
         sc = self._spark.spark_context
         sc.setJobGroup(job_id, f"jobserver job {job_id} ({request.main_class})", True)
         config = _config_tree(json.loads(request.config_json))
-        self._post(JobStarted(job_id=job_id))
+        with self._lock:
+            self._unannounced[job_id] = time.monotonic()
+        self._wake()
         data = job.validate(self._spark.job_context, None, config)
         from sparkjobserver.api import is_validation_failure
 
         if is_validation_failure(data):
             problems = [problem.problem for problem in data]
             message = "Validation failed: " + "; ".join(str(problem) for problem in problems)
+            # spark-jobserver's Python jobs fail as a job ERROR here, not as a rejected request.
             return JobFailed(
                 job_id=job_id,
-                kind=FAILURE_VALIDATION,
+                kind=FAILURE_ERROR,
                 error=error_map(message, "sparkjobserver.api.ValidationProblem"),
             )
         from sparkjobserver.api import JobEnvironment

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import structlog
 
 from driver.protocol import (
+    FAILURE_ERROR,
     FAILURE_INVALID_TYPE,
     FAILURE_LOADING,
     FAILURE_MALFORMED_URL,
@@ -294,9 +295,10 @@ class JobManager:
         await self._release(message.job_id, record, payload if record is not None else None)
         await self._after_job(context, failed=False)
 
-    async def _fail(self, job_id: str, error: ErrorMap, *, kind: str = "error") -> None:
+    async def _fail(self, job_id: str, error: ErrorMap, *, kind: str = FAILURE_ERROR) -> None:
         waiter = self._waiters.get(job_id)
-        if waiter is not None and not waiter.started.done():
+        if waiter is not None and not waiter.started.done() and kind != FAILURE_ERROR:
+            # Refused before it ran (unknown class, bad package, …): the request gets a 4xx.
             waiter.started.set_exception(_rejection(kind, error))
             waiter.started.exception()  # retrieved here so an unawaited future does not warn
         await self._finalise(job_id, JobState.ERROR, error)
@@ -316,6 +318,8 @@ class JobManager:
             record = await self._store.get_job(job_id)
             if record is not None and record.state is JobState.FINISHED:
                 result = await self._store.get_result(job_id)
+        if not waiter.started.done():  # a short job reports its outcome without JobStarted
+            waiter.started.set_result(None)
         if record is not None and not waiter.done.done():
             waiter.done.set_result((record, result))
         if waiter.adhoc_context is not None:
