@@ -82,6 +82,16 @@ def connect(path: str) -> sqlite3.Connection:
     return connection
 
 
+def connect_reader(path: str) -> sqlite3.Connection:
+    """A second, read-only connection to a database ``connect`` has opened (and migrated)."""
+    connection = sqlite3.connect(
+        path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, cached_statements=256
+    )
+    connection.execute("PRAGMA query_only=ON")
+    connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    return connection
+
+
 def close(connection: sqlite3.Connection) -> None:
     try:
         connection.execute("PRAGMA optimize")  # refreshes the planner's statistics; cheap
