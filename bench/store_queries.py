@@ -32,12 +32,16 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # for tests.pg, the throw-away PostgreSQL server
 
+import aiohttp  # noqa: E402
 import psycopg  # noqa: E402
+from aiohttp.test_utils import TestServer  # noqa: E402
 
+from jobserver.config import load_settings  # noqa: E402
 from jobserver.records import ContextRecord, JobRecord, from_epoch_ms, to_epoch_ms, utc_now  # noqa: E402
 from jobserver.states import ContextState, JobState  # noqa: E402
 from jobserver.storage import Store, create_store  # noqa: E402
 from jobserver.storage.rows import JOB_COLUMNS, column_list, job_values, to_json  # noqa: E402
+from jobserver.web.app import create_app  # noqa: E402
 from tests.pg import find_postgres_bin_dir, start_postgres_server  # noqa: E402
 
 SPREAD_DAYS = 30
@@ -198,8 +202,49 @@ async def measure(store: Store, job_ids: list[str], iterations: int) -> list[tup
     return [(name, await time_ms(call, iterations)) for name, call in queries]
 
 
+async def measure_http(
+    store_url: str, work_dir: Path, job_ids: list[str], iterations: int
+) -> list[tuple[str, list[float]]]:
+    """The same reads as a client sees them: the real app on an ephemeral port over this store."""
+    settings = load_settings(
+        None,
+        {
+            "spark.jobserver.work-dir": str(work_dir),
+            "spark.jobserver.store.url": store_url,
+            "spark.jobserver.server-id": "bench-http",  # leaves the loader's contexts alone
+            "spark.jobserver.dao-cleanup-after": "36500d",  # and its jobs: retention is timed below
+        },
+    )
+    server = TestServer(create_app(settings), host="127.0.0.1")
+    await server.start_server()
+    rng = random.Random(11)
+    picks = [rng.choice(job_ids) for _ in range(iterations + WARM_UP_ITERATIONS)]
+    try:
+        async with aiohttp.ClientSession(base_url=str(server.make_url(""))) as session:
+
+            async def get(path: str) -> None:
+                async with session.get(path) as response:
+                    await response.read()
+                    assert response.status == 200, response.status
+
+            queries: list[tuple[str, Callable[[int], Awaitable[object]]]] = [
+                (f"GET /jobs?limit={PAGE_SIZE}", lambda _: get(f"/jobs?limit={PAGE_SIZE}")),
+                ("GET /jobs?status=FINISHED", lambda _: get("/jobs?status=FINISHED")),
+                ("GET /jobs/<id>", lambda iteration: get(f"/jobs/{picks[iteration]}")),
+            ]
+            return [(name, await time_ms(call, iterations)) for name, call in queries]
+    finally:
+        await server.close()
+
+
 async def fill_and_measure(
-    store: Store, load: Callable[[list[StoredJob]], None], job_count: int, iterations: int
+    store: Store,
+    load: Callable[[list[StoredJob]], None],
+    job_count: int,
+    iterations: int,
+    *,
+    store_url: str,
+    work_dir: Path,
 ) -> tuple[list[tuple[str, list[float]]], str]:
     now_ms = to_epoch_ms(utc_now())
     rng = random.Random(42)
@@ -212,7 +257,9 @@ async def fill_and_measure(
         started = time.perf_counter()
         await asyncio.to_thread(load, jobs)
         print(f"  loaded {job_count:,} jobs in {time.perf_counter() - started:.1f} s", flush=True)
-        results = await measure(store, [job.record.id for job in jobs], iterations)
+        job_ids = [job.record.id for job in jobs]
+        results = await measure(store, job_ids, iterations)
+        results += await measure_http(store_url, work_dir, job_ids, iterations)
         # Retention of about half the jobs, once: how long the cleaner holds the database.
         before = from_epoch_ms(now_ms) - datetime.timedelta(days=SPREAD_DAYS / 2)
         started = time.perf_counter()
@@ -231,7 +278,12 @@ async def run(job_count: int, iterations: int) -> None:
         database = Path(folder) / "db" / "jobserver.sqlite"
         store = create_store(f"sqlite://{database}", blob_dir=Path(folder) / "sqlite-blobs")
         results, note = await fill_and_measure(
-            store, lambda jobs: load_sqlite(database, jobs), job_count, iterations
+            store,
+            lambda jobs: load_sqlite(database, jobs),
+            job_count,
+            iterations,
+            store_url=f"sqlite://{database}",
+            work_dir=Path(folder) / "sqlite-server",
         )
         rows += [("sqlite", name, samples) for name, samples in results]
         notes.append(f"sqlite: {note}")
@@ -246,7 +298,12 @@ async def run(job_count: int, iterations: int) -> None:
                 url = server.create_database("bench")
                 store = create_store(url, blob_dir=Path(folder) / "postgres-blobs")
                 results, note = await fill_and_measure(
-                    store, lambda jobs: load_postgres(url, jobs), job_count, iterations
+                    store,
+                    lambda jobs: load_postgres(url, jobs),
+                    job_count,
+                    iterations,
+                    store_url=url,
+                    work_dir=Path(folder) / "postgres-server",
                 )
                 rows += [("postgres", name, samples) for name, samples in results]
                 notes.append(f"postgres: {note}")

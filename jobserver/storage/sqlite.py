@@ -411,6 +411,15 @@ class SqliteStore(Store):
 
     async def delete_expired(self, before: datetime.datetime) -> dict[str, int]:
         before_ms = to_epoch_ms(before)
-        return await self._call(
+        jobs = 0
+        while True:  # one batch per hop, so other writes interleave with a long clean-up
+            deleted = await self._call(
+                lambda connection: sqlite_retention.delete_expired_jobs_batch(connection, before_ms)
+            )
+            jobs += deleted
+            if deleted < sqlite_retention.JOB_BATCH_SIZE:
+                break
+        counts = await self._call(
             lambda connection: sqlite_retention.delete_expired(connection, self._blobs, before_ms)
         )
+        return {**counts, "jobs": jobs}

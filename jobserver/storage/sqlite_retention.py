@@ -22,6 +22,23 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
+# Jobs deleted per transaction: the store has one writer thread, and other writes (job states,
+# results) wait behind each batch, so a large backlog must not be one long transaction.
+JOB_BATCH_SIZE = 500
+
+
+def delete_expired_jobs_batch(
+    connection: sqlite3.Connection, before_ms: int, limit: int = JOB_BATCH_SIZE
+) -> int:
+    with transaction(connection):
+        # foreign_keys=ON: ON DELETE CASCADE takes each job's config, result and class path entries.
+        return connection.execute(
+            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs"
+            f" WHERE state IN ({_marks(len(_FINAL_JOB_STATES))}) AND end_time < ? LIMIT ?)",
+            (*_FINAL_JOB_STATES, before_ms, limit),
+        ).rowcount
+
+
 def delete_expired(
     connection: sqlite3.Connection,
     blobs: BlobFolder,
@@ -29,19 +46,13 @@ def delete_expired(
     *,
     blob_grace_s: float = BLOB_GRACE_PERIOD_S,
 ) -> dict[str, int]:
-    with transaction(connection):
-        # foreign_keys=ON: ON DELETE CASCADE takes each job's config, result and class path entries.
-        jobs = connection.execute(
-            f"DELETE FROM jobs WHERE state IN ({_marks(len(_FINAL_JOB_STATES))}) AND end_time < ?",
-            (*_FINAL_JOB_STATES, before_ms),
-        ).rowcount
+    """Contexts and blobs; jobs go first, in batches (``delete_expired_jobs_batch``)."""
     with transaction(connection):
         contexts = connection.execute(
             f"DELETE FROM contexts WHERE state IN ({_marks(len(_FINAL_CONTEXT_STATES))}) AND end_time < ?",
             (*_FINAL_CONTEXT_STATES, before_ms),
         ).rowcount
     return {
-        "jobs": jobs,
         "contexts": contexts,
         "blobs": _delete_unused_blobs(connection, blobs, blob_grace_s),
     }
