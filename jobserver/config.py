@@ -52,6 +52,9 @@ class Settings:
     driver_python: str
     driver_server_silence_grace_s: float
     server_id: str
+    callback_attempts: int
+    callback_retry_interval_s: float
+    callback_timeout_s: float
     dao_cleanup_after_s: float
     dao_cleanup_interval_s: float
     context_defaults: Mapping[str, Any]
@@ -132,6 +135,9 @@ def settings_from_tree(tree: ConfigTree) -> Settings:
         driver_python=str(driver.get("python", "") or "") or sys.executable,
         driver_server_silence_grace_s=parse_duration_s(driver["server-silence-grace"]),
         server_id=str(jobserver.get("server-id", "") or "") or f"{socket.getfqdn()}:{jobserver['port']}",
+        callback_attempts=_int(jobserver["callback"], "attempts"),
+        callback_retry_interval_s=parse_duration_s(jobserver["callback"]["retry-interval"]),
+        callback_timeout_s=parse_duration_s(jobserver["callback"]["timeout"]),
         dao_cleanup_after_s=parse_duration_s(jobserver["dao-cleanup-after"]),
         dao_cleanup_interval_s=parse_duration_s(jobserver["dao-cleanup-interval"]),
         context_defaults=spark.get("context-settings", {}) or {},

@@ -38,6 +38,7 @@ from driver.protocol import (
     package_fields,
 )
 from jobserver.bus import BusError
+from jobserver.callbacks import CallbackPolicy, callback_body, deliver
 from jobserver.config import Settings, get_path, merge
 from jobserver.contexts import ContextManager, LiveContext
 from jobserver.errors import (
@@ -100,6 +101,11 @@ class JobManager:
         self._contexts = contexts
         self._waiters: dict[str, _Waiter] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._callback_policy = CallbackPolicy(
+            attempts=settings.callback_attempts,
+            retry_interval_s=settings.callback_retry_interval_s,
+            timeout_s=settings.callback_timeout_s,
+        )
         contexts.job_listener = self
 
     # --- submission ------------------------------------------------------------------------------
@@ -248,12 +254,12 @@ class JobManager:
                 delay_s = min(delay_s * 2, 10.0)
 
     async def close(self) -> None:
-        """Stop retrying deferred reports (the store is closing); each one left is logged."""
+        """Stop deferred reports and callbacks still retrying (the store is closing)."""
         for task in list(self._tasks):
             task.cancel()
         results = await asyncio.gather(*self._tasks, return_exceptions=True)
         if results:
-            log.warning("job_reports_abandoned", count=len(results))
+            log.warning("background_work_abandoned", count=len(results))
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)
@@ -292,6 +298,7 @@ class JobManager:
         record = await self._store.finish_job(message.job_id, payload)
         if record is not None:
             log.info("job_ended", job_id=message.job_id, state=JobState.FINISHED.value)
+            self._call_back(record, payload)
         await self._release(message.job_id, record, payload if record is not None else None)
         await self._after_job(context, failed=False)
 
@@ -307,7 +314,13 @@ class JobManager:
         record = await self._store.update_job(job_id, target, error=error)
         if record is not None:
             log.info("job_ended", job_id=job_id, state=target.value)
+            self._call_back(record, None)
         await self._release(job_id, record, None)
+
+    def _call_back(self, record: JobRecord, result: bytes | None) -> None:
+        body = callback_body(record, result) if record.callback_url else None
+        if body is not None and record.callback_url:
+            self._spawn(deliver(record.callback_url, body, record.id, self._callback_policy))
 
     async def _release(self, job_id: str, record: JobRecord | None, result: bytes | None) -> None:
         """Wake whoever waits for this job, and end its ad-hoc context."""

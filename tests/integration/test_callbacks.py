@@ -1,0 +1,80 @@
+"""callbackUrl: the job's outcome is POSTed to a real HTTP listener, with retries; none for kills."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest_asyncio
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from tests.support import FAKE_SPARK_HOMES, running_server, wait_until
+
+
+class Listener:
+    """A client's callback endpoint that fails its first ``failures`` calls."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.received: list[dict] = []
+        self.attempts = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.attempts += 1
+        body = json.loads(await request.read())
+        if self.attempts <= self.failures:
+            return web.Response(status=503)
+        self.received.append(body)
+        return web.Response(status=200)
+
+
+@pytest_asyncio.fixture
+async def listener() -> AsyncIterator[tuple[Listener, str]]:
+    receiver = Listener(failures=1)
+    app = web.Application()
+    app.router.add_post("/done", receiver.handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield receiver, str(server.make_url("/done"))
+    finally:
+        await server.close()
+
+
+async def test_outcomes_are_posted_with_retries_and_kills_are_not(
+    tmp_path: Path, listener: tuple[Listener, str]
+) -> None:
+    receiver, url = listener
+    overrides = {
+        "spark.home": str(FAKE_SPARK_HOMES / "light"),
+        "spark.jobserver.callback.retry-interval": "100ms",
+    }
+    async with running_server(tmp_path, overrides) as api:
+        await api.upload("examples")
+        assert (await api.call("POST", "/contexts/calling"))[0] == 200
+        base = f"/jobs?appName=examples&context=calling&callbackUrl={quote(url, safe='')}"
+
+        _, killed, _ = await api.call(
+            "POST", f"{base}&classPath=example_jobs.sleep_job.PythonSleepJob", data="sleep.seconds = 30"
+        )
+        await api.wait_job_state(killed["jobId"], "RUNNING")
+        assert (await api.call("DELETE", f"/jobs/{killed['jobId']}"))[0] == 200
+
+        _, done, _ = await api.call(
+            "POST", f"{base}&classPath=example_jobs.echo.EchoJob&sync=true", data='{"input": {"k": [1, 2]}}'
+        )
+        _, failed, _ = await api.call("POST", f"{base}&classPath=example_jobs.failing_job.FailingRunJob")
+
+        async def both_received() -> bool:
+            return len(receiver.received) >= 2
+
+        await wait_until(both_received, timeout_s=15, what="two callbacks delivered")
+        by_job = {body["jobId"]: body for body in receiver.received}
+        assert by_job[done["jobId"]] == {"jobId": done["jobId"], "result": {"k": [1, 2]}}
+        error = by_job[failed["jobId"]]
+        assert (error["status"], error["result"]["message"]) == ("ERROR", "Deliberate failure")
+        assert receiver.attempts == 3  # the first attempt was refused and retried
+        assert killed["jobId"] not in by_job
