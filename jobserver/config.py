@@ -39,6 +39,7 @@ class Settings:
     work_dir: Path
     store_url: str
     max_jobs_per_context: int
+    max_queued_jobs_per_context: int
     context_creation_timeout_s: float
     context_deletion_timeout_s: float
     default_sync_timeout_s: float
@@ -122,6 +123,7 @@ def settings_from_tree(tree: ConfigTree) -> Settings:
         work_dir=work_dir,
         store_url=store_url,
         max_jobs_per_context=_int(jobserver, "max-jobs-per-context"),
+        max_queued_jobs_per_context=_int(jobserver, "max-queued-jobs-per-context"),
         context_creation_timeout_s=parse_duration_s(jobserver["context-creation-timeout"]),
         context_deletion_timeout_s=parse_duration_s(jobserver["context-deletion-timeout"]),
         default_sync_timeout_s=parse_duration_s(jobserver["default-sync-timeout"]),

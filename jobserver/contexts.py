@@ -10,6 +10,7 @@ never came up.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import hmac
@@ -32,6 +33,7 @@ from driver.protocol import (
     Message,
     Rejected,
     ServerHeartbeat,
+    StartJob,
     StopContext,
     Welcome,
 )
@@ -71,7 +73,9 @@ class LiveContext:
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     stopping: bool = False
     end_reason: str | None = None  # why the driver is being ended, when the server ends it
-    job_ids: set[str] = field(default_factory=set)
+    job_ids: set[str] = field(default_factory=set)  # jobs sent to the driver, holding its slots
+    # Jobs waiting for a slot, first come first served, with what to send when one frees.
+    queue: collections.OrderedDict[str, StartJob] = field(default_factory=collections.OrderedDict)
 
     @property
     def id(self) -> str:

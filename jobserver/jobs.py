@@ -133,34 +133,52 @@ class JobManager:
             uris=tuple(uris),
             callback_url=request.callback_url,
         )
-        if len(live.job_ids) >= self._settings.max_jobs_per_context:
+        runs_now = len(live.job_ids) < self._settings.max_jobs_per_context
+        if not runs_now and len(live.queue) >= self._settings.max_queued_jobs_per_context:
             await self._end_adhoc(live)
             raise NoSlotsAvailable(
                 f"Too many running jobs ({self._settings.max_jobs_per_context}) "
                 f"for job context '{request.context or 'ad-hoc'}'"
             )
-        live.job_ids.add(job.id)
+        if runs_now:
+            live.job_ids.add(job.id)
         loop = asyncio.get_running_loop()
         waiter = _Waiter(started=loop.create_future(), done=loop.create_future())
         if live.record.is_adhoc:
             waiter.adhoc_context = live
         self._waiters[job.id] = waiter
         await self._store.insert_job(job, request.posted_config)
-        packages = await self._packages(binaries, uris)
-        log.info("job_submitted", job_id=job.id, context_id=live.id, main_class=main_class)
-        try:
-            await self._contexts.send(
-                live,
-                StartJob(
-                    job_id=job.id,
-                    main_class=main_class,
-                    packages=packages,
-                    config_json=json.dumps(job_config).encode(),
-                ),
-            )
-        except BusError as error:
-            await self._fail(job.id, error_map(f"Context {live.name} is not reachable: {error}"))
+        start = StartJob(
+            job_id=job.id,
+            main_class=main_class,
+            packages=await self._packages(binaries, uris),
+            config_json=json.dumps(job_config).encode(),
+        )
+        log.info(
+            "job_submitted", job_id=job.id, context_id=live.id, main_class=main_class, queued=not runs_now
+        )
+        if runs_now:
+            await self._send_start(live, start)
+        else:
+            live.queue[job.id] = start
+            if not request.sync:  # it is accepted; its start may be far off
+                return SubmitOutcome(job=job)
         return await self._await_outcome(job, waiter, request.sync, timeout_s)
+
+    async def _send_start(self, live: LiveContext, start: StartJob) -> None:
+        try:
+            await self._contexts.send(live, start)
+        except BusError as error:
+            live.job_ids.discard(start.job_id)
+            await self._fail(start.job_id, error_map(f"Context {live.name} is not reachable: {error}"))
+
+    async def _start_queued(self, live: LiveContext) -> None:
+        """Fill the context's free slots from its queue, oldest job first."""
+        while live.queue and len(live.job_ids) < self._settings.max_jobs_per_context and not live.stopping:
+            _, start = live.queue.popitem(last=False)
+            live.job_ids.add(start.job_id)
+            log.info("job_dequeued", job_id=start.job_id, context_id=live.id)
+            await self._send_start(live, start)
 
     async def _await_outcome(
         self, job: JobRecord, waiter: _Waiter, sync: bool, timeout_s: float
@@ -341,6 +359,7 @@ class JobManager:
     async def _after_job(self, context: LiveContext, *, failed: bool) -> None:
         if failed and context.record.config.get("stop-context-on-job-error") in (True, "true", "on", "yes"):
             await self._contexts.stop(context)
+        await self._start_queued(context)
 
     async def _end_adhoc(self, live: LiveContext) -> None:
         if live.record.is_adhoc:
@@ -351,6 +370,7 @@ class JobManager:
         error = error_map(
             message, "spark.jobserver.ContextTerminatedException" if "Unexpected" in message else ""
         )
+        context.queue.clear()
         for job in await self._store.jobs_in_context(context.id, ACTIVE_JOB_STATES):
             await self._fail(job.id, error)
         context.job_ids.clear()
@@ -396,10 +416,14 @@ class JobManager:
         if live is not None:
             # The slot is free as soon as the job reads KILLED; the driver has spare threads for
             # the moment its cancelled thread takes to unwind.
+            queued = live.queue.pop(job_id, None) is not None  # a killed queued job never starts
             live.job_ids.discard(job_id)
-            with contextlib.suppress(BusError):
-                await self._contexts.send(live, KillJob(job_id=job_id))
+            if not queued:
+                with contextlib.suppress(BusError):
+                    await self._contexts.send(live, KillJob(job_id=job_id))
         await self._finalise(job_id, JobState.KILLED, None)
+        if live is not None:
+            await self._start_queued(live)
         return killed
 
 

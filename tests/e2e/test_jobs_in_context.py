@@ -25,7 +25,11 @@ MAX_JOBS = 3
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
     work_dir = tmp_path_factory.mktemp("jobs-in-context")
-    overrides = {**SPARK_TEST_OVERRIDES, "spark.jobserver.max-jobs-per-context": MAX_JOBS}
+    overrides = {
+        **SPARK_TEST_OVERRIDES,
+        "spark.jobserver.max-jobs-per-context": MAX_JOBS,
+        "spark.jobserver.max-queued-jobs-per-context": 0,  # spark-jobserver's way: reject at once
+    }
     async with running_server(work_dir, overrides) as api:
         await api.upload("examples")
         status, body, _ = await api.call("POST", f"/contexts/{CONTEXT}")

@@ -1,0 +1,60 @@
+"""Beyond max-jobs-per-context, jobs wait in a bounded FIFO queue per context instead of a 503."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+from tests.support import FAKE_SPARK_HOMES, Api, running_server
+
+SLEEP = "example_jobs.sleep_job.PythonSleepJob"
+
+
+def end_time(report: dict) -> float:
+    started = datetime.datetime.fromisoformat(report["startTime"]).timestamp()
+    return started + float(report["duration"].removesuffix(" secs"))
+
+
+async def submit(api: Api, seconds: float, *, extra: str = "") -> tuple[int, dict]:
+    status, body, _ = await api.call(
+        "POST",
+        f"/jobs?appName=examples&classPath={SLEEP}&context=busy{extra}",
+        data=f"sleep.seconds = {seconds}",
+    )
+    return status, body
+
+
+async def test_queue_fills_drains_in_order_and_a_killed_queued_job_never_starts(tmp_path: Path) -> None:
+    overrides = {
+        "spark.home": str(FAKE_SPARK_HOMES / "light"),
+        "spark.jobserver.max-jobs-per-context": 1,
+        "spark.jobserver.max-queued-jobs-per-context": 2,
+    }
+    async with running_server(tmp_path, overrides) as api:
+        await api.upload("examples")
+        assert (await api.call("POST", "/contexts/busy"))[0] == 200
+        status, first = await submit(api, 1.0)
+        assert status == 202
+        await api.wait_job_state(first["jobId"], "RUNNING")
+        status, second = await submit(api, 0.2)
+        assert (status, second["status"]) == (202, "STARTED")
+        status, doomed = await submit(api, 0.2)
+        assert status == 202
+        status, body = await submit(api, 0.2)
+        assert (status, body) == (
+            503,
+            {"status": "NO SLOTS AVAILABLE", "result": "Too many running jobs (1) for job context 'busy'"},
+        )
+        assert (await api.call("GET", f"/jobs/{second['jobId']}"))[1]["status"] == "STARTED"
+        assert (await api.call("DELETE", f"/jobs/{doomed['jobId']}"))[:2] == (200, {"status": "KILLED"})
+
+        # A sync request waits in the queue, within its timeout, behind the others.
+        status, synced = await submit(api, 0.1, extra="&sync=true&timeout=30")
+        assert (status, synced["result"]) == (200, 0.1)
+
+        first_report = await api.wait_job_state(first["jobId"], "FINISHED")
+        second_report = await api.wait_job_state(second["jobId"], "FINISHED")
+        # The second job ran (0.2 s) only after the first had ended: one slot, first come first served.
+        assert end_time(second_report) - end_time(first_report) >= 0.2
+        killed = (await api.call("GET", f"/jobs/{doomed['jobId']}"))[1]
+        assert killed["status"] == "KILLED"
