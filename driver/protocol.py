@@ -39,6 +39,10 @@ FAILURE_KINDS = frozenset(
 )
 
 
+# The main class of an SQL job (a statement in the job config's ``sql`` key, no binary needed).
+SQL_MAIN_CLASS = "sql"
+
+
 class ProtocolError(Exception):
     """A frame that is not a message of this protocol version."""
 

@@ -20,12 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from driver.jobkinds import JobProblems, JobRejected, load_job
 from driver.protocol import (
     FAILURE_ERROR,
-    FAILURE_INVALID_TYPE,
     FAILURE_LOADING,
     FAILURE_MALFORMED_URL,
-    FAILURE_NOT_FOUND,
     JobFailed,
     JobFinished,
     JobKilled,
@@ -49,13 +48,6 @@ ANNOUNCE_AFTER_S = 0.005
 
 class JobKilledError(BaseException):
     """Raised inside a job's thread when the job is killed (BaseException: jobs rarely catch it)."""
-
-
-class JobRejected(Exception):
-    def __init__(self, kind: str, message: str, details: Mapping[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.details = dict(details) if details else error_map(message, "JobLoadingError")
 
 
 class JobRunner:
@@ -87,6 +79,7 @@ class JobRunner:
         self._killed: set[str] = set()
         self._loaded_packages: dict[str, Path] = {}  # sha256 -> local file on sys.path
         self._context_tree: Any = None
+        self._context_name = str((context_config.get("context") or {}).get("name", ""))
 
     def running_job_ids(self) -> list[str]:
         with self._lock:
@@ -187,30 +180,22 @@ class JobRunner:
             with self._import_lock:
                 self._load_packages(request.packages)
                 job = load_job(request.main_class)
+            description = f"jobserver job {job_id} ({request.main_class})"
+            self._spark.spark_context.setJobGroup(job_id, description, True)
+            data = job.prepare(self._spark, _config_tree(json.loads(request.config_json)))
         except JobRejected as rejected:
             return JobFailed(job_id=job_id, kind=rejected.kind, error=rejected.details)
-        sc = self._spark.spark_context
-        sc.setJobGroup(job_id, f"jobserver job {job_id} ({request.main_class})", True)
-        config = _config_tree(json.loads(request.config_json))
         with self._lock:
             self._unannounced[job_id] = time.monotonic()
         self._wake()
-        data = job.validate(self._spark.job_context, None, config)
-        from sparkjobserver.api import is_validation_failure
+        from sparkjobserver.native import JobEnvironment
 
-        if is_validation_failure(data):
-            problems = [problem.problem for problem in data]
-            message = "Validation failed: " + "; ".join(str(problem) for problem in problems)
-            # spark-jobserver's Python jobs fail as a job ERROR here, not as a rejected request.
-            return JobFailed(
-                job_id=job_id,
-                kind=FAILURE_ERROR,
-                error=error_map(message, "sparkjobserver.api.ValidationProblem"),
-            )
-        from sparkjobserver.api import JobEnvironment
-
-        environment = JobEnvironment(job_id, None, self._context_config_tree())
-        result = job.run_job(self._spark.job_context, environment, data)
+        environment = JobEnvironment(job_id, self._context_name, self._context_config_tree())
+        try:
+            result = job.run(self._spark, data, environment)
+        except JobProblems as problems:
+            error = error_map(str(problems), "sparkjobserver.api.ValidationProblem")
+            return JobFailed(job_id=job_id, kind=FAILURE_ERROR, error=error)
         return self._finish(job_id, encode_result(result))
 
     def _finish(self, job_id: str, payload: bytes) -> Message:
@@ -293,33 +278,6 @@ def _prefer_on_path(package: Path) -> None:
         if top in tops and origin and not origin.startswith(entry):
             sys.modules.pop(name, None)
     importlib.invalidate_caches()
-
-
-def load_job(main_class: str) -> Any:
-    """An instance of ``module.Class`` with validate and run_job."""
-    module_name, _, attribute = main_class.rpartition(".")
-    if not module_name or not attribute:
-        raise JobRejected(FAILURE_NOT_FOUND, f"classPath {main_class} not found")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        if error.name and module_name.startswith(error.name):
-            raise JobRejected(FAILURE_NOT_FOUND, f"classPath {main_class} not found") from error
-        raise JobRejected(FAILURE_LOADING, str(error), describe_exception(error)) from error
-    except Exception as error:  # a package that fails to import (syntax error, bad import)
-        raise JobRejected(FAILURE_LOADING, str(error), describe_exception(error)) from error
-    target = getattr(module, attribute, None)
-    if target is None:
-        raise JobRejected(FAILURE_NOT_FOUND, f"classPath {main_class} not found")
-    if not isinstance(target, type):
-        raise JobRejected(FAILURE_INVALID_TYPE, "Invalid job type for this context")
-    try:
-        job = target()
-    except Exception as error:
-        raise JobRejected(FAILURE_LOADING, str(error), describe_exception(error)) from error
-    if not (callable(getattr(job, "validate", None)) and callable(getattr(job, "run_job", None))):
-        raise JobRejected(FAILURE_INVALID_TYPE, "Invalid job type for this context")
-    return job
 
 
 def _config_tree(values: Mapping[str, Any], *, root: bool = True) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import uuid
 from collections.abc import Mapping, Sequence
@@ -26,6 +27,7 @@ from driver.protocol import (
     FAILURE_MALFORMED_URL,
     FAILURE_NOT_FOUND,
     FAILURE_VALIDATION,
+    SQL_MAIN_CLASS,
     JobFailed,
     JobFinished,
     JobKilled,
@@ -77,6 +79,7 @@ class JobRequest:
     timeout_s: float | None = None
     callback_url: str | None = None
     proxy_user: str | None = None
+    sql: str | None = None  # an SQL job's statement, when given as a query parameter
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +114,10 @@ class JobManager:
     # --- submission ------------------------------------------------------------------------------
 
     async def submit(self, request: JobRequest) -> SubmitOutcome:
+        if request.sql:  # kept with the posted config, so GET /jobs/<id>/config shows it
+            request = dataclasses.replace(
+                request, posted_config=merge(request.posted_config, {"sql": request.sql})
+            )
         job_config = merge(self._settings.plain, request.posted_config)
         main_class, cp_entries = _what_to_run(request, job_config)
         if request.callback_url:
@@ -439,6 +446,9 @@ def _what_to_run(request: JobRequest, job_config: Mapping[str, Any]) -> tuple[st
         if not main_class:
             raise BadRequest("Cannot parse config: mainClass parameter is missing!")
         return main_class, cp
+    statement = job_config.get("sql")
+    if isinstance(statement, str) and statement.strip():
+        return SQL_MAIN_CLASS, []
     raise BadRequest("Cannot parse config: To start the job appName or cp parameters should be configured!")
 
 

@@ -42,6 +42,7 @@ async def submit_job(request: web.Request) -> web.Response:
         timeout_s=float(timeout_s) if timeout_s is not None else None,
         callback_url=unquote(callback) if callback else None,
         proxy_user=query.get("spark.proxy.user"),
+        sql=query.get("sql"),
     )
     outcome = await request.app[SERVER].jobs.submit(job_request)
     if not outcome.completed:

@@ -313,6 +313,51 @@ async def test_bad_requests_get_the_contract_answers(api: Api) -> None:
     assert status == 400 and "sync" in body["result"]
 
 
+async def test_native_function_and_class_jobs(api: Api) -> None:
+    status, body, _ = await api.call(
+        "POST", job_path("example_jobs.native:word_count", sync=True), data='input.strings = ["a", "b", "a"]'
+    )
+    assert (status, body["result"]) == (200, {"a": 2, "b": 1})
+    status, body, _ = await api.call("POST", job_path("example_jobs.native:whoami", sync=True))
+    assert (status, body["result"]) == (200, {"jobId": body["jobId"], "context": CONTEXT})
+    status, body, _ = await api.call(
+        "POST", job_path("example_jobs.native.Average", sync=True), data="input.numbers = [1, 2, 3]"
+    )
+    assert (status, body["result"]) == (200, 2.0)
+
+
+async def test_native_validation_failure_is_400_before_the_job_runs(api: Api) -> None:
+    status, body, _ = await api.call("POST", job_path("example_jobs.native.Average"))
+    assert status == 400
+    assert body["status"] == "VALIDATION FAILED"
+    assert body["result"]["message"] == "Validation failed: input.numbers is missing"
+    assert body["result"]["errorClass"] == "sparkjobserver.native.ValidationError"
+
+
+async def test_sql_job_returns_columns_rows_and_truncation(api: Api) -> None:
+    statement = 'sql = "SELECT id, id * 2 AS twice FROM range(5)"'
+    path = f"/jobs?context={CONTEXT}&sync=true&timeout=60"
+    status, body, _ = await api.call("POST", path, data=statement)
+    assert status == 200, body
+    assert body["result"] == {
+        "columns": [{"name": "id", "type": "bigint"}, {"name": "twice", "type": "bigint"}],
+        "rows": [[0, 0], [1, 2], [2, 4], [3, 6], [4, 8]],
+        "truncated": False,
+    }
+    status, body, _ = await api.call("POST", path, data=statement + "\nspark.jobserver.sql.max-rows = 2")
+    assert (body["result"]["rows"], body["result"]["truncated"]) == ([[0, 0], [1, 2]], True)
+    status, body, _ = await api.call("POST", path + "&sql=SELECT%20'x'%20AS%20letter")
+    assert body["result"]["rows"] == [["x"]]
+    assert (await api.call("GET", f"/jobs/{body['jobId']}/config"))[1] == {"sql": "SELECT 'x' AS letter"}
+
+
+async def test_sql_analysis_error_is_a_job_error_with_sparks_message(api: Api) -> None:
+    path = f"/jobs?context={CONTEXT}&sync=true&timeout=60"
+    status, body, _ = await api.call("POST", path, data='sql = "SELECT * FROM no_such_table"')
+    assert (status, body["status"]) == (200, "ERROR")
+    assert "no_such_table" in body["result"]["message"]
+
+
 async def test_shared_context_is_still_running_after_all_of_it(api: Api, tmp_path: Path) -> None:
     status, body, _ = await api.call("GET", f"/contexts/{CONTEXT}")
     assert status == 200

@@ -111,3 +111,15 @@ def _free_port() -> int:
 
 async def _gone(context_id: str) -> bool:
     return not processes_mentioning(context_id)
+
+
+async def test_stop_context_on_job_error_stops_it_after_a_failure_only(tmp_path: Path) -> None:
+    async with running_server(tmp_path, fake_spark("light")) as api:
+        await api.upload("examples")
+        assert (await api.call("POST", "/contexts/fragile?stop-context-on-job-error=true"))[0] == 200
+        base = "/jobs?appName=examples&context=fragile&sync=true&classPath=example_jobs."
+        assert (await api.call("POST", base + "echo.EchoJob"))[0] == 200
+        assert (await api.call("GET", "/contexts/fragile"))[1]["state"] == "RUNNING"
+        status, body, _ = await api.call("POST", base + "failing_job.FailingRunJob")
+        assert (status, body["status"]) == (200, "ERROR")
+        await api.wait_context_state("fragile", "FINISHED", timeout_s=15)

@@ -1,0 +1,33 @@
+"""Jobs written against the native API (``sparkjobserver.native``); docs/jobs.md shows each."""
+
+from pyspark.sql import functions
+
+from sparkjobserver.native import ValidationError
+
+
+def word_count(spark, config):
+    """mainClass ``example_jobs.native:word_count``: ``input.strings`` → word counts."""
+    words = spark.createDataFrame([(word,) for word in config.get("input.strings")], ["word"])
+    return {row["word"]: row["count"] for row in words.groupBy("word").count().collect()}
+
+
+def whoami(spark, config, env):
+    """mainClass ``example_jobs.native:whoami``: a third parameter receives the job environment."""
+    return {"jobId": env.job_id, "context": env.context_name}
+
+
+class Average:
+    """mainClass ``example_jobs.native.Average``: the mean of ``input.numbers``.
+
+    ``validate`` rejects a request without numbers with 400 VALIDATION FAILED before anything runs.
+    """
+
+    def validate(self, spark, config):
+        numbers = config.get("input.numbers", None)
+        if not numbers:
+            raise ValidationError("input.numbers is missing")
+        return list(numbers)
+
+    def run(self, spark, numbers, env):
+        frame = spark.createDataFrame([(float(number),) for number in numbers], ["n"])
+        return frame.agg(functions.avg("n")).first()[0]

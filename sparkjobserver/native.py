@@ -1,0 +1,38 @@
+"""The native Python job API: ordinary PySpark, no server-specific base class.
+
+A job is addressed by ``mainClass``:
+
+* ``package.module:function``, a plain function ``run(spark, config)`` or
+  ``run(spark, config, env)``; it returns the job's result.
+* ``package.module.Class``, a class whose instances have ``run(spark, data, env)`` and optionally
+  ``validate(spark, config)``. ``validate`` returns the data ``run`` receives (the config when there
+  is no ``validate``); raising ``ValidationError`` rejects the request with
+  ``400 VALIDATION FAILED`` before the job runs.
+
+``spark`` is what the context's factory provides (a SparkSession unless the context was made with
+``spark.jobserver.context.DefaultSparkContextFactory``); ``config`` is the job's config, the posted
+config over the server's, as a pyhocon ConfigTree (``config.get("input.strings")`` or
+``config["input"]["strings"]``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+class ValidationError(Exception):
+    """Raised by ``validate`` (or a function job before it starts work) to reject the job."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("; ".join(problems) or "validation failed")
+        self.problems = list(problems)
+
+
+@dataclass(frozen=True)
+class JobEnvironment:
+    """What a job may know about where it runs."""
+
+    job_id: str
+    context_name: str
+    context_config: Any  # pyhocon ConfigTree of the context's settings
