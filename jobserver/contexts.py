@@ -16,6 +16,7 @@ import dataclasses
 import hmac
 import json
 import secrets
+import signal
 import time
 import uuid
 from collections.abc import Mapping
@@ -290,7 +291,7 @@ class ContextManager:
         log.warning("driver_lost", context_id=live.id, silent_s=round(silent_s, 1))
         live.end_reason = reason
         if live.process is not None:
-            live.process.signal_group(9)
+            live.process.signal_group(signal.SIGKILL)
 
     # --- stopping --------------------------------------------------------------------------------
 
@@ -310,7 +311,7 @@ class ContextManager:
         if not live.stopping:
             await self._begin_stop(live, force=force)
         elif force and live.process is not None:
-            live.process.signal_group(9)
+            live.process.signal_group(signal.SIGKILL)
         wait_s = max(self._settings.context_deletion_timeout_s - 2.0, 0.5)
         finished = await self._wait_ended(live, wait_s)
         return StopResult(finished=finished)
@@ -335,7 +336,7 @@ class ContextManager:
         if process is None:
             return
         if force:
-            process.signal_group(9)
+            process.signal_group(signal.SIGKILL)
             return
         with contextlib.suppress(BusError):
             await self.send(live, StopContext())
