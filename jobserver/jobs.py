@@ -22,12 +22,6 @@ import structlog
 
 from driver.protocol import (
     FAILURE_ERROR,
-    FAILURE_INVALID_TYPE,
-    FAILURE_LOADING,
-    FAILURE_MALFORMED_URL,
-    FAILURE_NOT_FOUND,
-    FAILURE_VALIDATION,
-    SQL_MAIN_CLASS,
     JobFailed,
     JobFinished,
     JobKilled,
@@ -47,47 +41,17 @@ from jobserver.errors import (
     BadRequest,
     Conflict,
     ErrorMap,
-    JobLoadingFailed,
-    JobLoadingMalformedUrl,
-    JobServerError,
     NoSlotsAvailable,
     NotFound,
     StoreUnavailable,
-    ValidationFailed,
     error_map,
 )
 from jobserver.records import BinaryRecord, JobRecord, utc_now
 from jobserver.states import ACTIVE_JOB_STATES, ContextState, JobState
 from jobserver.storage import Store
+from jobserver.submission import JobRequest, SubmitOutcome, killed_error, rejection, what_to_run
 
 log = structlog.get_logger(__name__)
-
-KILLED_ERROR_CLASS = "spark.jobserver.JobManagerActor$JobKilledException"
-
-
-@dataclass(frozen=True, slots=True)
-class JobRequest:
-    """POST /jobs, parsed: query parameters as given, body as a plain dict."""
-
-    posted_config: Mapping[str, Any]
-    app_name: str | None = None
-    class_path: str | None = None
-    cp: Sequence[str] | None = None
-    main_class: str | None = None
-    context: str | None = None
-    sync: bool = False
-    timeout_s: float | None = None
-    callback_url: str | None = None
-    proxy_user: str | None = None
-    sql: str | None = None  # an SQL job's statement, when given as a query parameter
-
-
-@dataclass(frozen=True, slots=True)
-class SubmitOutcome:
-    job: JobRecord
-    result: bytes | None = None
-    completed: bool = False  # a sync job that reached a final state within its timeout
-
 
 @dataclass(eq=False)
 class _Waiter:
@@ -119,7 +83,7 @@ class JobManager:
                 request, posted_config=merge(request.posted_config, {"sql": request.sql})
             )
         job_config = merge(self._settings.plain, request.posted_config)
-        main_class, cp_entries = _what_to_run(request, job_config)
+        main_class, cp_entries = what_to_run(request, job_config)
         if request.callback_url:
             scheme = urlsplit(request.callback_url).scheme
             if scheme not in ("http", "https"):
@@ -311,7 +275,7 @@ class JobManager:
             await self._after_job(context, failed=True)
         elif isinstance(message, JobKilled):
             context.job_ids.discard(message.job_id)
-            await self._finalise(message.job_id, JobState.KILLED, _killed_error(message.job_id))
+            await self._finalise(message.job_id, JobState.KILLED, killed_error(message.job_id))
             await self._after_job(context, failed=False)
 
     async def _on_finished(self, context: LiveContext, message: JobFinished) -> None:
@@ -331,7 +295,7 @@ class JobManager:
         waiter = self._waiters.get(job_id)
         if waiter is not None and not waiter.started.done() and kind != FAILURE_ERROR:
             # Refused before it ran (unknown class, bad package, …): the request gets a 4xx.
-            waiter.started.set_exception(_rejection(kind, error))
+            waiter.started.set_exception(rejection(kind, error))
             waiter.started.exception()  # retrieved here so an unawaited future does not warn
         await self._finalise(job_id, JobState.ERROR, error)
 
@@ -415,7 +379,7 @@ class JobManager:
             if job.state is JobState.ERROR:
                 return job
             raise NotFound(f"No running job with ID {job_id}")
-        killed = await self._store.update_job(job_id, JobState.KILLED, error=_killed_error(job_id))
+        killed = await self._store.update_job(job_id, JobState.KILLED, error=killed_error(job_id))
         if killed is None:  # it ended meanwhile
             return await self.kill(job_id)
         log.info("job_killed", job_id=job_id, context_id=job.context_id)
@@ -432,48 +396,3 @@ class JobManager:
         if live is not None:
             await self._start_queued(live)
         return killed
-
-
-def _what_to_run(request: JobRequest, job_config: Mapping[str, Any]) -> tuple[str, list[str]]:
-    """Main class and cp entries, by the contract's precedence (§2.3 steps 5 and 7)."""
-    main_class = request.main_class or str(job_config.get("mainClass") or "")
-    cp = list(request.cp) if request.cp else _string_list(job_config.get("cp"))
-    if request.app_name:
-        if not request.class_path:
-            raise BadRequest("Cannot parse config: classPath parameter is missing!")
-        return request.class_path, [*_string_list(job_config.get("dependent-jar-uris")), request.app_name]
-    if cp:
-        if not main_class:
-            raise BadRequest("Cannot parse config: mainClass parameter is missing!")
-        return main_class, cp
-    statement = job_config.get("sql")
-    if isinstance(statement, str) and statement.strip():
-        return SQL_MAIN_CLASS, []
-    raise BadRequest("Cannot parse config: To start the job appName or cp parameters should be configured!")
-
-
-def _string_list(value: Any) -> list[str]:
-    if value is None or value == "":
-        return []
-    if isinstance(value, list):
-        return [str(item).strip() for item in value if str(item).strip()]
-    return [part.strip() for part in str(value).split(",") if part.strip()]
-
-
-def _killed_error(job_id: str) -> ErrorMap:
-    return error_map(f"Job {job_id} killed", KILLED_ERROR_CLASS)
-
-
-def _rejection(kind: str, error: ErrorMap) -> JobServerError:
-    message = error.get("message", "")
-    if kind == FAILURE_NOT_FOUND:
-        return NotFound(message)
-    if kind == FAILURE_INVALID_TYPE:
-        return BadRequest("Invalid job type for this context")
-    if kind == FAILURE_VALIDATION:
-        return ValidationFailed(message, details=dict(error))
-    if kind == FAILURE_MALFORMED_URL:
-        return JobLoadingMalformedUrl(message, details=dict(error))
-    if kind == FAILURE_LOADING:
-        return JobLoadingFailed(message, details=dict(error))
-    return JobServerError(message, details=dict(error))

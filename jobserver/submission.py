@@ -1,0 +1,99 @@
+"""What a POST /jobs asks for, and how its answer is decided (sjs-contract §2.3).
+
+Pure functions and records, no I/O: the JobManager (jobserver.jobs) uses them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from driver.protocol import (
+    FAILURE_INVALID_TYPE,
+    FAILURE_LOADING,
+    FAILURE_MALFORMED_URL,
+    FAILURE_NOT_FOUND,
+    FAILURE_VALIDATION,
+    SQL_MAIN_CLASS,
+)
+from jobserver.errors import (
+    BadRequest,
+    ErrorMap,
+    JobLoadingFailed,
+    JobLoadingMalformedUrl,
+    JobServerError,
+    NotFound,
+    ValidationFailed,
+    error_map,
+)
+from jobserver.records import JobRecord
+
+KILLED_ERROR_CLASS = "spark.jobserver.JobManagerActor$JobKilledException"
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    """POST /jobs, parsed: query parameters as given, body as a plain dict."""
+
+    posted_config: Mapping[str, Any]
+    app_name: str | None = None
+    class_path: str | None = None
+    cp: Sequence[str] | None = None
+    main_class: str | None = None
+    context: str | None = None
+    sync: bool = False
+    timeout_s: float | None = None
+    callback_url: str | None = None
+    proxy_user: str | None = None
+    sql: str | None = None  # an SQL job's statement, when given as a query parameter
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitOutcome:
+    job: JobRecord
+    result: bytes | None = None
+    completed: bool = False  # a sync job that reached a final state within its timeout
+
+def what_to_run(request: JobRequest, job_config: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """Main class and cp entries, by the contract's precedence (§2.3 steps 5 and 7)."""
+    main_class = request.main_class or str(job_config.get("mainClass") or "")
+    cp = list(request.cp) if request.cp else string_list(job_config.get("cp"))
+    if request.app_name:
+        if not request.class_path:
+            raise BadRequest("Cannot parse config: classPath parameter is missing!")
+        return request.class_path, [*string_list(job_config.get("dependent-jar-uris")), request.app_name]
+    if cp:
+        if not main_class:
+            raise BadRequest("Cannot parse config: mainClass parameter is missing!")
+        return main_class, cp
+    statement = job_config.get("sql")
+    if isinstance(statement, str) and statement.strip():
+        return SQL_MAIN_CLASS, []
+    raise BadRequest("Cannot parse config: To start the job appName or cp parameters should be configured!")
+
+
+def string_list(value: Any) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, list):
+        return [str(item).strip() for item in value if str(item).strip()]
+    return [part.strip() for part in str(value).split(",") if part.strip()]
+
+
+def killed_error(job_id: str) -> ErrorMap:
+    return error_map(f"Job {job_id} killed", KILLED_ERROR_CLASS)
+
+
+def rejection(kind: str, error: ErrorMap) -> JobServerError:
+    message = error.get("message", "")
+    if kind == FAILURE_NOT_FOUND:
+        return NotFound(message)
+    if kind == FAILURE_INVALID_TYPE:
+        return BadRequest("Invalid job type for this context")
+    if kind == FAILURE_VALIDATION:
+        return ValidationFailed(message, details=dict(error))
+    if kind == FAILURE_MALFORMED_URL:
+        return JobLoadingMalformedUrl(message, details=dict(error))
+    if kind == FAILURE_LOADING:
+        return JobLoadingFailed(message, details=dict(error))
+    return JobServerError(message, details=dict(error))
