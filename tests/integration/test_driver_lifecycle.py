@@ -123,3 +123,17 @@ async def test_stop_context_on_job_error_stops_it_after_a_failure_only(tmp_path:
         status, body, _ = await api.call("POST", base + "failing_job.FailingRunJob")
         assert (status, body["status"]) == (200, "ERROR")
         await api.wait_context_state("fragile", "FINISHED", timeout_s=15)
+
+
+async def test_a_driver_that_ignores_stop_and_sigterm_is_killed_within_the_deletion_timeout(
+    tmp_path: Path,
+) -> None:
+    overrides = fake_spark("deaf", **{"spark.jobserver.context-deletion-timeout": "2100ms"})
+    async with running_server(tmp_path, overrides) as api:
+        assert (await api.call("POST", "/contexts/wedged"))[0] == 200
+        _, info, _ = await api.call("GET", "/contexts/wedged")
+        status, _, _ = await api.call("DELETE", "/contexts/wedged")
+        assert status == 202
+        # Polite stop, then SIGTERM at 2.1 s (ignored), then SIGKILL of the group 5 s later.
+        await api.wait_context_state("wedged", "FINISHED", timeout_s=20)
+        await wait_until(lambda: _gone(info["id"]), timeout_s=5, what="wedged process group killed")
