@@ -27,6 +27,7 @@ if not __package__:
 
 from driver.link import LinkError, ServerLink
 from driver.protocol import (
+    BlobData,
     ContextInitFailed,
     ContextReady,
     DriverStopping,
@@ -137,6 +138,9 @@ class Driver:
         elif isinstance(message, KillJob):
             if self._runner is not None:
                 self._runner.kill(message.job_id)
+        elif isinstance(message, BlobData):
+            if self._runner is not None:
+                self._runner.on_blob_data(message)
         elif isinstance(message, StopContext | Rejected):
             self._link.stop_serving()
         elif not isinstance(message, ServerHeartbeat):

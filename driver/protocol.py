@@ -122,6 +122,15 @@ class JobKilled(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class FetchBlob(Message):
+    """A driver asks for a binary's bytes (it cannot read the server's file: another host)."""
+
+    TYPE: ClassVar[str] = "fetch_blob"
+    request_id: str
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
 class DriverHeartbeat(Message):
     TYPE: ClassVar[str] = "driver_heartbeat"
     running_job_ids: list[str] = field(default_factory=list)
@@ -163,7 +172,7 @@ class JobPackage:
     name: str
     sha256: str
     binary_type: str  # Jar, Egg, Wheel or Uri
-    location: str  # a local path, or a URI for binary type Uri
+    location: str  # the server's local path ("" when the driver must fetch it), or a URI for Uri
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +183,17 @@ class StartJob(Message):
     packages: list[dict[str, str]]  # JobPackage fields, in cp order
     config_json: bytes  # the job's config (posted over the server's), JSON
     validate_before_start: bool = False  # report JobStarted only after validate() passed
+
+
+@dataclass(frozen=True, slots=True)
+class BlobData(Message):
+    """Part of the bytes a FetchBlob asked for; ``last`` on the final part, ``error`` if none."""
+
+    TYPE: ClassVar[str] = "blob_data"
+    request_id: str
+    data: bytes
+    last: bool
+    error: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +225,8 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         JobKilled,
         DriverHeartbeat,
         DriverStopping,
+        FetchBlob,
+        BlobData,
         Welcome,
         Rejected,
         StartJob,

@@ -8,13 +8,16 @@ exactly that job's Spark work; the thread itself is interrupted at its next Pyth
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import importlib
 import json
 import logging
+import queue
 import shutil
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,6 +28,8 @@ from driver.protocol import (
     FAILURE_ERROR,
     FAILURE_LOADING,
     FAILURE_MALFORMED_URL,
+    BlobData,
+    FetchBlob,
     JobFailed,
     JobFinished,
     JobKilled,
@@ -41,6 +46,9 @@ from driver.spark import SparkHandle
 
 log = logging.getLogger("driver.runner")
 
+
+# How long a job waits for the next part of a package it fetches from the server.
+DOWNLOAD_TIMEOUT_S = 60.0
 
 # Jobs shorter than this are reported by their outcome only; longer ones get a JobStarted first.
 ANNOUNCE_AFTER_S = 0.005
@@ -75,6 +83,7 @@ class JobRunner:
         self._idle = threading.Condition(self._lock)  # notified whenever a job thread ends
         self._import_lock = threading.Lock()
         self._unannounced: dict[str, float] = {}  # job id -> when it started, until JobStarted
+        self._downloads: dict[str, queue.SimpleQueue[BlobData]] = {}  # request id -> its parts
         self._threads: dict[str, int] = {}  # job id -> thread ident while it runs
         self._killed: set[str] = set()
         self._loaded_packages: dict[str, Path] = {}  # sha256 -> local file on sys.path
@@ -229,19 +238,71 @@ class JobRunner:
             _prefer_on_path(local)
 
     def _fetch(self, package: JobPackage) -> Path:
+        """A local copy of the package, named by content, checked against its sha256."""
+        self._package_dir.mkdir(parents=True, exist_ok=True)
+        # addPyFile puts only .zip/.egg/.jar on the executors' path, and a wheel is a zip.
+        target = self._package_dir / f"{package.sha256 or package.name}.zip"
+        if target.exists():
+            return target
         if package.binary_type == "Uri":
             source = _local_path_of_uri(package.location)
-        else:
-            source = Path(package.location)
-        if not source.is_file():
-            raise JobRejected(FAILURE_LOADING, f"package {package.name} is not readable at {source}")
-        # addPyFile puts only .zip/.egg/.jar on the executors' path, and a wheel is a zip.
-        self._package_dir.mkdir(parents=True, exist_ok=True)
-        # Named by content: the same bytes under two binary names are one module source.
-        target = self._package_dir / f"{package.sha256 or package.name}.zip"
-        if not target.exists():
+            if not source.is_file():
+                raise JobRejected(FAILURE_LOADING, f"package {package.name} is not readable at {source}")
             shutil.copyfile(source, target)
+            return target
+        source = Path(package.location) if package.location else None
+        if source is not None and source.is_file():
+            shutil.copyfile(source, target)
+            if _sha256_of(target) == package.sha256:
+                return target
+            target.unlink()  # a same-named file on another host: fetch the real bytes
+        self._download(package, target)
+        if _sha256_of(target) != package.sha256:
+            target.unlink()
+            raise JobRejected(FAILURE_LOADING, f"package {package.name} arrived damaged (sha256 mismatch)")
         return target
+
+    def _download(self, package: JobPackage, target: Path) -> None:
+        """Ask the server for the package's bytes over the bus (this driver runs on another host)."""
+        request_id = uuid.uuid4().hex
+        arrivals: queue.SimpleQueue[BlobData] = queue.SimpleQueue()
+        with self._lock:
+            self._downloads[request_id] = arrivals
+        partial = target.with_suffix(".part")
+        try:
+            self._post(FetchBlob(request_id=request_id, sha256=package.sha256))
+            with open(partial, "wb") as output:
+                while True:
+                    try:
+                        part = arrivals.get(timeout=DOWNLOAD_TIMEOUT_S)
+                    except queue.Empty:
+                        message = f"package {package.name} did not arrive within {DOWNLOAD_TIMEOUT_S:.0f} s"
+                        raise JobRejected(FAILURE_LOADING, message) from None
+                    if part.error:
+                        raise JobRejected(FAILURE_LOADING, part.error)
+                    output.write(part.data)
+                    if part.last:
+                        break
+            partial.replace(target)
+        finally:
+            with self._lock:
+                self._downloads.pop(request_id, None)
+            partial.unlink(missing_ok=True)
+
+    def on_blob_data(self, part: BlobData) -> None:
+        """Called by the main loop: hand a part of a download to the job thread waiting for it."""
+        with self._lock:
+            arrivals = self._downloads.get(part.request_id)
+        if arrivals is not None:
+            arrivals.put(part)
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as source:
+        for block in iter(lambda: source.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _set_async_exception(thread_id: int, exception: type[BaseException] | None) -> None:

@@ -52,6 +52,7 @@ class Settings:
     heartbeat_timeout_s: float
     driver_python: str
     driver_server_silence_grace_s: float
+    driver_binaries_over_bus: bool
     server_id: str
     callback_attempts: int
     callback_retry_interval_s: float
@@ -136,6 +137,7 @@ def settings_from_tree(tree: ConfigTree) -> Settings:
         heartbeat_timeout_s=parse_duration_s(heartbeat["timeout"]),
         driver_python=str(driver.get("python", "") or "") or sys.executable,
         driver_server_silence_grace_s=parse_duration_s(driver["server-silence-grace"]),
+        driver_binaries_over_bus=_binaries_mode(driver.get("binaries", "auto")) == "bus",
         server_id=str(jobserver.get("server-id", "") or "") or f"{socket.getfqdn()}:{jobserver['port']}",
         callback_attempts=_int(jobserver["callback"], "attempts"),
         callback_retry_interval_s=parse_duration_s(jobserver["callback"]["retry-interval"]),
@@ -156,6 +158,13 @@ def _spark_home(configured: str) -> Path:
     import pyspark  # only to find the Spark it bundles; the server never starts Spark itself
 
     return Path(pyspark.__file__).resolve().parent
+
+
+def _binaries_mode(value: Any) -> str:
+    mode = str(value)
+    if mode not in ("auto", "bus"):
+        raise ConfigError(f"spark.jobserver.driver.binaries must be auto or bus, got {mode!r}")
+    return mode
 
 
 def _int(section: Mapping[str, Any], key: str) -> int:

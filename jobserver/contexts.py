@@ -26,10 +26,12 @@ from typing import Any, Protocol
 import structlog
 
 from driver.protocol import (
+    BlobData,
     ContextInitFailed,
     ContextReady,
     DriverHeartbeat,
     DriverStopping,
+    FetchBlob,
     Hello,
     Message,
     Rejected,
@@ -222,6 +224,8 @@ class ContextManager:
             await self._fail_start(live, message.error.get("message", "context init failed"), message.error)
         elif isinstance(message, DriverStopping):
             log.info("driver_stopping", context_id=live.id, reason=message.reason)
+        elif isinstance(message, FetchBlob):
+            self._spawn(self._send_blob(live, message))
         elif self.job_listener is not None:
             await self.job_listener.on_job_message(live, message)
 
@@ -262,6 +266,28 @@ class ContextManager:
         )
         if not live.ready.done():
             live.ready.set_result(record)
+
+    async def _send_blob(self, live: LiveContext, request: FetchBlob) -> None:
+        """Stream a binary's bytes to a driver that cannot read the server's files."""
+        chunk_bytes = self._settings.result_chunk_bytes
+        try:
+            path = await self._store.blob_file(request.sha256)
+            with open(path, "rb") as blob:
+                while True:
+                    data = await asyncio.to_thread(blob.read, chunk_bytes)
+                    last = len(data) < chunk_bytes
+                    await self.send(live, BlobData(request_id=request.request_id, data=data, last=last))
+                    if last:
+                        break
+        except (KeyError, OSError, JobServerError, BusError) as error:
+            log.warning("blob_not_sent", context_id=live.id, sha256=request.sha256, error=str(error))
+            with contextlib.suppress(BusError):
+                reason = f"binary {request.sha256} is not available: {error}"
+                await self.send(
+                    live, BlobData(request_id=request.request_id, data=b"", last=True, error=reason)
+                )
+        else:
+            log.info("blob_sent", context_id=live.id, sha256=request.sha256)
 
     async def send(self, live: LiveContext, message: Message) -> None:
         if live.identity is None:

@@ -53,6 +53,7 @@ from jobserver.submission import JobRequest, SubmitOutcome, killed_error, reject
 
 log = structlog.get_logger(__name__)
 
+
 @dataclass(eq=False)
 class _Waiter:
     started: asyncio.Future[None]
@@ -202,8 +203,13 @@ class JobManager:
     async def _packages(self, binaries: list[BinaryRecord], uris: list[str]) -> list[dict[str, str]]:
         packages = []
         for binary in binaries:
-            path = await self._store.blob_file(binary.sha256)
-            package = JobPackage(binary.app_name, binary.sha256, binary.binary_type.value, str(path))
+            # "" makes the driver fetch the bytes over the bus (drivers on other hosts).
+            location = (
+                ""
+                if self._settings.driver_binaries_over_bus
+                else str(await self._store.blob_file(binary.sha256))
+            )
+            package = JobPackage(binary.app_name, binary.sha256, binary.binary_type.value, location)
             packages.append(package_fields(package))
         for uri in uris:
             packages.append(package_fields(JobPackage(uri.rsplit("/", 1)[-1] or "uri", "", "Uri", uri)))

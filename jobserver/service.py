@@ -100,7 +100,6 @@ class JobServer:
         await self.store.close()
         log.info("jobserver_stopped")
 
-
     async def _clean_periodically(self) -> None:
         """Retention (``dao-cleanup-after``): old finished jobs and contexts, unreferenced blobs."""
         while True:

@@ -31,6 +31,7 @@ from jobserver.records import JobRecord
 
 KILLED_ERROR_CLASS = "spark.jobserver.JobManagerActor$JobKilledException"
 
+
 @dataclass(frozen=True, slots=True)
 class JobRequest:
     """POST /jobs, parsed: query parameters as given, body as a plain dict."""
@@ -53,6 +54,7 @@ class SubmitOutcome:
     job: JobRecord
     result: bytes | None = None
     completed: bool = False  # a sync job that reached a final state within its timeout
+
 
 def what_to_run(request: JobRequest, job_config: Mapping[str, Any]) -> tuple[str, list[str]]:
     """Main class and cp entries, by the contract's precedence (§2.3 steps 5 and 7)."""

@@ -137,3 +137,17 @@ async def test_a_driver_that_ignores_stop_and_sigterm_is_killed_within_the_delet
         # Polite stop, then SIGTERM at 2.1 s (ignored), then SIGKILL of the group 5 s later.
         await api.wait_context_state("wedged", "FINISHED", timeout_s=20)
         await wait_until(lambda: _gone(info["id"]), timeout_s=5, what="wedged process group killed")
+
+
+async def test_drivers_on_other_hosts_fetch_job_packages_over_the_bus(tmp_path: Path) -> None:
+    # "bus": the driver is told no local path and must fetch (and check) the package's bytes.
+    overrides = fake_spark("light", **{"spark.jobserver.driver.binaries": "bus"})
+    async with running_server(tmp_path, overrides) as api:
+        await api.upload("examples")
+        assert (await api.call("POST", "/contexts/remote"))[0] == 200
+        status, body, _ = await api.call(
+            "POST",
+            "/jobs?appName=examples&classPath=example_jobs.echo.EchoJob&context=remote&sync=true",
+            data='{"input": {"fetched": true}}',
+        )
+        assert (status, body.get("result")) == (200, {"fetched": True}), body
