@@ -131,6 +131,15 @@ class FetchBlob(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class FetchDataFile(Message):
+    """A job asks for a data file uploaded through /data, by the name the upload returned."""
+
+    TYPE: ClassVar[str] = "fetch_data_file"
+    request_id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class DriverHeartbeat(Message):
     TYPE: ClassVar[str] = "driver_heartbeat"
     running_job_ids: list[str] = field(default_factory=list)
@@ -187,7 +196,8 @@ class StartJob(Message):
 
 @dataclass(frozen=True, slots=True)
 class BlobData(Message):
-    """Part of the bytes a FetchBlob asked for; ``last`` on the final part, ``error`` if none."""
+    """Part of the bytes a FetchBlob or FetchDataFile asked for; ``last`` on the final part,
+    ``error`` when there are none."""
 
     TYPE: ClassVar[str] = "blob_data"
     request_id: str
@@ -226,6 +236,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         DriverHeartbeat,
         DriverStopping,
         FetchBlob,
+        FetchDataFile,
         BlobData,
         Welcome,
         Rejected,

@@ -30,6 +30,7 @@ from driver.protocol import (
     FAILURE_MALFORMED_URL,
     BlobData,
     FetchBlob,
+    FetchDataFile,
     JobFailed,
     JobFinished,
     JobKilled,
@@ -199,7 +200,9 @@ class JobRunner:
         self._wake()
         from sparkjobserver.native import JobEnvironment
 
-        environment = JobEnvironment(job_id, self._context_name, self._context_config_tree())
+        environment = JobEnvironment(
+            job_id, self._context_name, self._context_config_tree(), fetch_data_file=self.data_file
+        )
         try:
             result = job.run(self._spark, data, environment)
         except JobProblems as problems:
@@ -256,27 +259,40 @@ class JobRunner:
             if _sha256_of(target) == package.sha256:
                 return target
             target.unlink()  # a same-named file on another host: fetch the real bytes
-        self._download(package, target)
+        self._download(FetchBlob(request_id=uuid.uuid4().hex, sha256=package.sha256), target, package.name)
         if _sha256_of(target) != package.sha256:
             target.unlink()
             raise JobRejected(FAILURE_LOADING, f"package {package.name} arrived damaged (sha256 mismatch)")
         return target
 
-    def _download(self, package: JobPackage, target: Path) -> None:
-        """Ask the server for the package's bytes over the bus (this driver runs on another host)."""
-        request_id = uuid.uuid4().hex
+    def data_file(self, name: str) -> str:
+        """A local path of a data file (``JobEnvironment.data_file``): the server's own file when
+        this driver shares its host, else a copy fetched over the bus once."""
+        given = Path(name)
+        if given.is_absolute() and given.is_file():
+            return str(given)
+        folder = self._package_dir / "data"
+        folder.mkdir(parents=True, exist_ok=True)
+        local = folder / given.name
+        if not local.exists():
+            self._download(FetchDataFile(request_id=uuid.uuid4().hex, name=name), local, given.name)
+        return str(local)
+
+    def _download(self, request: FetchBlob | FetchDataFile, target: Path, what: str) -> None:
+        """Ask the server for a file's bytes over the bus (this driver runs on another host)."""
+        request_id = request.request_id
         arrivals: queue.SimpleQueue[BlobData] = queue.SimpleQueue()
         with self._lock:
             self._downloads[request_id] = arrivals
         partial = target.with_suffix(".part")
         try:
-            self._post(FetchBlob(request_id=request_id, sha256=package.sha256))
+            self._post(request)
             with open(partial, "wb") as output:
                 while True:
                     try:
                         part = arrivals.get(timeout=DOWNLOAD_TIMEOUT_S)
                     except queue.Empty:
-                        message = f"package {package.name} did not arrive within {DOWNLOAD_TIMEOUT_S:.0f} s"
+                        message = f"{what} did not arrive within {DOWNLOAD_TIMEOUT_S:.0f} s"
                         raise JobRejected(FAILURE_LOADING, message) from None
                     if part.error:
                         raise JobRejected(FAILURE_LOADING, part.error)

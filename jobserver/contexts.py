@@ -19,8 +19,9 @@ import secrets
 import signal
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
@@ -32,6 +33,7 @@ from driver.protocol import (
     DriverHeartbeat,
     DriverStopping,
     FetchBlob,
+    FetchDataFile,
     Hello,
     Message,
     Rejected,
@@ -42,6 +44,7 @@ from driver.protocol import (
 )
 from jobserver.bus import Bus, BusError
 from jobserver.config import Settings, merge
+from jobserver.datafiles import DataFiles
 from jobserver.errors import BadRequest, ContextInitError, JobServerError, NotFound, error_map
 from jobserver.launcher import DriverLaunch, build_driver_command
 from jobserver.records import ContextRecord, utc_now
@@ -95,8 +98,11 @@ class StopResult:
 
 
 class ContextManager:
-    def __init__(self, settings: Settings, store: Store, bus: Bus, launch: DriverLaunch) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, bus: Bus, launch: DriverLaunch, data: DataFiles
+    ) -> None:
         self._settings = settings
+        self._data = data
         self._store = store
         self._bus = bus
         self._launch = launch
@@ -225,7 +231,9 @@ class ContextManager:
         elif isinstance(message, DriverStopping):
             log.info("driver_stopping", context_id=live.id, reason=message.reason)
         elif isinstance(message, FetchBlob):
-            self._spawn(self._send_blob(live, message))
+            self._spawn(self._send_file(live, message.request_id, self._blob_path(message.sha256)))
+        elif isinstance(message, FetchDataFile):
+            self._spawn(self._send_file(live, message.request_id, self._data_file_path(message.name)))
         elif self.job_listener is not None:
             await self.job_listener.on_job_message(live, message)
 
@@ -267,27 +275,33 @@ class ContextManager:
         if not live.ready.done():
             live.ready.set_result(record)
 
-    async def _send_blob(self, live: LiveContext, request: FetchBlob) -> None:
-        """Stream a binary's bytes to a driver that cannot read the server's files."""
+    async def _blob_path(self, sha256: str) -> Path:
+        return await self._store.blob_file(sha256)
+
+    async def _data_file_path(self, name: str) -> Path:
+        path = self._data.path_of(name)
+        if path is None:
+            raise KeyError(f"no data file {name}")
+        return path
+
+    async def _send_file(self, live: LiveContext, request_id: str, locate: Awaitable[Path]) -> None:
+        """Stream a file (a binary, a data file) to a driver that cannot read the server's files."""
         chunk_bytes = self._settings.result_chunk_bytes
         try:
-            path = await self._store.blob_file(request.sha256)
-            with open(path, "rb") as blob:
+            with open(await locate, "rb") as source:
                 while True:
-                    data = await asyncio.to_thread(blob.read, chunk_bytes)
+                    data = await asyncio.to_thread(source.read, chunk_bytes)
                     last = len(data) < chunk_bytes
-                    await self.send(live, BlobData(request_id=request.request_id, data=data, last=last))
+                    await self.send(live, BlobData(request_id=request_id, data=data, last=last))
                     if last:
                         break
         except (KeyError, OSError, JobServerError, BusError) as error:
-            log.warning("blob_not_sent", context_id=live.id, sha256=request.sha256, error=str(error))
+            log.warning("file_not_sent", context_id=live.id, request_id=request_id, error=str(error))
             with contextlib.suppress(BusError):
-                reason = f"binary {request.sha256} is not available: {error}"
-                await self.send(
-                    live, BlobData(request_id=request.request_id, data=b"", last=True, error=reason)
+                failure = BlobData(
+                    request_id=request_id, data=b"", last=True, error=f"not available: {error}"
                 )
-        else:
-            log.info("blob_sent", context_id=live.id, sha256=request.sha256)
+                await self.send(live, failure)
 
     async def send(self, live: LiveContext, message: Message) -> None:
         if live.identity is None:

@@ -59,7 +59,8 @@ class JobServer:
             bus_endpoint="",  # known once the bus is bound
             bundle=build_bundle(settings.work_dir / "driver-bundle.zip"),
         )
-        contexts = ContextManager(settings, store, bus, launch)
+        data = DataFiles(settings.data_dir, max_upload_bytes=settings.max_upload_bytes)
+        contexts = ContextManager(settings, store, bus, launch, data)
         server = cls(
             settings=settings,
             store=store,
@@ -69,7 +70,7 @@ class JobServer:
             binaries=BinaryManager(
                 store, blob_dir=settings.blob_dir, max_upload_bytes=settings.max_upload_bytes
             ),
-            data=DataFiles(settings.data_dir, max_upload_bytes=settings.max_upload_bytes),
+            data=data,
         )
         try:
             await bus.start(contexts.on_bus_message)

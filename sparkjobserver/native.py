@@ -17,7 +17,8 @@ config over the server's, as a pyhocon ConfigTree (``config.get("input.strings")
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -36,3 +37,11 @@ class JobEnvironment:
     job_id: str
     context_name: str
     context_config: Any  # pyhocon ConfigTree of the context's settings
+    fetch_data_file: Callable[[str], str] | None = field(default=None, repr=False, compare=False)
+
+    def data_file(self, name: str) -> str:
+        """A local path to a file uploaded with ``POST /data``: give the name that upload
+        returned (or its last part). A driver on another host fetches it from the server once."""
+        if self.fetch_data_file is None:
+            raise FileNotFoundError(name)
+        return self.fetch_data_file(name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -151,3 +152,20 @@ async def test_drivers_on_other_hosts_fetch_job_packages_over_the_bus(tmp_path: 
             data='{"input": {"fetched": true}}',
         )
         assert (status, body.get("result")) == (200, {"fetched": True}), body
+
+
+async def test_jobs_open_uploaded_data_files_by_name_even_from_another_host(tmp_path: Path) -> None:
+    async with running_server(tmp_path, fake_spark("light")) as api:
+        await api.upload("examples")
+        _, stored, _ = await api.call("POST", "/data/words.txt", data=b"a b c a b see")
+        name = stored["result"]["filename"]
+        assert (await api.call("POST", "/contexts/reader"))[0] == 200
+        path = "/jobs?cp=examples&mainClass=example_jobs.native:file_words&context=reader&sync=true"
+        expected = {"a": 2, "b": 2, "c": 1, "see": 1}
+        # The full name is readable on this host; the bare name makes the driver fetch it over the bus.
+        for given in (name, Path(name).name):
+            status, body, _ = await api.call("POST", path, data=json.dumps({"input": {"file": given}}))
+            assert (status, body.get("result")) == (200, expected), body
+        status, body, _ = await api.call("POST", path, data='{"input": {"file": "missing.dat"}}')
+        assert (status, body["status"]) == (200, "ERROR")
+        assert "not available" in body["result"]["message"]

@@ -18,6 +18,7 @@ from driver.protocol import (
     DriverHeartbeat,
     DriverStopping,
     FetchBlob,
+    FetchDataFile,
     Hello,
     JobFailed,
     JobFinished,
@@ -60,6 +61,7 @@ SAMPLES: dict[str, Message] = {
     "driver_heartbeat": DriverHeartbeat(running_job_ids=["job-1", "job-2"]),
     "driver_stopping": DriverStopping(reason="server silent for 120.0 s"),
     "fetch_blob": FetchBlob(request_id="r-1", sha256="ab" * 32),
+    "fetch_data_file": FetchDataFile(request_id="r-2", name="/data/wörds.txt-2026.dat"),
     "blob_data": BlobData(request_id="r-1", data=b"PK\x03\x04\xff", last=True, error=""),
     "welcome": Welcome(
         heartbeat_interval_s=0.5,

@@ -31,3 +31,11 @@ class Average:
     def run(self, spark, numbers, env):
         frame = spark.createDataFrame([(float(number),) for number in numbers], ["n"])
         return frame.agg(functions.avg("n")).first()[0]
+
+
+def file_words(spark, config, env):
+    """mainClass ``example_jobs.native:file_words``: word counts of a data file uploaded with
+    ``POST /data``, named by ``input.file`` (the name the upload returned)."""
+    with open(env.data_file(config.get("input.file")), encoding="utf-8") as text:
+        words = text.read().split()
+    return {word: words.count(word) for word in sorted(set(words))}
