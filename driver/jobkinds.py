@@ -62,7 +62,7 @@ class CompatJob(Job):
         checked = self._instance.validate(spark.job_context, None, data)
         if is_validation_failure(checked):
             raise JobProblems("Validation failed: " + "; ".join(str(problem.problem) for problem in checked))
-        legacy_env = JobEnvironment(env.job_id, None, env.context_config)
+        legacy_env = JobEnvironment(env.job_id, env.named_objects, env.context_config)
         return self._instance.run_job(spark.job_context, legacy_env, checked)
 
 

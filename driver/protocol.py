@@ -140,6 +140,14 @@ class FetchDataFile(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class NamedObjectsChanged(Message):
+    """The context's named objects now are these (name, type, storageLevel each)."""
+
+    TYPE: ClassVar[str] = "named_objects_changed"
+    objects: list[dict[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
 class DriverHeartbeat(Message):
     TYPE: ClassVar[str] = "driver_heartbeat"
     running_job_ids: list[str] = field(default_factory=list)
@@ -237,6 +245,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         DriverStopping,
         FetchBlob,
         FetchDataFile,
+        NamedObjectsChanged,
         BlobData,
         Welcome,
         Rejected,

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from driver.jobkinds import JobProblems, JobRejected, load_job
+from driver.named_objects import NamedObjects
 from driver.protocol import (
     FAILURE_ERROR,
     FAILURE_LOADING,
@@ -38,6 +39,7 @@ from driver.protocol import (
     JobResultChunk,
     JobStarted,
     Message,
+    NamedObjectsChanged,
     StartJob,
     describe_exception,
     error_map,
@@ -85,6 +87,9 @@ class JobRunner:
         self._import_lock = threading.Lock()
         self._unannounced: dict[str, float] = {}  # job id -> when it started, until JobStarted
         self._downloads: dict[str, queue.SimpleQueue[BlobData]] = {}  # request id -> its parts
+        self.named_objects = NamedObjects(
+            on_change=lambda objects: post(NamedObjectsChanged(objects=objects))
+        )
         self._threads: dict[str, int] = {}  # job id -> thread ident while it runs
         self._killed: set[str] = set()
         self._loaded_packages: dict[str, Path] = {}  # sha256 -> local file on sys.path
@@ -201,7 +206,11 @@ class JobRunner:
         from sparkjobserver.native import JobEnvironment
 
         environment = JobEnvironment(
-            job_id, self._context_name, self._context_config_tree(), fetch_data_file=self.data_file
+            job_id,
+            self._context_name,
+            self._context_config_tree(),
+            fetch_data_file=self.data_file,
+            named_objects=self.named_objects,
         )
         try:
             result = job.run(self._spark, data, environment)

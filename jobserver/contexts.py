@@ -36,6 +36,7 @@ from driver.protocol import (
     FetchDataFile,
     Hello,
     Message,
+    NamedObjectsChanged,
     Rejected,
     ServerHeartbeat,
     StartJob,
@@ -82,6 +83,7 @@ class LiveContext:
     job_ids: set[str] = field(default_factory=set)  # jobs sent to the driver, holding its slots
     # Jobs waiting for a slot, first come first served, with what to send when one frees.
     queue: collections.OrderedDict[str, StartJob] = field(default_factory=collections.OrderedDict)
+    named_objects: list[dict[str, str]] = field(default_factory=list)  # as the driver last said
 
     @property
     def id(self) -> str:
@@ -130,6 +132,12 @@ class ContextManager:
 
     async def list_names(self) -> list[str]:
         return [record.name for record in await self._store.list_contexts(LISTED_STATES)]
+
+    def named_objects(self, name: str) -> list[dict[str, str]]:
+        live = self.live_by_name(name)
+        if live is None:
+            raise NotFound(f"context {name} not found")
+        return live.named_objects
 
     async def get(self, name: str) -> tuple[ContextRecord, LiveContext | None]:
         record = await self._store.latest_context(name)
@@ -230,6 +238,8 @@ class ContextManager:
             await self._fail_start(live, message.error.get("message", "context init failed"), message.error)
         elif isinstance(message, DriverStopping):
             log.info("driver_stopping", context_id=live.id, reason=message.reason)
+        elif isinstance(message, NamedObjectsChanged):
+            live.named_objects = message.objects
         elif isinstance(message, FetchBlob):
             self._spawn(self._send_file(live, message.request_id, self._blob_path(message.sha256)))
         elif isinstance(message, FetchDataFile):

@@ -38,6 +38,8 @@ class JobEnvironment:
     context_name: str
     context_config: Any  # pyhocon ConfigTree of the context's settings
     fetch_data_file: Callable[[str], str] | None = field(default=None, repr=False, compare=False)
+    # The context's named objects (get, get_or_else_create, update, forget, destroy, get_names).
+    named_objects: Any = field(default=None, repr=False, compare=False)
 
     def data_file(self, name: str) -> str:
         """A local path to a file uploaded with ``POST /data``: give the name that upload

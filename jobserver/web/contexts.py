@@ -26,6 +26,11 @@ async def get_context(request: web.Request) -> web.Response:
     return json_response(context_info(record))
 
 
+@routes.get("/contexts/{name}/objects")
+async def list_named_objects(request: web.Request) -> web.Response:
+    return json_response(request.app[SERVER].contexts.named_objects(request.match_info["name"]))
+
+
 @routes.post("/contexts/{name}")
 async def create_context(request: web.Request) -> web.Response:
     server = request.app[SERVER]

@@ -358,6 +358,22 @@ async def test_sql_analysis_error_is_a_job_error_with_sparks_message(api: Api) -
     assert "no_such_table" in body["result"]["message"]
 
 
+async def test_jobs_share_a_named_dataframe_computed_once(api: Api) -> None:
+    first = (await api.call("POST", job_path("example_jobs.native:cache_numbers", sync=True)))[1]
+    second = (await api.call("POST", job_path("example_jobs.native:cache_numbers", sync=True)))[1]
+    assert first["result"] == {"rows": 1000, "computedHere": True}
+    assert second["result"] == {"rows": 1000, "computedHere": False}
+    status, objects, _ = await api.call("GET", f"/contexts/{CONTEXT}/objects")
+    assert (status, objects) == (
+        200,
+        [{"name": "numbers", "type": "DataFrame", "storageLevel": "MEMORY_AND_DISK"}],
+    )
+    dropped = (await api.call("POST", job_path("example_jobs.native:drop_numbers", sync=True)))[1]
+    assert dropped["result"] == []
+    assert (await api.call("GET", f"/contexts/{CONTEXT}/objects"))[1] == []
+    assert (await api.call("GET", "/contexts/nowhere/objects"))[0] == 404
+
+
 async def test_shared_context_is_still_running_after_all_of_it(api: Api, tmp_path: Path) -> None:
     status, body, _ = await api.call("GET", f"/contexts/{CONTEXT}")
     assert status == 200

@@ -28,6 +28,7 @@ from driver.protocol import (
     JobStarted,
     KillJob,
     Message,
+    NamedObjectsChanged,
     ProtocolError,
     Rejected,
     ServerHeartbeat,
@@ -62,6 +63,9 @@ SAMPLES: dict[str, Message] = {
     "driver_stopping": DriverStopping(reason="server silent for 120.0 s"),
     "fetch_blob": FetchBlob(request_id="r-1", sha256="ab" * 32),
     "fetch_data_file": FetchDataFile(request_id="r-2", name="/data/wörds.txt-2026.dat"),
+    "named_objects_changed": NamedObjectsChanged(
+        objects=[{"name": "people", "type": "DataFrame", "storageLevel": "MEMORY_AND_DISK"}]
+    ),
     "blob_data": BlobData(request_id="r-1", data=b"PK\x03\x04\xff", last=True, error=""),
     "welcome": Welcome(
         heartbeat_interval_s=0.5,

@@ -39,3 +39,22 @@ def file_words(spark, config, env):
     with open(env.data_file(config.get("input.file")), encoding="utf-8") as text:
         words = text.read().split()
     return {word: words.count(word) for word in sorted(set(words))}
+
+
+def cache_numbers(spark, config, env):
+    """mainClass ``example_jobs.native:cache_numbers``: keeps a DataFrame of ``input.rows`` numbers
+    as the named object ``numbers`` (computed once per context) and says whether this job made it."""
+    made_here = []
+
+    def create():
+        made_here.append(True)
+        return spark.range(int(config.get("input.rows", 1000))).toDF("n")
+
+    numbers = env.named_objects.get_or_else_create("numbers", create)
+    return {"rows": numbers.count(), "computedHere": bool(made_here)}
+
+
+def drop_numbers(spark, config, env):
+    """mainClass ``example_jobs.native:drop_numbers``: unpersists and forgets ``numbers``."""
+    env.named_objects.destroy("numbers")
+    return env.named_objects.get_names()
