@@ -15,7 +15,6 @@ import logging
 import os
 import signal
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
@@ -106,7 +105,9 @@ class Driver:
             self._link.post(ContextInitFailed(error=describe_exception(error)))
             self._link.stop_serving()
             return
-        package_dir = Path(tempfile.mkdtemp(prefix=f"jobserver-driver-{self._context_id[:8]}-"))
+        # The working folder is the context's own (the server's per-context folder, or a cluster
+        # container's): it goes with the context.
+        package_dir = Path.cwd() / "packages"
         self._runner = JobRunner(
             spark,
             self._link.post,

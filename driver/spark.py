@@ -18,6 +18,9 @@ FACTORY_KINDS: dict[str, str] = {
     "spark.jobserver.context.SessionContextFactory": SESSION,
     "spark.jobserver.context.DefaultSparkContextFactory": SPARK_CONTEXT,
     "spark.jobserver.python.PythonSparkContextFactory": SPARK_CONTEXT,
+    # Hive: the server launches these with spark.sql.catalogImplementation=hive.
+    "spark.jobserver.python.PythonHiveContextFactory": SESSION,
+    "spark.jobserver.context.HiveContextFactory": SESSION,
 }
 
 

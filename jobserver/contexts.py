@@ -187,7 +187,8 @@ class ContextManager:
         )
         log_path = self._settings.log_dir / f"{record.id}.log"
         try:
-            live.process = await self._supervisor.launch(record.id, command, log_path)
+            working_dir = self._settings.work_dir / "drivers" / record.id
+            live.process = await self._supervisor.launch(record.id, command, log_path, working_dir)
         except OSError as error:
             self._live.pop(record.id, None)
             message = f"cannot start spark-submit: {error}"

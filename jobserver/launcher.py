@@ -121,9 +121,28 @@ def build_driver_command(
     return DriverCommand(argv=argv, env=env)
 
 
+HIVE_FACTORIES = frozenset(
+    {"spark.jobserver.python.PythonHiveContextFactory", "spark.jobserver.context.HiveContextFactory"}
+)
+
+
+def hive_enabled(context_config: Mapping[str, Any]) -> bool:
+    """A Hive context: a Hive factory, or ``spark.session.hive.enabled = true``."""
+    flag = _flatten(context_config).get("spark.session.hive.enabled")
+    return context_config.get("context-factory") in HIVE_FACTORIES or str(flag).lower() in (
+        "true",
+        "on",
+        "yes",
+    )
+
+
 def spark_conf_for(context_config: Mapping[str, Any]) -> dict[str, str]:
     """The Spark configuration a context's settings ask for."""
     conf: dict[str, str] = {}
+    if hive_enabled(context_config):
+        # The Derby metastore and the warehouse land in the driver's working folder unless the
+        # settings name a shared metastore (spark.hadoop.hive.metastore.uris, …).
+        conf["spark.sql.catalogImplementation"] = "hive"
     if context_config.get("num-cpu-cores") not in (None, ""):
         conf["spark.cores.max"] = _render(context_config["num-cpu-cores"])
     if context_config.get("memory-per-node") not in (None, ""):

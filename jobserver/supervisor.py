@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -73,16 +74,21 @@ class Supervisor:
     def __init__(self, on_exit: ExitCallback) -> None:
         self._on_exit = on_exit
         self._processes: dict[str, DriverProcess] = {}
+        self._working_dirs: dict[str, Path] = {}
         self._watchers: set[asyncio.Task[None]] = set()
 
     def get(self, context_id: str) -> DriverProcess | None:
         return self._processes.get(context_id)
 
-    async def launch(self, context_id: str, command: DriverCommand, log_path: Path) -> DriverProcess:
+    async def launch(
+        self, context_id: str, command: DriverCommand, log_path: Path, working_dir: Path
+    ) -> DriverProcess:
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        working_dir.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log_file:
             process = await asyncio.create_subprocess_exec(
                 *command.argv,
+                cwd=working_dir,
                 env={**os.environ, **command.env},
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_file,
@@ -91,6 +97,7 @@ class Supervisor:
             )
         driver = DriverProcess(context_id, process, log_path)
         self._processes[context_id] = driver
+        self._working_dirs[context_id] = working_dir
         watcher = asyncio.create_task(self._watch(driver), name=f"watch-driver-{context_id}")
         self._watchers.add(watcher)
         watcher.add_done_callback(self._watchers.discard)
@@ -100,6 +107,8 @@ class Supervisor:
     async def _watch(self, driver: DriverProcess) -> None:
         code = await driver.wait()
         self._processes.pop(driver.context_id, None)
+        # The driver's own folder (package copies, a Hive metastore): nothing outlives the context.
+        await asyncio.to_thread(shutil.rmtree, self._working_dirs.pop(driver.context_id), True)
         log.info("driver_exited", context_id=driver.context_id, pid=driver.pid, returncode=code)
         try:
             await self._on_exit(driver.context_id, code)

@@ -154,3 +154,28 @@ def _is_python(pid: int) -> bool:
             )
     except OSError:
         return False
+
+
+async def test_hive_context_keeps_hive_tables_in_its_own_metastore(tmp_path: Path) -> None:
+    async with running_server(tmp_path, SPARK_TEST_OVERRIDES) as api:
+        factory = "spark.jobserver.python.PythonHiveContextFactory"
+        assert (await api.call("POST", f"/contexts/hive?context-factory={factory}"))[0] == 200
+        _, info, _ = await api.call("GET", "/contexts/hive")
+        sql = "/jobs?context=hive&sync=true&timeout=120"
+        status, body, _ = await api.call("POST", sql, data='sql = "SET spark.sql.catalogImplementation"')
+        assert (status, body["result"]["rows"]) == (200, [["spark.sql.catalogImplementation", "hive"]]), body
+        status, body, _ = await api.call(
+            "POST", sql, data='sql = "CREATE TABLE IF NOT EXISTS kv (k INT, v STRING) USING hive"'
+        )
+        assert (status, body.get("status")) == (200, None), body
+        status, body, _ = await api.call("POST", sql, data='sql = "SHOW TABLES"')
+        assert "kv" in [row[1] for row in body["result"]["rows"]]
+        # The metastore lives in the context's own folder, which goes with the context.
+        driver_dir = api.settings.work_dir / "drivers" / info["id"]
+        assert (driver_dir / "metastore_db").is_dir()
+        assert (await api.call("DELETE", "/contexts/hive"))[0] == 200
+        await wait_until(lambda: _gone_folder(driver_dir), timeout_s=10, what="driver folder removed")
+
+
+async def _gone_folder(folder: Path) -> bool:
+    return not folder.exists()
