@@ -10,7 +10,6 @@ never came up.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import dataclasses
 import hmac
@@ -19,15 +18,12 @@ import secrets
 import signal
 import time
 import uuid
-from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import structlog
 
 from driver.protocol import (
-    BlobData,
     ContextInitFailed,
     ContextReady,
     DriverHeartbeat,
@@ -39,7 +35,6 @@ from driver.protocol import (
     NamedObjectsChanged,
     Rejected,
     ServerHeartbeat,
-    StartJob,
     StopContext,
     Welcome,
 )
@@ -47,7 +42,9 @@ from jobserver.bus import Bus, BusError
 from jobserver.config import Settings, merge
 from jobserver.datafiles import DataFiles
 from jobserver.errors import BadRequest, ContextInitError, JobServerError, NotFound, error_map
+from jobserver.filesender import FileSender
 from jobserver.launcher import DriverLaunch, build_driver_command
+from jobserver.live import LiveContext, StopResult, log_tail
 from jobserver.records import ContextRecord, utc_now
 from jobserver.states import ContextState
 from jobserver.storage import Store
@@ -65,46 +62,12 @@ class JobListener(Protocol):
     async def on_context_ended(self, context: LiveContext, message: str) -> None: ...
 
 
-@dataclass(eq=False)
-class LiveContext:
-    """What the server knows at run time about a context whose driver it launched."""
-
-    record: ContextRecord
-    token: str
-    process: DriverProcess | None = None
-    identity: bytes | None = None
-    last_seen: float = field(default_factory=time.monotonic)
-    ready: asyncio.Future[ContextRecord] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-    ended: asyncio.Event = field(default_factory=asyncio.Event)
-    stopping: bool = False
-    end_reason: str | None = None  # why the driver is being ended, when the server ends it
-    job_ids: set[str] = field(default_factory=set)  # jobs sent to the driver, holding its slots
-    # Jobs waiting for a slot, first come first served, with what to send when one frees.
-    queue: collections.OrderedDict[str, StartJob] = field(default_factory=collections.OrderedDict)
-    named_objects: list[dict[str, str]] = field(default_factory=list)  # as the driver last said
-
-    @property
-    def id(self) -> str:
-        return self.record.id
-
-    @property
-    def name(self) -> str:
-        return self.record.name
-
-
-@dataclass(frozen=True, slots=True)
-class StopResult:
-    finished: bool  # False: the stop goes on in the background (HTTP 202)
-
-
 class ContextManager:
     def __init__(
         self, settings: Settings, store: Store, bus: Bus, launch: DriverLaunch, data: DataFiles
     ) -> None:
         self._settings = settings
-        self._data = data
+        self._files = FileSender(store, data, self.send, chunk_bytes=settings.result_chunk_bytes)
         self._store = store
         self._bus = bus
         self._launch = launch
@@ -241,10 +204,8 @@ class ContextManager:
             log.info("driver_stopping", context_id=live.id, reason=message.reason)
         elif isinstance(message, NamedObjectsChanged):
             live.named_objects = message.objects
-        elif isinstance(message, FetchBlob):
-            self._spawn(self._send_file(live, message.request_id, self._blob_path(message.sha256)))
-        elif isinstance(message, FetchDataFile):
-            self._spawn(self._send_file(live, message.request_id, self._data_file_path(message.name)))
+        elif isinstance(message, FetchBlob | FetchDataFile):
+            self._spawn(self._files.send(live, message))
         elif self.job_listener is not None:
             await self.job_listener.on_job_message(live, message)
 
@@ -285,34 +246,6 @@ class ContextManager:
         )
         if not live.ready.done():
             live.ready.set_result(record)
-
-    async def _blob_path(self, sha256: str) -> Path:
-        return await self._store.blob_file(sha256)
-
-    async def _data_file_path(self, name: str) -> Path:
-        path = self._data.path_of(name)
-        if path is None:
-            raise KeyError(f"no data file {name}")
-        return path
-
-    async def _send_file(self, live: LiveContext, request_id: str, locate: Awaitable[Path]) -> None:
-        """Stream a file (a binary, a data file) to a driver that cannot read the server's files."""
-        chunk_bytes = self._settings.result_chunk_bytes
-        try:
-            with open(await locate, "rb") as source:
-                while True:
-                    data = await asyncio.to_thread(source.read, chunk_bytes)
-                    last = len(data) < chunk_bytes
-                    await self.send(live, BlobData(request_id=request_id, data=data, last=last))
-                    if last:
-                        break
-        except (KeyError, OSError, JobServerError, BusError) as error:
-            log.warning("file_not_sent", context_id=live.id, request_id=request_id, error=str(error))
-            with contextlib.suppress(BusError):
-                failure = BlobData(
-                    request_id=request_id, data=b"", last=True, error=f"not available: {error}"
-                )
-                await self.send(live, failure)
 
     async def send(self, live: LiveContext, message: Message) -> None:
         if live.identity is None:
@@ -422,7 +355,7 @@ class ContextManager:
         if record is None and target is ContextState.KILLED:
             await self._store.update_context(context_id, ContextState.ERROR, error=message)
         if not live.ready.done():
-            tail = _log_tail(live.process)
+            tail = log_tail(live.process)
             details = error_map(message or "driver exited", "DriverExited", tail)
             live.ready.set_exception(ContextInitError(message or "driver exited", details=details))
         if self.job_listener is not None:
@@ -484,17 +417,3 @@ class ContextManager:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-
-def _log_tail(process: DriverProcess | None, lines: int = 30) -> str:
-    if process is None:
-        return ""
-    try:
-        with open(process.log_path, "rb") as log_file:
-            log_file.seek(0, 2)
-            size = log_file.tell()
-            log_file.seek(max(0, size - 16384))
-            text = log_file.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])

@@ -105,21 +105,15 @@ class JobManager:
             uris=tuple(uris),
             callback_url=request.callback_url,
         )
-        runs_now = len(live.job_ids) < self._settings.max_jobs_per_context
-        if not runs_now and len(live.queue) >= self._settings.max_queued_jobs_per_context:
+        runs_now = await self._admit(live, job.id, request.context)
+        waiter = self._wait_for(job.id, live)
+        try:
+            await self._store.insert_job(job, request.posted_config)
+        except BaseException:  # not accepted after all: give its slot back
+            live.job_ids.discard(job.id)
+            self._waiters.pop(job.id, None)
             await self._end_adhoc(live)
-            raise NoSlotsAvailable(
-                f"Too many running jobs ({self._settings.max_jobs_per_context}) "
-                f"for job context '{request.context or 'ad-hoc'}'"
-            )
-        if runs_now:
-            live.job_ids.add(job.id)
-        loop = asyncio.get_running_loop()
-        waiter = _Waiter(started=loop.create_future(), done=loop.create_future())
-        if live.record.is_adhoc:
-            waiter.adhoc_context = live
-        self._waiters[job.id] = waiter
-        await self._store.insert_job(job, request.posted_config)
+            raise
         start = StartJob(
             job_id=job.id,
             main_class=main_class,
@@ -136,6 +130,27 @@ class JobManager:
             if not request.sync:  # it is accepted; its start may be far off
                 return SubmitOutcome(job=job)
         return await self._await_outcome(job, waiter, request.sync, timeout_s)
+
+    async def _admit(self, live: LiveContext, job_id: str, context_name: str | None) -> bool:
+        """Take a slot (True), or room in the queue (False), or refuse with 503."""
+        if len(live.job_ids) < self._settings.max_jobs_per_context:
+            live.job_ids.add(job_id)  # no await between the check and this: no over-admission
+            return True
+        if len(live.queue) < self._settings.max_queued_jobs_per_context:
+            return False
+        await self._end_adhoc(live)
+        raise NoSlotsAvailable(
+            f"Too many running jobs ({self._settings.max_jobs_per_context}) "
+            f"for job context '{context_name or 'ad-hoc'}'"
+        )
+
+    def _wait_for(self, job_id: str, live: LiveContext) -> _Waiter:
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(started=loop.create_future(), done=loop.create_future())
+        if live.record.is_adhoc:
+            waiter.adhoc_context = live
+        self._waiters[job_id] = waiter
+        return waiter
 
     async def _send_start(self, live: LiveContext, start: StartJob) -> None:
         try:
