@@ -11,8 +11,11 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from driver.protocol import (
@@ -124,9 +127,11 @@ def _validated(call: Any, *, rejected: bool = True) -> Any:
         raise JobRejected(FAILURE_VALIDATION, details["message"], details) from error
 
 
-def load_job(main_class: str) -> Job:
+def load_job(main_class: str, jars: Sequence[Path] = ()) -> Job:
     if main_class == SQL_MAIN_CLASS:
         return SqlJob()
+    if jars and ":" not in main_class and not _python_module_exists(main_class.rpartition(".")[0]):
+        return JvmJob(main_class, jars)
     if ":" in main_class:
         module_name, _, attribute = main_class.partition(":")
     else:
@@ -151,6 +156,78 @@ def load_job(main_class: str) -> Job:
     if callable(getattr(instance, "run", None)):
         return NativeClassJob(instance)
     raise JobRejected(FAILURE_INVALID_TYPE, "Invalid job type for this context")
+
+
+class JvmJob(Job):
+    """A class in a jar with ``public static Object run(SparkSession spark, String configJson)``,
+    called through py4j in this driver's JVM. Maps, lists and scalars it returns convert as Python
+    results do."""
+
+    def __init__(self, main_class: str, jars: Sequence[Path]) -> None:
+        self._main_class = main_class
+        self._jars = tuple(jars)
+
+    def prepare(self, spark: SparkHandle, config: Any) -> Any:
+        jvm = spark.spark_context._jvm
+        try:
+            job_class = jvm.java.lang.Class.forName(self._main_class, True, _class_loader(spark, self._jars))
+        except Exception as error:  # py4j wraps ClassNotFoundException
+            raise JobRejected(FAILURE_NOT_FOUND, f"classPath {self._main_class} not found") from error
+        gateway = spark.spark_context._gateway
+        parameter_types = gateway.new_array(jvm.java.lang.Class, 2)
+        parameter_types[0] = jvm.java.lang.Class.forName("org.apache.spark.sql.SparkSession")
+        parameter_types[1] = jvm.java.lang.Class.forName("java.lang.String")
+        try:
+            method = job_class.getMethod("run", parameter_types)
+        except Exception as error:
+            raise JobRejected(FAILURE_INVALID_TYPE, "Invalid job type for this context") from error
+        return method, json.dumps(
+            config.as_plain_ordered_dict() if hasattr(config, "as_plain_ordered_dict") else config
+        )
+
+    def run(self, spark: SparkHandle, data: Any, env: Any) -> Any:
+        method, config_json = data
+        gateway = spark.spark_context._gateway
+        arguments = gateway.new_array(gateway.jvm.java.lang.Object, 2)
+        arguments[0] = spark.session._jsparkSession
+        arguments[1] = config_json
+        return _from_java(method.invoke(None, arguments))
+
+
+_class_loaders: dict[tuple[Path, ...], Any] = {}
+
+
+def _class_loader(spark: SparkHandle, jars: Sequence[Path]) -> Any:
+    """One class loader per set of jars, over the JVM's own: jars uploaded after the context
+    started load too, and two versions of a jar do not mix."""
+    key = tuple(jars)
+    if key not in _class_loaders:
+        jvm = spark.spark_context._jvm
+        urls = spark.spark_context._gateway.new_array(jvm.java.net.URL, len(jars))
+        for index, jar in enumerate(jars):
+            urls[index] = jvm.java.io.File(str(jar)).toURI().toURL()
+        parent = jvm.java.lang.Thread.currentThread().getContextClassLoader()
+        _class_loaders[key] = jvm.java.net.URLClassLoader(urls, parent)
+    return _class_loaders[key]
+
+
+def _from_java(value: Any) -> Any:
+    from py4j.java_collections import JavaArray, JavaList, JavaMap, JavaSet
+
+    if isinstance(value, JavaMap):
+        return {str(key): _from_java(item) for key, item in value.items()}
+    if isinstance(value, JavaList | JavaArray | JavaSet):
+        return [_from_java(item) for item in value]
+    return value
+
+
+def _python_module_exists(module_name: str) -> bool:
+    if not module_name:
+        return False
+    try:
+        return importlib.util.find_spec(module_name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _import(module_name: str, main_class: str) -> Any:

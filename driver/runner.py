@@ -193,8 +193,8 @@ class JobRunner:
             # One job at a time switches sys.path and imports: a purge of another version's
             # modules must not run while a second thread imports.
             with self._import_lock:
-                self._load_packages(request.packages)
-                job = load_job(request.main_class)
+                jars = self._load_packages(request.packages)
+                job = load_job(request.main_class, jars)
             description = f"jobserver job {job_id} ({request.main_class})"
             self._spark.spark_context.setJobGroup(job_id, description, True)
             data = job.prepare(self._spark, _config_tree(json.loads(request.config_json)))
@@ -235,25 +235,34 @@ class JobRunner:
 
     # --- packages --------------------------------------------------------------------------------
 
-    def _load_packages(self, packages: list[dict[str, str]]) -> None:
+    def _load_packages(self, packages: list[dict[str, str]]) -> list[Path]:
+        """Make the job's packages importable; returns its jars (for a JVM job), in cp order."""
+        jars = []
         for fields in packages:
             package = JobPackage(**fields)
-            if package.binary_type == "Jar":
-                continue  # JVM jobs are not in this release
+            is_jar = package.binary_type == "Jar" or package.location.endswith(".jar")
             with self._lock:
                 local = self._loaded_packages.get(package.sha256)
             if local is None:
                 local = self._fetch(package)
-                self._spark.spark_context.addPyFile(str(local))
+                if is_jar:  # for the executors; the driver loads its classes through its own loader
+                    self._spark.spark_context._jsc.addJar(str(local))
+                else:
+                    self._spark.spark_context.addPyFile(str(local))
                 with self._lock:
                     self._loaded_packages[package.sha256] = local
-            _prefer_on_path(local)
+            if is_jar:
+                jars.append(local)
+            else:
+                _prefer_on_path(local)
+        return jars
 
     def _fetch(self, package: JobPackage) -> Path:
         """A local copy of the package, named by content, checked against its sha256."""
         self._package_dir.mkdir(parents=True, exist_ok=True)
         # addPyFile puts only .zip/.egg/.jar on the executors' path, and a wheel is a zip.
-        target = self._package_dir / f"{package.sha256 or package.name}.zip"
+        suffix = ".jar" if package.binary_type == "Jar" or package.location.endswith(".jar") else ".zip"
+        target = self._package_dir / f"{package.sha256 or Path(package.name).stem}{suffix}"
         if target.exists():
             return target
         if package.binary_type == "Uri":

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
-from tests.support import EXAMPLES_EGG, SPARK_TEST_OVERRIDES, Api, running_server, wait_until
+from tests.support import EXAMPLES_EGG, REPO, SPARK_TEST_OVERRIDES, Api, running_server, wait_until
 
 pytestmark = [pytest.mark.spark, pytest.mark.asyncio(loop_scope="module")]
 
@@ -372,6 +374,31 @@ async def test_jobs_share_a_named_dataframe_computed_once(api: Api) -> None:
     assert dropped["result"] == []
     assert (await api.call("GET", f"/contexts/{CONTEXT}/objects"))[1] == []
     assert (await api.call("GET", "/contexts/nowhere/objects"))[0] == 404
+
+
+def build_jar(folder: Path) -> Path:
+    """Compile examples/jvm with javac against the Spark jars pyspark ships, into a jar."""
+    import pyspark
+
+    spark_jars = sorted((Path(pyspark.__file__).parent / "jars").glob("*.jar"))
+    classes = folder / "classes"
+    sources = sorted((REPO / "examples" / "jvm").rglob("*.java"))
+    classpath = ":".join(str(jar) for jar in spark_jars)
+    subprocess.run(["javac", "-d", str(classes), "-cp", classpath, *map(str, sources)], check=True)
+    jar = folder / "sum-job.jar"
+    with zipfile.ZipFile(jar, "w") as archive:
+        for compiled in sorted(classes.rglob("*.class")):
+            archive.write(compiled, str(compiled.relative_to(classes)))
+    return jar
+
+
+async def test_jvm_job_from_a_jar_uploaded_after_the_context_started(api: Api, tmp_path: Path) -> None:
+    await api.upload("sum-jar", build_jar(tmp_path), "application/java-archive")
+    path = f"/jobs?appName=sum-jar&context={CONTEXT}&sync=true&timeout=60&classPath="
+    status, body, _ = await api.call("POST", path + "example.SumJob", data="input.x = 1")
+    assert (status, body.get("result")) == (200, {"sum": 45, "configMentionsInput": True}), body
+    status, body, _ = await api.call("POST", path + "example.Nope")
+    assert (status, body) == (404, {"status": "ERROR", "result": "classPath example.Nope not found"})
 
 
 async def test_shared_context_is_still_running_after_all_of_it(api: Api, tmp_path: Path) -> None:
