@@ -18,6 +18,9 @@ FACTORY_KINDS: dict[str, str] = {
     "spark.jobserver.context.SessionContextFactory": SESSION,
     "spark.jobserver.context.DefaultSparkContextFactory": SPARK_CONTEXT,
     "spark.jobserver.python.PythonSparkContextFactory": SPARK_CONTEXT,
+    # spark-jobserver's Java factory names: here they hand JVM jobs (and Python ones) the same.
+    "spark.jobserver.context.JavaSessionContextFactory": SESSION,
+    "spark.jobserver.context.JavaSparkContextFactory": SPARK_CONTEXT,
     # Hive: the server launches these with spark.sql.catalogImplementation=hive.
     "spark.jobserver.python.PythonHiveContextFactory": SESSION,
     "spark.jobserver.context.HiveContextFactory": SESSION,
