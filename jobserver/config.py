@@ -40,6 +40,8 @@ class Settings:
     store_url: str
     max_jobs_per_context: int
     max_queued_jobs_per_context: int
+    kill_grace_s: float
+    restart_context_on_stuck_kill: bool
     context_creation_timeout_s: float
     context_deletion_timeout_s: float
     default_sync_timeout_s: float
@@ -125,6 +127,9 @@ def settings_from_tree(tree: ConfigTree) -> Settings:
         store_url=store_url,
         max_jobs_per_context=_int(jobserver, "max-jobs-per-context"),
         max_queued_jobs_per_context=_int(jobserver, "max-queued-jobs-per-context"),
+        kill_grace_s=parse_duration_s(jobserver["kill-grace"]),
+        restart_context_on_stuck_kill=str(jobserver.get("restart-context-on-stuck-kill", False)).lower()
+        in ("true", "on", "yes"),
         context_creation_timeout_s=parse_duration_s(jobserver["context-creation-timeout"]),
         context_deletion_timeout_s=parse_duration_s(jobserver["context-deletion-timeout"]),
         default_sync_timeout_s=parse_duration_s(jobserver["default-sync-timeout"]),

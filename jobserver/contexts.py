@@ -194,6 +194,7 @@ class ContextManager:
             return
         live.last_seen = time.monotonic()
         if isinstance(message, DriverHeartbeat):
+            await self._check_stuck_kills(live, set(message.running_job_ids))
             return
         if isinstance(message, ContextReady):
             await self._on_ready(live, message)
@@ -246,6 +247,38 @@ class ContextManager:
         )
         if not live.ready.done():
             live.ready.set_result(record)
+
+    def note_killed(self, live: LiveContext, job_id: str) -> None:
+        live.killed_at[job_id] = time.monotonic()
+
+    async def _check_stuck_kills(self, live: LiveContext, running: set[str]) -> None:
+        """Killed jobs the driver still runs after kill-grace are reported (and, if configured,
+        their context is restarted); the driver's heartbeat lists what it runs."""
+        now = time.monotonic()
+        for job_id, killed in list(live.killed_at.items()):
+            if job_id not in running:
+                del live.killed_at[job_id]
+                live.stuck_job_ids.discard(job_id)
+            elif now - killed > self._settings.kill_grace_s and job_id not in live.stuck_job_ids:
+                live.stuck_job_ids.add(job_id)
+                log.warning(
+                    "job_ignores_kill", context_id=live.id, job_id=job_id, seconds=round(now - killed)
+                )
+                if self._settings.restart_context_on_stuck_kill and not live.stopping:
+                    self._spawn(self._restart(live))
+
+    async def _restart(self, live: LiveContext) -> None:
+        config = {
+            key: value for key, value in live.record.config.items() if key not in ("is-adhoc", "context")
+        }
+        await self._begin_stop(live, force=False)
+        await self._wait_ended(live, self._settings.context_deletion_timeout_s + 10.0)
+        log.info("context_restarting", context_id=live.id, context_name=live.name)
+        await self._create_logged(live.name, config)
+
+    def stuck_job_ids(self, context_id: str) -> list[str]:
+        live = self._live.get(context_id)
+        return sorted(live.stuck_job_ids) if live is not None else []
 
     async def send(self, live: LiveContext, message: Message) -> None:
         if live.identity is None:

@@ -411,6 +411,7 @@ class JobManager:
             queued = live.queue.pop(job_id, None) is not None  # a killed queued job never starts
             live.job_ids.discard(job_id)
             if not queued:
+                self._contexts.note_killed(live, job_id)
                 with contextlib.suppress(BusError):
                     await self._contexts.send(live, KillJob(job_id=job_id))
         await self._finalise(job_id, JobState.KILLED, None)

@@ -31,6 +31,8 @@ class LiveContext:
     # Jobs waiting for a slot, first come first served, with what to send when one frees.
     queue: collections.OrderedDict[str, StartJob] = field(default_factory=collections.OrderedDict)
     named_objects: list[dict[str, str]] = field(default_factory=list)  # as the driver last said
+    killed_at: dict[str, float] = field(default_factory=dict)  # killed jobs the driver still runs
+    stuck_job_ids: set[str] = field(default_factory=set)  # … for longer than kill-grace
 
     @property
     def id(self) -> str:

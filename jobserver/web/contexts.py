@@ -22,8 +22,13 @@ async def list_contexts(request: web.Request) -> web.Response:
 
 @routes.get("/contexts/{name}")
 async def get_context(request: web.Request) -> web.Response:
-    record, _ = await request.app[SERVER].contexts.get(request.match_info["name"])
-    return json_response(context_info(record))
+    contexts = request.app[SERVER].contexts
+    record, _ = await contexts.get(request.match_info["name"])
+    info = context_info(record)
+    stuck = contexts.stuck_job_ids(record.id)
+    if stuck:  # killed jobs whose code ignores the kill (spark.jobserver.kill-grace)
+        info["stuckJobs"] = stuck
+    return json_response(info)
 
 
 @routes.get("/contexts/{name}/objects")

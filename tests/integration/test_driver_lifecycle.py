@@ -13,7 +13,7 @@ import zmq
 import zmq.asyncio
 
 from driver.protocol import Hello, Rejected, decode, encode
-from tests.support import FAKE_SPARK_HOMES, processes_mentioning, running_server, wait_until
+from tests.support import FAKE_SPARK_HOMES, Api, processes_mentioning, running_server, wait_until
 
 
 def fake_spark(kind: str, **overrides: object) -> dict[str, object]:
@@ -169,3 +169,48 @@ async def test_jobs_open_uploaded_data_files_by_name_even_from_another_host(tmp_
         status, body, _ = await api.call("POST", path, data='{"input": {"file": "missing.dat"}}')
         assert (status, body["status"]) == (200, "ERROR")
         assert "not available" in body["result"]["message"]
+
+
+async def start_stubborn_job_and_kill_it(api: Api) -> tuple[dict, dict]:
+    await api.upload("examples")
+    assert (await api.call("POST", "/contexts/sticky"))[0] == 200
+    _, context, _ = await api.call("GET", "/contexts/sticky")
+    _, job, _ = await api.call(
+        "POST",
+        "/jobs?appName=examples&classPath=example_jobs.sleep_job.StubbornJob&context=sticky",
+        data="sleep.seconds = 60",
+    )
+    await api.wait_job_state(job["jobId"], "RUNNING")
+    assert (await api.call("DELETE", f"/jobs/{job['jobId']}"))[:2] == (200, {"status": "KILLED"})
+    return context, job
+
+
+STUCK_KILL = {"spark.jobserver.heartbeat.interval": "200ms", "spark.jobserver.kill-grace": "500ms"}
+
+
+async def test_a_job_that_ignores_its_kill_is_reported(tmp_path: Path) -> None:
+    async with running_server(tmp_path, fake_spark("light", **STUCK_KILL)) as api:
+        context, job = await start_stubborn_job_and_kill_it(api)
+
+        async def reported() -> bool:
+            _, info, _ = await api.call("GET", "/contexts/sticky")
+            return info.get("stuckJobs") == [job["jobId"]]
+
+        await wait_until(reported, timeout_s=10, what="the stuck job reported")
+        _, info, _ = await api.call("GET", "/contexts/sticky")
+        assert (info["id"], info["state"]) == (context["id"], "RUNNING")
+        assert await api.job_state(job["jobId"]) == "KILLED"
+
+
+async def test_a_job_that_ignores_its_kill_restarts_its_context_when_configured(tmp_path: Path) -> None:
+    overrides = fake_spark("light", **STUCK_KILL, **{"spark.jobserver.restart-context-on-stuck-kill": True})
+    async with running_server(tmp_path, overrides) as api:
+        before, job = await start_stubborn_job_and_kill_it(api)
+
+        async def restarted() -> bool:
+            _, info, _ = await api.call("GET", "/contexts/sticky")
+            return info["id"] != before["id"] and info["state"] == "RUNNING"
+
+        await wait_until(restarted, timeout_s=30, what="the context restarted")
+        assert await api.job_state(job["jobId"]) == "KILLED"
+        await wait_until(lambda: _gone(before["id"]), timeout_s=10, what="the old driver gone")
