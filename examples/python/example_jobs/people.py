@@ -18,3 +18,15 @@ def read_people(config):
 def _person(entry):
     name, age, salary = entry
     return str(name), int(age), float(salary)
+
+
+def validate_people(context, config):
+    """The shared ``validate`` of the SQL examples: the typed rows, or validation problems."""
+    from pyspark.sql import SparkSession
+
+    from sparkjobserver.api import build_problems
+
+    problems = [] if isinstance(context, SparkSession) else ["Expected a SparkSession context"]
+    people, data_problems = read_people(config)
+    problems.extend(data_problems)
+    return build_problems(problems) if problems else people

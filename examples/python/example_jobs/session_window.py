@@ -1,10 +1,8 @@
 """Ranking with a Spark SQL window function on a ``SparkSession`` context."""
 
-from pyspark.sql import SparkSession
+from sparkjobserver.api import SparkJob
 
-from sparkjobserver.api import SparkJob, build_problems
-
-from .people import PEOPLE_SCHEMA, read_people
+from .people import PEOPLE_SCHEMA, validate_people
 
 # The DataFrame is passed to sql() as a parameter instead of being registered as a temporary view:
 # jobs share the session, and two of them registering the same view name would race.
@@ -23,10 +21,7 @@ class SessionWindowJob(SparkJob):
     """
 
     def validate(self, context, runtime, config):
-        problems = [] if isinstance(context, SparkSession) else ["Expected a SparkSession context"]
-        people, data_problems = read_people(config)
-        problems.extend(data_problems)
-        return build_problems(problems) if problems else people
+        return validate_people(context, config)
 
     def run_job(self, context, runtime, data):
         people = context.createDataFrame(data, PEOPLE_SCHEMA)

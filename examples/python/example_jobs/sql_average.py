@@ -1,10 +1,8 @@
 """Average salary per age with Spark SQL, adapted from spark-jobserver's SQLContext example to a session."""
 
-from pyspark.sql import SparkSession
+from sparkjobserver.api import SparkJob
 
-from sparkjobserver.api import SparkJob, build_problems
-
-from .people import PEOPLE_SCHEMA, read_people
+from .people import PEOPLE_SCHEMA, validate_people
 
 # Passed as a parameter rather than a temporary view, so concurrent jobs in one session do not collide.
 AVERAGE_SALARY_BY_AGE = """
@@ -23,10 +21,7 @@ class SQLAverageJob(SparkJob):
     """
 
     def validate(self, context, runtime, config):
-        problems = [] if isinstance(context, SparkSession) else ["Expected a SparkSession context"]
-        people, data_problems = read_people(config)
-        problems.extend(data_problems)
-        return build_problems(problems) if problems else people
+        return validate_people(context, config)
 
     def run_job(self, context, runtime, data):
         people = context.createDataFrame(data, PEOPLE_SCHEMA)
