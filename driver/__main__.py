@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: link.stop_serving())
     # Spark starts on its own thread so that the main thread heartbeats from the first second.
     threading.Thread(target=driver.boot, name="spark-boot", daemon=True).start()
-    reason = link.serve(driver.handle, driver.running_job_ids, driver.tick)
+    reason = link.serve(driver.handle, driver.running_job_ids, driver.tick, driver.spark_ui)
     log.info("driver stopping: %s", reason)
     link.post(DriverStopping(reason=reason))
     driver.stop()
@@ -126,6 +126,12 @@ class Driver:
 
     def tick(self, now: float) -> float | None:
         return self._runner.announce_started(now) if self._runner is not None else None
+
+    def spark_ui(self) -> tuple[str, str | None]:
+        """Application id and web UI address once Spark is up ("" before)."""
+        if self._spark is None:
+            return "", None
+        return self._spark.application_id, self._spark.web_ui_url
 
     def running_job_ids(self) -> list[str]:
         return self._runner.running_job_ids() if self._runner is not None else []

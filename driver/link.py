@@ -3,6 +3,12 @@
 ZeroMQ sockets are not thread-safe, so job threads never touch the socket: they ``post`` encoded
 frames to a queue and poke a pipe, and the main thread's poll loop wakes on either the socket or the
 pipe. That keeps the outbound path free of polling delays.
+
+A job's final report (its result chunks and JobFinished, or JobFailed, or JobKilled) is kept after
+it is sent until the server acknowledges that it is stored (JobReportAck). When the server restarts,
+the new one answers this driver's next frame with Reintroduce; the driver says who it is (Rejoin)
+and, once welcomed, sends every report it still holds again. So no result is lost to a server
+crash, and the server's compare-and-set makes a report that arrives twice count once.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import contextlib
 import logging
 import os
 import queue
+import socket
 import time
 from collections.abc import Callable
 
@@ -19,15 +26,26 @@ import zmq
 from driver.protocol import (
     DriverHeartbeat,
     Hello,
+    JobFailed,
+    JobFinished,
+    JobKilled,
+    JobReportAck,
+    JobResultChunk,
     Message,
     ProtocolError,
+    Reintroduce,
     Rejected,
+    Rejoin,
     Welcome,
     decode,
     encode,
 )
 
 log = logging.getLogger("driver.link")
+
+
+# The messages that make up a job's final report, held until the server acknowledges it.
+REPORT_TYPES = (JobResultChunk, JobFinished, JobFailed, JobKilled)
 
 
 class LinkError(Exception):
@@ -43,8 +61,19 @@ class ServerLink:
         self._socket = self._zmq.socket(zmq.DEALER)
         # Frames still queued at exit get this long to leave (the last results, DriverStopping).
         self._socket.setsockopt(zmq.LINGER, 3000)
+        # A stable identity: after a reconnect the server still knows which driver this is.
+        self._socket.setsockopt(zmq.ROUTING_ID, context_id.encode())
+        # With no server for a long time the queue toward it fills up: drop rather than block the
+        # loop that watches for the server's silence (held reports are sent again on rejoin).
+        self._socket.setsockopt(zmq.SNDTIMEO, 1000)
         self._socket.connect(endpoint)
-        self._outbox: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+        # (frame, job id when the frame is part of a job's final report)
+        self._outbox: queue.SimpleQueue[tuple[bytes, str | None]] = queue.SimpleQueue()
+        self._held: dict[str, list[bytes]] = {}  # sent reports not yet acknowledged, main thread only
+        self._rejoining = False
+        self.pid = os.getpid()
+        self.pgid = os.getpgid(0)
+        self.host = socket.gethostname()
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
         self._last_heard = time.monotonic()
@@ -53,7 +82,10 @@ class ServerLink:
         self.welcome: Welcome | None = None
 
     def handshake(self, timeout_s: float) -> Welcome:
-        self._send_now(Hello(context_id=self._context_id, token=self._token, pid=os.getpid()))
+        hello = Hello(
+            context_id=self._context_id, token=self._token, pid=self.pid, pgid=self.pgid, host=self.host
+        )
+        self._send_now(hello)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if not self._socket.poll(int(max(deadline - time.monotonic(), 0) * 1000) + 1):
@@ -69,12 +101,21 @@ class ServerLink:
 
     def post(self, message: Message) -> None:
         """Send from any thread."""
-        self._outbox.put(encode(message))
+        held_as = message.job_id if isinstance(message, REPORT_TYPES) else None
+        self._outbox.put((encode(message), held_as))
+        if isinstance(message, JobFinished | JobFailed | JobKilled):
+            log.info("job %s ended: %s", message.job_id, message.TYPE)
         with contextlib.suppress(BlockingIOError):  # the pipe is full of wake-ups: one is enough
             os.write(self._wake_write, b"\0")
 
     def _send_now(self, message: Message) -> None:
-        self._socket.send(encode(message))
+        self._send_frame(encode(message))
+
+    def _send_frame(self, frame: bytes) -> None:
+        try:
+            self._socket.send(frame)
+        except zmq.Again:
+            log.debug("no server to send to; frame dropped")
         self._last_sent = time.monotonic()
 
     def _receive(self) -> Message | None:
@@ -100,10 +141,13 @@ class ServerLink:
         handle: Callable[[Message], None],
         running_job_ids: Callable[[], list[str]],
         tick: Callable[[float], float | None] = lambda now: None,
+        spark_ui: Callable[[], tuple[str, str | None]] = lambda: ("", None),
     ) -> str:
         """Dispatch server messages until ``stop_serving`` or server silence; returns why it ended.
 
-        ``tick(now)`` runs on every turn of the loop and returns when it wants the next turn."""
+        ``tick(now)`` runs on every turn of the loop and returns when it wants the next turn.
+        ``spark_ui()`` gives the application id and web UI address ("" while Spark starts), for a
+        Rejoin."""
         assert self.welcome is not None
         interval_s = self.welcome.heartbeat_interval_s
         grace_s = self.welcome.server_silence_grace_s
@@ -116,7 +160,7 @@ class ServerLink:
             if self._wake_read in events:
                 self._drain_wakeups()
             if self._socket in events:
-                self._receive_all(handle)
+                self._receive_all(handle, running_job_ids, spark_ui)
             now = time.monotonic()
             due_s = tick(now)
             timeout_s = interval_s if due_s is None else min(interval_s, due_s)
@@ -128,7 +172,12 @@ class ServerLink:
         self._flush_outbox()
         return "stop requested"
 
-    def _receive_all(self, handle: Callable[[Message], None]) -> None:
+    def _receive_all(
+        self,
+        handle: Callable[[Message], None],
+        running_job_ids: Callable[[], list[str]],
+        spark_ui: Callable[[], tuple[str, str | None]],
+    ) -> None:
         while True:
             try:
                 frame = self._socket.recv(zmq.NOBLOCK)
@@ -140,7 +189,42 @@ class ServerLink:
             except ProtocolError as error:
                 log.warning("dropped a frame from the server: %s", error)
                 continue
-            handle(message)
+            if isinstance(message, JobReportAck):
+                self._held.pop(message.job_id, None)
+            elif isinstance(message, Reintroduce):
+                self._rejoin(running_job_ids(), *spark_ui())
+            elif isinstance(message, Welcome):
+                self._on_welcome_back(message)
+            else:
+                handle(message)
+
+    def _rejoin(self, running: list[str], application_id: str, web_ui_url: str | None) -> None:
+        if self._rejoining:  # one introduction per server; it answers every stray frame
+            return
+        self._rejoining = True
+        log.info("the job server restarted; rejoining it with %d job(s) running", len(running))
+        rejoin = Rejoin(
+            context_id=self._context_id,
+            token=self._token,
+            pid=self.pid,
+            pgid=self.pgid,
+            host=self.host,
+            running_job_ids=running,
+            held_job_ids=list(self._held),
+            application_id=application_id,
+            web_ui_url=web_ui_url,
+        )
+        self._send_now(rejoin)
+
+    def _on_welcome_back(self, welcome: Welcome) -> None:
+        if not self._rejoining:
+            return
+        self._rejoining = False
+        self.welcome = welcome
+        log.info("rejoined the job server; sending %d held job report(s) again", len(self._held))
+        for frames in list(self._held.values()):
+            for frame in frames:
+                self._send_frame(frame)
 
     def _drain_wakeups(self) -> None:
         try:
@@ -152,11 +236,15 @@ class ServerLink:
     def _flush_outbox(self) -> None:
         while True:
             try:
-                frame = self._outbox.get_nowait()
+                frame, held_as = self._outbox.get_nowait()
             except queue.Empty:
                 return
-            self._socket.send(frame)
-            self._last_sent = time.monotonic()
+            self._send_frame(frame)
+            if held_as is not None:
+                self._held.setdefault(held_as, []).append(frame)
+
+    def held_job_ids(self) -> list[str]:
+        return list(self._held)
 
     def close(self) -> None:
         self._flush_outbox()

@@ -63,6 +63,25 @@ class Hello(Message):
     context_id: str
     token: str
     pid: int
+    pgid: int = 0  # the driver's process group (spark-submit's session), signalled as a whole
+    host: str = ""  # where that process group lives
+
+
+@dataclass(frozen=True, slots=True)
+class Rejoin(Message):
+    """A driver that outlived its server introduces itself to the server now listening (answer to
+    ``Reintroduce``): who it is, what it runs, and which final job reports it still holds."""
+
+    TYPE: ClassVar[str] = "rejoin"
+    context_id: str
+    token: str
+    pid: int
+    pgid: int
+    host: str
+    running_job_ids: list[str]
+    held_job_ids: list[str]  # reports sent but never acknowledged; they are sent again
+    application_id: str = ""  # empty while Spark is still starting
+    web_ui_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +196,21 @@ class Welcome(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class Reintroduce(Message):
+    """To a connection the server does not know (it restarted): say who you are (``Rejoin``)."""
+
+    TYPE: ClassVar[str] = "reintroduce"
+
+
+@dataclass(frozen=True, slots=True)
+class JobReportAck(Message):
+    """The job's final report (result, failure or kill) is stored: the driver may forget it."""
+
+    TYPE: ClassVar[str] = "job_report_ack"
+    job_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Rejected(Message):
     TYPE: ClassVar[str] = "rejected"
     reason: str
@@ -234,6 +268,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.TYPE: cls
     for cls in (
         Hello,
+        Rejoin,
         ContextReady,
         ContextInitFailed,
         JobStarted,
@@ -248,6 +283,8 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         NamedObjectsChanged,
         BlobData,
         Welcome,
+        Reintroduce,
+        JobReportAck,
         Rejected,
         StartJob,
         KillJob,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import structlog
 import zmq
@@ -28,9 +29,14 @@ class BusError(Exception):
 
 
 class Bus:
-    def __init__(self, *, bind_address: str, port: int, advertised_host: str) -> None:
+    def __init__(
+        self, *, bind_address: str, port: int, advertised_host: str, port_file: Path | None = None
+    ) -> None:
         self._bind_address = "*" if bind_address in ("0.0.0.0", "") else bind_address
         self._requested_port = port
+        # With port 0, the port picked last time is remembered here and taken again if it is
+        # free: drivers that outlived a server crash reconnect to the address they know.
+        self._port_file = port_file
         self._advertised_host = advertised_host
         self._context = zmq.asyncio.Context()
         self._socket: zmq.asyncio.Socket | None = None
@@ -54,10 +60,22 @@ class Bus:
             socket.bind(f"{address}:{self._requested_port}")
             self.port = self._requested_port
         else:
-            self.port = socket.bind_to_random_port(address)
+            self.port = self._bind_remembered_port(socket, address) or socket.bind_to_random_port(address)
+            if self._port_file is not None:
+                self._port_file.write_text(f"{self.port}\n")
         self._socket = socket
         self._receiver = asyncio.create_task(self._receive(handler), name="bus-receiver")
         log.info("bus_started", endpoint=self.endpoint)
+
+    def _bind_remembered_port(self, socket: zmq.asyncio.Socket, address: str) -> int:
+        if self._port_file is None:
+            return 0
+        try:
+            port = int(self._port_file.read_text().strip())
+            socket.bind(f"{address}:{port}")
+        except (OSError, ValueError, zmq.ZMQError):
+            return 0
+        return port
 
     async def _receive(self, handler: MessageHandler) -> None:
         assert self._socket is not None

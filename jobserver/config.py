@@ -44,6 +44,11 @@ class Settings:
     restart_context_on_stuck_kill: bool
     context_creation_timeout_s: float
     context_deletion_timeout_s: float
+    reattach_grace_s: float
+    supervise: bool  # spark.driver.supervise: the default of every context
+    supervise_max_restarts: int
+    supervise_backoff_s: float
+    supervise_max_backoff_s: float
     default_sync_timeout_s: float
     max_upload_bytes: int
     result_chunk_bytes: int
@@ -128,10 +133,14 @@ def settings_from_tree(tree: ConfigTree) -> Settings:
         max_jobs_per_context=_int(jobserver, "max-jobs-per-context"),
         max_queued_jobs_per_context=_int(jobserver, "max-queued-jobs-per-context"),
         kill_grace_s=parse_duration_s(jobserver["kill-grace"]),
-        restart_context_on_stuck_kill=str(jobserver.get("restart-context-on-stuck-kill", False)).lower()
-        in ("true", "on", "yes"),
+        restart_context_on_stuck_kill=parse_bool(jobserver.get("restart-context-on-stuck-kill", False)),
         context_creation_timeout_s=parse_duration_s(jobserver["context-creation-timeout"]),
         context_deletion_timeout_s=parse_duration_s(jobserver["context-deletion-timeout"]),
+        reattach_grace_s=parse_duration_s(jobserver["reattach-grace"]),
+        supervise=parse_bool(spark.get("driver", {}).get("supervise", False)),
+        supervise_max_restarts=_int(jobserver["supervise"], "max-restarts"),
+        supervise_backoff_s=parse_duration_s(jobserver["supervise"]["backoff"]),
+        supervise_max_backoff_s=parse_duration_s(jobserver["supervise"]["max-backoff"]),
         default_sync_timeout_s=parse_duration_s(jobserver["default-sync-timeout"]),
         max_upload_bytes=parse_size_bytes(jobserver["max-upload-size"]),
         result_chunk_bytes=parse_size_bytes(jobserver["result-chunk-size"]),
@@ -153,6 +162,11 @@ def settings_from_tree(tree: ConfigTree) -> Settings:
         startup_contexts=contexts,
         plain=plain,
     )
+
+
+def parse_bool(value: Any) -> bool:
+    """HOCON's booleans, also when they come as strings (query parameters, overrides)."""
+    return str(value).lower() in ("true", "on", "yes")
 
 
 def _spark_home(configured: str) -> Path:

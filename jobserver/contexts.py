@@ -4,7 +4,11 @@ The ContextManager is the only owner of a context's runtime state (its process, 
 its running jobs). It launches drivers through the supervisor, authenticates them when they connect
 back over the bus, watches their heartbeats, and turns every way a driver can end into an honest
 persisted state: FINISHED after a requested stop, KILLED when it died or went silent, ERROR when it
-never came up.
+never came up. A supervised context's driver that dies is launched again instead (RESTARTING).
+
+After a restart of the server, the drivers the previous server process launched rejoin (they keep
+running while no server is there): their contexts stay RUNNING and their jobs go on. Those that
+do not rejoin within ``reattach-grace`` end as ERROR, as the contract's reconciliation says.
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ import contextlib
 import dataclasses
 import hmac
 import json
-import secrets
 import signal
+import socket
 import time
 import uuid
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
@@ -33,11 +38,14 @@ from driver.protocol import (
     Hello,
     Message,
     NamedObjectsChanged,
+    Reintroduce,
     Rejected,
+    Rejoin,
     ServerHeartbeat,
     StopContext,
     Welcome,
 )
+from jobserver import supervise, tokens
 from jobserver.bus import Bus, BusError
 from jobserver.config import Settings, merge
 from jobserver.datafiles import DataFiles
@@ -53,6 +61,7 @@ from jobserver.supervisor import DriverProcess, Supervisor
 log = structlog.get_logger(__name__)
 
 CONNECT_TIMEOUT_MESSAGE = "Context failed to connect back within initialization time"
+REJOIN_FAILED_MESSAGE = "Reconnect failed after Jobserver restart"
 LISTED_STATES = (ContextState.RUNNING, ContextState.RESTARTING, ContextState.STOPPING)
 
 
@@ -60,6 +69,14 @@ class JobListener(Protocol):
     async def on_job_message(self, context: LiveContext, message: Message) -> None: ...
 
     async def on_context_ended(self, context: LiveContext, message: str) -> None: ...
+
+    async def on_context_restarting(self, context: LiveContext, reason: str) -> None: ...
+
+    async def on_context_restarted(self, context: LiveContext) -> None: ...
+
+    async def on_driver_rejoined(
+        self, context: LiveContext, running_job_ids: list[str], held_job_ids: list[str]
+    ) -> None: ...
 
 
 class ContextManager:
@@ -71,6 +88,8 @@ class ContextManager:
         self._store = store
         self._bus = bus
         self._launch = launch
+        self._key = tokens.load_key(settings.work_dir)
+        self._host = socket.gethostname()
         self._supervisor = Supervisor(self._on_driver_exit)
         self._live: dict[str, LiveContext] = {}
         self._by_identity: dict[bytes, LiveContext] = {}
@@ -139,44 +158,58 @@ class ContextManager:
             owner=self._settings.server_id,
         )
         await self._store.insert_context(record)
-        live = LiveContext(record=record, token=secrets.token_urlsafe(32))
+        live = LiveContext(record=record, token="")
         self._live[record.id] = live
-        command = build_driver_command(
-            self._launch,
-            context_id=record.id,
-            context_name=name,
-            context_config=full_config,
-            token=live.token,
-        )
-        log_path = self._settings.log_dir / f"{record.id}.log"
         try:
-            working_dir = self._settings.work_dir / "drivers" / record.id
-            live.process = await self._supervisor.launch(record.id, command, log_path, working_dir)
+            await self._start_driver(live)
         except OSError as error:
             self._live.pop(record.id, None)
             message = f"cannot start spark-submit: {error}"
             await self._store.update_context(record.id, ContextState.ERROR, error=message)
             raise ContextInitError(message, details=error_map(message, type(error).__name__)) from error
-        log.info("context_launched", context_id=record.id, context_name=name, pid=live.process.pid)
-        self._spawn(self._enforce_start_timeout(live))
         return live
+
+    async def _start_driver(self, live: LiveContext) -> None:
+        """Launch (or, under supervise, launch again) the context's driver process."""
+        live.token = tokens.issue(self._key, live.id)
+        command = build_driver_command(
+            self._launch,
+            context_id=live.id,
+            context_name=live.name,
+            context_config=supervise.without_flag(live.record.config),
+            token=live.token,
+        )
+        live.process = await self._supervisor.launch(
+            live.id, command, self._log_path(live), self._working_dir(live)
+        )
+        log.info("context_launched", context_id=live.id, context_name=live.name, pid=live.process.pid)
+        self._spawn(self._enforce_start_timeout(live))
+
+    def _log_path(self, live: LiveContext) -> Path:
+        return self._settings.log_dir / f"{live.id}.log"
+
+    def _working_dir(self, live: LiveContext) -> Path:
+        return self._settings.work_dir / "drivers" / live.id
 
     async def wait_ready(self, live: LiveContext) -> ContextRecord:
         # shield: a client that hangs up must not cancel the shared future other waiters use
         return await asyncio.shield(live.ready)
 
     async def _enforce_start_timeout(self, live: LiveContext) -> None:
+        ready, process = live.ready, live.process
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(asyncio.shield(live.ready), self._settings.context_creation_timeout_s)
+            await asyncio.wait_for(asyncio.shield(ready), self._settings.context_creation_timeout_s)
             return
-        if not live.ready.done():
+        if not ready.done() and live.process is process:
             await self._fail_start(live, CONNECT_TIMEOUT_MESSAGE, error_map(CONNECT_TIMEOUT_MESSAGE))
 
     async def _fail_start(self, live: LiveContext, message: str, details: Mapping[str, str]) -> None:
         live.end_reason = message
-        await self._store.update_context(live.id, ContextState.ERROR, error=message)
-        if not live.ready.done():
-            live.ready.set_exception(ContextInitError(message, details=dict(details)))
+        if live.restarts == 0:
+            await self._store.update_context(live.id, ContextState.ERROR, error=message)
+            if not live.ready.done():
+                live.ready.set_exception(ContextInitError(message, details=dict(details)))
+        # else a relaunch failed: the driver's exit decides whether supervise tries once more
         if live.process is not None:
             await live.process.terminate(grace_s=2.0)
 
@@ -186,11 +219,16 @@ class ContextManager:
         if isinstance(message, Hello):
             await self._on_hello(identity, message)
             return
+        if isinstance(message, Rejoin):
+            await self._on_rejoin(identity, message)
+            return
         live = self._by_identity.get(identity)
         if live is None:
-            log.warning("bus_message_from_stranger", message_type=message.TYPE)
+            # A driver of an earlier server process (or a confused peer): ask who it is. Its
+            # frame is dropped; anything that matters (a job's final report) it sends again.
+            log.info("bus_message_from_stranger", message_type=message.TYPE)
             with contextlib.suppress(BusError):
-                await self._bus.send(identity, Rejected(reason="unknown driver; say hello first"))
+                await self._bus.send(identity, Reintroduce())
             return
         live.last_seen = time.monotonic()
         if isinstance(message, DriverHeartbeat):
@@ -210,43 +248,112 @@ class ContextManager:
         elif self.job_listener is not None:
             await self.job_listener.on_job_message(live, message)
 
-    async def _on_hello(self, identity: bytes, hello: Hello) -> None:
-        live = self._live.get(hello.context_id)
-        if live is None or not hmac.compare_digest(live.token, hello.token):
-            log.warning("driver_rejected", context_id=hello.context_id, pid=hello.pid)
-            with contextlib.suppress(BusError):
-                await self._bus.send(identity, Rejected(reason="unknown context or wrong token"))
-            return
+    def _trusted(self, live: LiveContext | None, token: str) -> bool:
+        if live is None:
+            return False
+        if live.token:  # launched by this server process: exactly the token it issued
+            return hmac.compare_digest(live.token, token)
+        return tokens.verify(self._key, live.id, token)  # launched by an earlier one
+
+    async def _reject(self, identity: bytes, context_id: str, pid: int) -> None:
+        log.warning("driver_rejected", context_id=context_id, pid=pid)
+        with contextlib.suppress(BusError):
+            await self._bus.send(identity, Rejected(reason="unknown context or wrong token"))
+
+    def _attach(self, live: LiveContext, identity: bytes) -> None:
         if live.identity is not None:
             self._by_identity.pop(live.identity, None)
         live.identity = identity
         live.last_seen = time.monotonic()
         self._by_identity[identity] = live
+
+    def _adopt(self, live: LiveContext, *, pid: int, pgid: int, host: str) -> None:
+        """Take over watching the process of a driver an earlier server process launched."""
+        live.awaiting_rejoin = False
+        if live.process is None:
+            live.process = self._supervisor.adopt(
+                live.id,
+                pid=pid,
+                pgid=pgid or pid,
+                local=host == self._host,
+                log_path=self._log_path(live),
+                working_dir=self._working_dir(live),
+            )
+
+    async def _on_hello(self, identity: bytes, hello: Hello) -> None:
+        live = self._live.get(hello.context_id)
+        if not self._trusted(live, hello.token):
+            await self._reject(identity, hello.context_id, hello.pid)
+            return
+        assert live is not None
+        if live.awaiting_rejoin:  # launched before a restart, still starting Spark
+            self._adopt(live, pid=hello.pid, pgid=hello.pgid, host=hello.host)
+        self._attach(live, identity)
         log.info("driver_connected", context_id=live.id, pid=hello.pid)
-        welcome = Welcome(
+        await self.send(live, self._welcome(live))
+
+    async def _on_rejoin(self, identity: bytes, rejoin: Rejoin) -> None:
+        live = self._live.get(rejoin.context_id)
+        if not self._trusted(live, rejoin.token):
+            await self._reject(identity, rejoin.context_id, rejoin.pid)
+            return
+        assert live is not None
+        if live.identity == identity and not live.awaiting_rejoin:
+            return  # it asked twice
+        self._adopt(live, pid=rejoin.pid, pgid=rejoin.pgid, host=rejoin.host)
+        self._attach(live, identity)
+        log.info(
+            "driver_rejoined",
+            context_id=live.id,
+            context_name=live.name,
+            pid=rejoin.pid,
+            running=len(rejoin.running_job_ids),
+            held_reports=len(rejoin.held_job_ids),
+        )
+        await self.send(live, self._welcome(live))
+        if live.stopping:
+            with contextlib.suppress(BusError):
+                await self.send(live, StopContext())
+            return
+        if rejoin.application_id:
+            await self._on_ready(live, ContextReady(rejoin.application_id, rejoin.web_ui_url, ""))
+        if self.job_listener is not None:
+            await self.job_listener.on_driver_rejoined(live, rejoin.running_job_ids, rejoin.held_job_ids)
+
+    def _welcome(self, live: LiveContext) -> Welcome:
+        return Welcome(
             heartbeat_interval_s=self._settings.heartbeat_interval_s,
             server_silence_grace_s=self._settings.driver_server_silence_grace_s,
             max_jobs=self._settings.max_jobs_per_context,
             result_chunk_bytes=self._settings.result_chunk_bytes,
             context_config_json=json.dumps(live.record.config).encode(),
         )
-        await self.send(live, welcome)
 
     async def _on_ready(self, live: LiveContext, ready: ContextReady) -> None:
-        record = await self._store.update_context(
-            live.id,
-            ContextState.RUNNING,
-            application_id=ready.application_id,
-            web_ui_url=ready.web_ui_url,
-        )
+        restarted = live.record.state is ContextState.RESTARTING
+        if live.record.state is ContextState.RUNNING:  # a rejoined driver: nothing changed
+            record = live.record
+        else:
+            record = await self._store.update_context(
+                live.id,
+                ContextState.RUNNING,
+                application_id=ready.application_id,
+                web_ui_url=ready.web_ui_url,
+            )
         if record is None:  # stopped or failed meanwhile: the driver is on its way out
             return
         live.record = record
         log.info(
-            "context_started", context_id=live.id, context_name=live.name, application_id=ready.application_id
+            "context_started",
+            context_id=live.id,
+            context_name=live.name,
+            application_id=ready.application_id,
+            restarts=live.restarts,
         )
         if not live.ready.done():
             live.ready.set_result(record)
+        if restarted and self.job_listener is not None:
+            await self.job_listener.on_context_restarted(live)
 
     def note_killed(self, live: LiveContext, job_id: str) -> None:
         live.killed_at[job_id] = time.monotonic()
@@ -317,14 +424,13 @@ class ContextManager:
         if record is None or record.state.is_final:
             raise NotFound(f"context {name} not found")
         live = self._live.get(record.id)
-        if live is None or live.process is None:
+        if live is None:
             # Persisted as alive but no driver of ours: nothing can stop it, so tell the truth.
             await self._store.update_context(record.id, ContextState.ERROR, error="Driver not reachable")
-            if live is not None and self.job_listener is not None:
-                await self.job_listener.on_context_ended(
-                    live, f"Context ({name}) for this job was terminated"
-                )
             raise NotFound(f"context {name} not found")
+        if live.process is None:  # between two launches (supervise), or not rejoined yet
+            await self._end_without_driver(live)
+            return StopResult(finished=True)
         if not live.stopping:
             await self._begin_stop(live, force=force)
         elif force and live.process is not None:
@@ -370,17 +476,49 @@ class ContextManager:
             return False
         return True
 
-    async def _on_driver_exit(self, context_id: str, returncode: int) -> None:
-        live = self._live.pop(context_id, None)
+    async def _end_without_driver(self, live: LiveContext) -> None:
+        """DELETE of a context that has no driver process right now: it ends here."""
+        await self._begin_stop(live, force=True)
+        await self._on_driver_exit(live.id, None)
+
+    async def _on_driver_exit(self, context_id: str, returncode: int | None) -> None:
+        live = self._live.get(context_id)
         if live is None:
             return
         if live.identity is not None:
             self._by_identity.pop(live.identity, None)
+            live.identity = None
+        process, live.process = live.process, None
+        exit_message = (
+            f"Driver exited unexpectedly with code {returncode}"
+            if returncode is not None
+            else "Driver exited unexpectedly"
+        )
+        if (
+            not live.stopping
+            and live.record.state in (ContextState.RUNNING, ContextState.RESTARTING)
+            and supervise.supervised(live.record.config, self._settings.supervise)
+        ):
+            reason = live.end_reason or exit_message
+            if live.restarts < self._settings.supervise_max_restarts:
+                await self._relaunch_later(live, reason)
+                return
+            live.end_reason = (
+                f"{reason}; supervise gave up after {live.restarts} restart(s) of context {live.name}"
+            )
+            gave_up = True
+        else:
+            gave_up = False
+        del self._live[context_id]
         if live.stopping:
             target, message = ContextState.FINISHED, None
+        elif gave_up:
+            target, message = ContextState.ERROR, live.end_reason
         elif live.record.state is ContextState.RUNNING:
             target = ContextState.KILLED
-            message = live.end_reason or f"Driver exited unexpectedly with code {returncode}"
+            message = live.end_reason or exit_message
+        elif live.record.state is ContextState.RESTARTING:
+            target, message = ContextState.ERROR, live.end_reason or exit_message
         else:
             target = ContextState.ERROR
             message = live.end_reason or f"Driver exited with code {returncode} before its context was up"
@@ -388,7 +526,7 @@ class ContextManager:
         if record is None and target is ContextState.KILLED:
             await self._store.update_context(context_id, ContextState.ERROR, error=message)
         if not live.ready.done():
-            tail = log_tail(live.process)
+            tail = log_tail(process)
             details = error_map(message or "driver exited", "DriverExited", tail)
             live.ready.set_exception(ContextInitError(message or "driver exited", details=details))
         if self.job_listener is not None:
@@ -398,6 +536,44 @@ class ContextManager:
             await self.job_listener.on_context_ended(live, job_message)
         live.ended.set()
         log.info("context_ended", context_id=context_id, context_name=live.name, state=target.value)
+
+    # --- supervise mode ---------------------------------------------------------------------------
+
+    async def _relaunch_later(self, live: LiveContext, reason: str) -> None:
+        """A supervised context's driver died: RESTARTING now, a new driver after the backoff."""
+        live.restarts += 1
+        live.end_reason = None
+        if live.ready.done():
+            live.ready = asyncio.get_running_loop().create_future()
+        if live.record.state is ContextState.RUNNING:
+            record = await self._store.update_context(live.id, ContextState.RESTARTING)
+            if record is not None:
+                live.record = record
+            if self.job_listener is not None:
+                await self.job_listener.on_context_restarting(live, reason)
+        delay_s = supervise.backoff_s(
+            live.restarts, self._settings.supervise_backoff_s, self._settings.supervise_max_backoff_s
+        )
+        log.warning(
+            "context_restarting",
+            context_id=live.id,
+            context_name=live.name,
+            reason=reason,
+            restart=live.restarts,
+            delay_s=delay_s,
+        )
+        self._spawn(self._relaunch(live, delay_s))
+
+    async def _relaunch(self, live: LiveContext, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        if live.stopping or self._live.get(live.id) is not live:
+            return
+        try:
+            await self._start_driver(live)
+        except OSError as error:
+            live.end_reason = f"cannot start spark-submit: {error}"
+            live.restarts = self._settings.supervise_max_restarts  # no point in trying again
+            await self._on_driver_exit(live.id, None)
 
     # --- start-up, reset and shut-down ------------------------------------------------------------
 
@@ -424,20 +600,45 @@ class ContextManager:
             await self._create_logged(name, merge(self._settings.context_defaults, config))
 
     async def recover(self) -> None:
-        """At start-up, before serving: contexts the store believes alive have no driver of ours."""
-        message = "Reconnect failed after Jobserver restart"
+        """At start-up, before serving: the contexts this server launched before its restart wait
+        ``reattach-grace`` for their drivers to rejoin; the others end as ERROR then."""
         active = tuple(state for state in ContextState if not state.is_final)
         for record in await self._store.list_contexts(active, owner=self._settings.server_id):
-            await self._store.update_context(record.id, ContextState.ERROR, error=message)
-            if self.job_listener is not None:
-                orphan = LiveContext(record=record, token="")
-                await self.job_listener.on_context_ended(orphan, message)
-            log.warning("context_not_recovered", context_id=record.id, context_name=record.name)
+            live = LiveContext(record=record, token="", awaiting_rejoin=True)
+            if record.state is ContextState.STOPPING:
+                live.stopping = True
+            self._live[record.id] = live
+            log.info("context_awaiting_driver", context_id=record.id, context_name=record.name)
+            if self._settings.reattach_grace_s <= 0:
+                await self._give_up_rejoin(live)
+            else:
+                self._spawn(self._expire_rejoin(live))
+
+    async def _expire_rejoin(self, live: LiveContext) -> None:
+        await asyncio.sleep(self._settings.reattach_grace_s)
+        if live.awaiting_rejoin and self._live.get(live.id) is live:
+            await self._give_up_rejoin(live)
+
+    async def _give_up_rejoin(self, live: LiveContext) -> None:
+        self._live.pop(live.id, None)
+        live.awaiting_rejoin = False
+        await self._store.update_context(live.id, ContextState.ERROR, error=REJOIN_FAILED_MESSAGE)
+        if self.job_listener is not None:
+            await self.job_listener.on_context_ended(live, REJOIN_FAILED_MESSAGE)
+        if not live.ready.done():
+            live.ready.set_exception(ContextInitError(REJOIN_FAILED_MESSAGE))
+            live.ready.exception()  # nobody may be waiting: retrieved so it does not warn
+        live.ended.set()
+        log.warning("context_not_recovered", context_id=live.id, context_name=live.name)
 
     async def shutdown(self) -> None:
+        for live in [live for live in self._live.values() if live.awaiting_rejoin]:
+            await self._give_up_rejoin(live)
         lives = list(self._live.values())
         for live in lives:
-            if not live.stopping:
+            if live.process is None:
+                await self._end_without_driver(live)
+            elif not live.stopping:
                 await self._begin_stop(live, force=False)
         grace_s = self._settings.context_deletion_timeout_s
         await asyncio.gather(*(self._wait_ended(live, grace_s) for live in lives))
@@ -445,6 +646,17 @@ class ContextManager:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def detach(self) -> None:
+        """Stop with --keep-contexts: leave every driver running, its context as it is, for the
+        next server process to re-attach."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._supervisor.detach()
+        log.info("contexts_left_running", count=len(self._live))
+        self._live.clear()
+        self._by_identity.clear()
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)

@@ -4,6 +4,11 @@ The JobManager resolves what to run (sjs-contract §2.3: cp/mainClass or appName
 query or config), picks or creates the context, persists the job before sending it, and turns the
 driver's reports into compare-and-set state changes. Anything the driver says about a job that is
 already final (killed, or failed because its context ended) changes nothing.
+
+A job's final report is acknowledged to the driver once it is stored (the driver holds it until
+then, and sends it again to a restarted server). Jobs a driver no longer runs after a restart of
+the server, or after a supervised relaunch of the driver, are sent again with the same id, rebuilt
+from what the store holds (class, binaries, posted config).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import dataclasses
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,6 +31,7 @@ from driver.protocol import (
     JobFinished,
     JobKilled,
     JobPackage,
+    JobReportAck,
     JobResultChunk,
     JobStarted,
     KillJob,
@@ -58,7 +64,6 @@ log = structlog.get_logger(__name__)
 class _Waiter:
     started: asyncio.Future[None]
     done: asyncio.Future[tuple[JobRecord, bytes | None]]  # final record and, if FINISHED, result
-    chunks: list[bytes] = field(default_factory=list)
     adhoc_context: LiveContext | None = None
 
 
@@ -68,6 +73,7 @@ class JobManager:
         self._store = store
         self._contexts = contexts
         self._waiters: dict[str, _Waiter] = {}
+        self._chunks: dict[str, list[bytes]] = {}  # result chunks of jobs still running
         self._tasks: set[asyncio.Task[Any]] = set()
         self._callback_policy = CallbackPolicy(
             attempts=settings.callback_attempts,
@@ -285,27 +291,33 @@ class JobManager:
             if waiter is not None and not waiter.started.done():
                 waiter.started.set_result(None)
         elif isinstance(message, JobResultChunk):
-            waiter = self._waiters.get(message.job_id)
-            if waiter is not None:
-                waiter.chunks.append(message.data)
+            self._chunks.setdefault(message.job_id, []).append(message.data)
         elif isinstance(message, JobFinished):
             await self._on_finished(context, message)
+            await self._acknowledge(context, message.job_id)
         elif isinstance(message, JobFailed):
             context.job_ids.discard(message.job_id)
             await self._fail(message.job_id, message.error, kind=message.kind)
+            await self._acknowledge(context, message.job_id)
             await self._after_job(context, failed=True)
         elif isinstance(message, JobKilled):
             context.job_ids.discard(message.job_id)
             await self._finalise(message.job_id, JobState.KILLED, killed_error(message.job_id))
+            await self._acknowledge(context, message.job_id)
             await self._after_job(context, failed=False)
+
+    async def _acknowledge(self, context: LiveContext, job_id: str) -> None:
+        """The report is stored: the driver may forget it."""
+        with contextlib.suppress(BusError):
+            await self._contexts.send(context, JobReportAck(job_id=job_id))
 
     async def _on_finished(self, context: LiveContext, message: JobFinished) -> None:
         context.job_ids.discard(message.job_id)
-        waiter = self._waiters.get(message.job_id)
-        chunks = waiter.chunks if waiter is not None else []
+        chunks = self._chunks.get(message.job_id)
         payload = b"".join([*chunks, message.result]) if chunks else message.result
         # One transaction: a killed job gets no result, and a FINISHED job always has one.
         record = await self._store.finish_job(message.job_id, payload)
+        self._chunks.pop(message.job_id, None)  # not before: a store outage retries with them
         if record is not None:
             log.info("job_ended", job_id=message.job_id, state=JobState.FINISHED.value)
             self._call_back(record, payload)
@@ -366,6 +378,66 @@ class JobManager:
         for job in await self._store.jobs_in_context(context.id, ACTIVE_JOB_STATES):
             await self._fail(job.id, error)
         context.job_ids.clear()
+
+    # --- drivers that restart or rejoin ----------------------------------------------------------
+
+    async def on_context_restarting(self, context: LiveContext, reason: str) -> None:
+        """Supervise: the driver died and another is on its way; what it ran runs again then."""
+        for job_id in sorted(context.job_ids):
+            self._chunks.pop(job_id, None)
+            if await self._store.update_job(job_id, JobState.RESTARTING) is not None:
+                log.info("job_restarting", job_id=job_id, context_id=context.id, reason=reason)
+        context.job_ids.clear()
+
+    async def on_context_restarted(self, context: LiveContext) -> None:
+        restarting = await self._store.jobs_in_context(context.id, frozenset({JobState.RESTARTING}))
+        await self._resubmit(context, restarting)
+        await self._start_queued(context)
+
+    async def on_driver_rejoined(
+        self, context: LiveContext, running_job_ids: list[str], held_job_ids: list[str]
+    ) -> None:
+        """After a server restart: the driver's running jobs hold its slots again, its held final
+        reports follow, and jobs it never received (queued or in flight) are sent again."""
+        running, held = set(running_job_ids), set(held_job_ids)
+        context.job_ids.update(running)
+        lost = []
+        for job in await self._store.jobs_in_context(context.id, ACTIVE_JOB_STATES):
+            if job.id in running:
+                if job.state is JobState.STARTED:
+                    self._spawn(self._record_running(job.id))
+            elif job.id not in held:
+                lost.append(job)
+        await self._resubmit(context, lost)
+
+    async def _resubmit(self, context: LiveContext, jobs: Sequence[JobRecord]) -> None:
+        for job in sorted(jobs, key=lambda job: job.start_time):
+            try:
+                start = await self._start_message(job)
+            except NotFound as error:
+                await self._finalise(job.id, JobState.ERROR, error_map(error.message))
+                continue
+            log.info("job_resubmitted", job_id=job.id, context_id=context.id, state=job.state.value)
+            if job.id in context.queue or job.id in context.job_ids:
+                continue
+            if len(context.job_ids) < self._settings.max_jobs_per_context:
+                context.job_ids.add(job.id)
+                await self._send_start(context, start)
+            else:
+                context.queue[job.id] = start
+
+    async def _start_message(self, job: JobRecord) -> StartJob:
+        """The StartJob of a stored job, as it was first sent."""
+        posted = await self._store.get_job_config(job.id) or {}
+        binaries = await self._store.get_binaries(job.binary_ids)
+        if len(binaries) != len(set(job.binary_ids)):
+            raise NotFound(f"a binary of job {job.id} no longer exists")
+        return StartJob(
+            job_id=job.id,
+            main_class=job.class_path,
+            packages=await self._packages(binaries, list(job.uris)),
+            config_json=json.dumps(merge(self._settings.plain, posted)).encode(),
+        )
 
     # --- queries and kill ------------------------------------------------------------------------
 

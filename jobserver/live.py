@@ -33,6 +33,9 @@ class LiveContext:
     named_objects: list[dict[str, str]] = field(default_factory=list)  # as the driver last said
     killed_at: dict[str, float] = field(default_factory=dict)  # killed jobs the driver still runs
     stuck_job_ids: set[str] = field(default_factory=set)  # … for longer than kill-grace
+    # Launched by an earlier server process; its driver has not rejoined this one yet.
+    awaiting_rejoin: bool = False
+    restarts: int = 0  # supervise mode: relaunches so far
 
     @property
     def id(self) -> str:

@@ -1,8 +1,10 @@
 """The job server's domain, wired together and started and stopped in the right order.
 
-Start: folders, store (migrations), bus, reconciliation of what the store believed alive, then
-heartbeats and the configured contexts. Stop is the reverse, and stops every driver before the
-store closes so that their final states are written.
+Start: folders, store (migrations), bus, reconciliation of what the store believed alive (the
+contexts this server launched before a restart wait for their drivers to rejoin), then heartbeats
+and the configured contexts. Stop is the reverse, and stops every driver before the store closes
+so that their final states are written, unless the server stops with --keep-contexts: then the
+drivers are left running for the next server process.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class JobServer:
     binaries: BinaryManager
     data: DataFiles
     _background: list[asyncio.Task[None]] = dataclasses.field(default_factory=list)
+    # Set by SIGUSR1 (bin/server_stop.sh --keep-contexts): stop without stopping the drivers.
+    keep_contexts: bool = False
 
     @classmethod
     async def start(cls, settings: Settings) -> JobServer:
@@ -50,6 +54,7 @@ class JobServer:
             bind_address=settings.bus_bind_address,
             port=settings.bus_port,
             advertised_host=settings.bus_advertised_host,
+            port_file=settings.work_dir / "bus.port",
         )
         launch = DriverLaunch(
             spark_home=settings.spark_home,
@@ -91,7 +96,11 @@ class JobServer:
         return server
 
     async def stop(self) -> None:
-        await self.contexts.shutdown()
+        if self.keep_contexts:
+            await self.contexts.detach()
+            log.info("jobserver_stopping_keeping_contexts")
+        else:
+            await self.contexts.shutdown()
         await self.jobs.close()
         for task in self._background:
             task.cancel()

@@ -48,7 +48,8 @@ JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.STARTED: frozenset(),
     JobState.RUNNING: frozenset({JobState.STARTED, JobState.RESTARTING}),
     JobState.RESTARTING: frozenset({JobState.STARTED, JobState.RUNNING, JobState.RESTARTING}),
-    JobState.FINISHED: frozenset({JobState.STARTED, JobState.RUNNING}),
+    # From RESTARTING too: a resubmitted short job reports its outcome without JobStarted.
+    JobState.FINISHED: frozenset({JobState.STARTED, JobState.RUNNING, JobState.RESTARTING}),
     JobState.ERROR: frozenset({JobState.STARTED, JobState.RUNNING, JobState.RESTARTING}),
     JobState.KILLED: frozenset({JobState.STARTED, JobState.RUNNING, JobState.RESTARTING}),
 }

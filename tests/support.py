@@ -4,6 +4,7 @@ deadline-bounded waiting, and a census of the processes a server started."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from jobserver.config import Settings, load_settings
@@ -187,3 +189,34 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+class CallbackListener:
+    """A client's callbackUrl endpoint that refuses (503) its first ``failures`` calls."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.failures = failures
+        self.received: list[dict[str, Any]] = []
+        self.attempts = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.attempts += 1
+        body = json.loads(await request.read())
+        if self.attempts <= self.failures:
+            return web.Response(status=503)
+        self.received.append(body)
+        return web.Response(status=200)
+
+
+@asynccontextmanager
+async def callback_listener(failures: int = 0) -> AsyncIterator[tuple[CallbackListener, str]]:
+    """A real HTTP listener on an ephemeral port, and its URL."""
+    listener = CallbackListener(failures)
+    app = web.Application()
+    app.router.add_post("/done", listener.handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield listener, str(server.make_url("/done"))
+    finally:
+        await server.close()

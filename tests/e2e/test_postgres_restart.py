@@ -1,8 +1,10 @@
-"""With the store in PostgreSQL, a restarted server (after SIGTERM or SIGKILL) tells the truth."""
+"""With the store in PostgreSQL, a restarted server (after SIGTERM or SIGKILL) tells the truth and
+keeps what it can: after a crash its drivers rejoin it."""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -55,8 +57,9 @@ async def deployment(tmp_path: Path, store_url: str) -> AsyncIterator[Deployment
         f"spark.jobserver.port = {port}",
         f'spark.jobserver.work-dir = "{work_dir}"',
         f'spark.jobserver.store.url = "{store_url}"',
-        # A driver whose server died gives up quickly here (default: minutes).
-        "spark.jobserver.driver.server-silence-grace = 3s",
+        # A driver whose server died waits this long for a new one (default: minutes).
+        "spark.jobserver.driver.server-silence-grace = 60s",
+        "spark.jobserver.supervise.backoff = 200ms",
         *(f"{key} = {json.dumps(value)}" for key, value in SPARK_TEST_OVERRIDES.items()),
     ]
     config = tmp_path / "server.conf"
@@ -102,42 +105,53 @@ async def test_everything_answers_the_same_after_a_graceful_restart(
         await site.server.stop(signal.SIGTERM)
 
 
-async def test_a_crashed_server_leaves_no_driver_and_no_job_running(
+async def test_a_crashed_server_reattaches_its_supervised_driver_which_survives_its_own_death(
     tmp_path: Path, fresh_postgres_url: str
 ) -> None:
+    """Real drivers: SIGKILL the server mid-job, start it again (the context RUNNING again, the job's
+    result recorded once), then SIGKILL the driver (supervise relaunches it and reruns the job)."""
     async with deployment(tmp_path, fresh_postgres_url) as site:
         await site.server.start(site.base_url)
         headers = {"Content-Type": "application/python-wheel"}
         assert (await site.call("POST", "/binaries/examples", EXAMPLES_WHEEL.read_bytes(), headers))[0] == 201
-        assert (await site.call("POST", "/contexts/doomed"))[0] == 200
-        base = "/jobs?appName=examples&context=doomed"
+        status, _ = await site.call("POST", "/contexts/durable?launcher.spark.driver.supervise=true")
+        assert status == 200
+        context_id = (await site.call("GET", "/contexts/durable"))[1]["id"]
+        base = "/jobs?appName=examples&context=durable"
         _, done = await site.call("POST", f"{base}&classPath={WORD_COUNT}&sync=true", 'input.strings = ["z"]')
-        _, running = await site.call("POST", f"{base}&classPath={SLEEP}", "sleep.seconds = 300")
+        _, running = await site.call("POST", f"{base}&classPath={SLEEP}", "sleep.seconds = 4")
         await wait_until(
             lambda: _state_is(site, running["jobId"], "RUNNING"), timeout_s=30, what="long job running"
         )
 
         await site.server.stop(signal.SIGKILL)
-        # Orphaned, the driver notices the silence and stops Spark and itself.
-        await wait_until(
-            lambda: _none_left(site.work_dir), timeout_s=60, what="orphaned driver exiting by itself"
-        )
-
+        driver_pids = processes_mentioning(context_id)
+        assert driver_pids, "the driver outlives its crashed server"
         await site.server.start(site.base_url)
-        context = (await site.call("GET", "/contexts/doomed"))[1]
-        assert (context["state"], context["error"]) == ("ERROR", "Reconnect failed after Jobserver restart")
-        job = (await site.call("GET", f"/jobs/{running['jobId']}"))[1]
-        assert job["status"] == "ERROR"
-        assert "Reconnect failed after Jobserver restart" in job["result"]["message"]
+
+        assert (await site.call("GET", "/contexts/durable"))[1]["state"] == "RUNNING"
+        await wait_until(
+            lambda: _state_is(site, running["jobId"], "FINISHED"), timeout_s=60, what="job finishing"
+        )
+        assert (await site.call("GET", f"/jobs/{running['jobId']}"))[1]["result"] == 2 * 40
         assert (await site.call("GET", f"/jobs/{done['jobId']}"))[1]["result"] == {"z": 1}
+        assert processes_mentioning(context_id) == driver_pids, "re-attached, not relaunched"
+
+        _, rerun = await site.call("POST", f"{base}&classPath={SLEEP}", "sleep.seconds = 2")
+        await wait_until(lambda: _state_is(site, rerun["jobId"], "RUNNING"), timeout_s=30, what="job running")
+        for pid in driver_pids:
+            os.kill(pid, signal.SIGKILL)
+        await wait_until(
+            lambda: _state_is(site, rerun["jobId"], "FINISHED"), timeout_s=120, what="rerun job finishing"
+        )
+        assert (await site.call("GET", f"/jobs/{rerun['jobId']}"))[1]["result"] == 2 * 20
+        assert (await site.call("GET", "/contexts/durable"))[1]["state"] == "RUNNING"
+        new_pids = processes_mentioning(context_id)
+        assert new_pids and not set(new_pids) & set(driver_pids), "a new driver runs the context"
         assert (await site.call("GET", "/jobs?status=RUNNING"))[1] == []
-        assert (await site.call("GET", "/contexts"))[1] == []
-        await site.server.stop(signal.SIGTERM)
+        assert await site.server.stop(signal.SIGTERM) == 0
+        assert not processes_mentioning(str(site.work_dir))
 
 
 async def _state_is(site: Deployment, job_id: str, state: str) -> bool:
     return (await site.call("GET", f"/jobs/{job_id}"))[1]["status"] == state
-
-
-async def _none_left(work_dir: Path) -> bool:
-    return not processes_mentioning(str(work_dir))

@@ -2,50 +2,29 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest_asyncio
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
-from tests.support import FAKE_SPARK_HOMES, running_server, wait_until
-
-
-class Listener:
-    """A client's callback endpoint that fails its first ``failures`` calls."""
-
-    def __init__(self, failures: int) -> None:
-        self.failures = failures
-        self.received: list[dict] = []
-        self.attempts = 0
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.attempts += 1
-        body = json.loads(await request.read())
-        if self.attempts <= self.failures:
-            return web.Response(status=503)
-        self.received.append(body)
-        return web.Response(status=200)
+from tests.support import (
+    FAKE_SPARK_HOMES,
+    CallbackListener,
+    callback_listener,
+    running_server,
+    wait_until,
+)
 
 
 @pytest_asyncio.fixture
-async def listener() -> AsyncIterator[tuple[Listener, str]]:
-    receiver = Listener(failures=1)
-    app = web.Application()
-    app.router.add_post("/done", receiver.handle)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield receiver, str(server.make_url("/done"))
-    finally:
-        await server.close()
+async def listener() -> AsyncIterator[tuple[CallbackListener, str]]:
+    async with callback_listener(failures=1) as listening:
+        yield listening
 
 
 async def test_outcomes_are_posted_with_retries_and_kills_are_not(
-    tmp_path: Path, listener: tuple[Listener, str]
+    tmp_path: Path, listener: tuple[CallbackListener, str]
 ) -> None:
     receiver, url = listener
     overrides = {

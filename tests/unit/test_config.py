@@ -97,6 +97,9 @@ def test_default_durations_are_read_as_seconds(defaults: Settings) -> None:
     assert defaults.heartbeat_interval_s == 1.0
     assert defaults.heartbeat_timeout_s == 10.0
     assert defaults.driver_server_silence_grace_s == 120.0
+    assert defaults.reattach_grace_s == 20.0
+    assert (defaults.supervise, defaults.supervise_max_restarts) == (False, 3)
+    assert (defaults.supervise_backoff_s, defaults.supervise_max_backoff_s) == (1.0, 30.0)
 
 
 def test_default_sizes_are_read_as_bytes(defaults: Settings) -> None:

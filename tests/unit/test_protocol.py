@@ -24,13 +24,16 @@ from driver.protocol import (
     JobFinished,
     JobKilled,
     JobPackage,
+    JobReportAck,
     JobResultChunk,
     JobStarted,
     KillJob,
     Message,
     NamedObjectsChanged,
     ProtocolError,
+    Reintroduce,
     Rejected,
+    Rejoin,
     ServerHeartbeat,
     StartJob,
     StopContext,
@@ -49,7 +52,20 @@ SAMPLE_ERROR = {"message": "boom", "errorClass": "ValueError", "stack": "Traceba
 # One message of every type, with values that exercise the encoding: non-ASCII text, bytes that
 # are not UTF-8, None, floats, empty and nested collections.
 SAMPLES: dict[str, Message] = {
-    "hello": Hello(context_id="9f1c-ctx", token="t0k3n/+=", pid=4242),
+    "hello": Hello(context_id="9f1c-ctx", token="t0k3n/+=", pid=4242, pgid=4240, host="gateway-1"),
+    "rejoin": Rejoin(
+        context_id="9f1c-ctx",
+        token="t0k3n/+=",
+        pid=4242,
+        pgid=4240,
+        host="gateway-1",
+        running_job_ids=["job-1"],
+        held_job_ids=[],
+        application_id="local-1700000000000",
+        web_ui_url=None,
+    ),
+    "reintroduce": Reintroduce(),
+    "job_report_ack": JobReportAck(job_id="job-1"),
     "context_ready": ContextReady(
         application_id="local-1700000000000", web_ui_url=None, spark_version="4.0.1"
     ),
@@ -145,8 +161,12 @@ def test_job_packages_rebuild_from_their_fields_in_cp_order() -> None:
 
 
 def test_frame_is_a_msgpack_array_of_version_type_and_field_map() -> None:
-    raw = msgpack.unpackb(encode(Hello(context_id="c", token="t", pid=7)), raw=False)
-    assert raw == [PROTOCOL_VERSION, "hello", {"context_id": "c", "token": "t", "pid": 7}]
+    raw = msgpack.unpackb(encode(Hello(context_id="c", token="t", pid=7, pgid=6, host="h")), raw=False)
+    assert raw == [
+        PROTOCOL_VERSION,
+        "hello",
+        {"context_id": "c", "token": "t", "pid": 7, "pgid": 6, "host": "h"},
+    ]
 
 
 def test_unknown_message_type_is_a_protocol_error() -> None:
