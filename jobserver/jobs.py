@@ -364,6 +364,13 @@ class JobManager:
         if failed and context.record.config.get("stop-context-on-job-error") in (True, "true", "on", "yes"):
             await self._contexts.stop(context)
         await self._start_queued(context)
+        await self._end_idle_adhoc(context)
+
+    async def _end_idle_adhoc(self, live: LiveContext) -> None:
+        """An ad-hoc context whose job is over ends, also when no request waits for it (its job
+        was re-attached after a server restart)."""
+        if not live.job_ids and not live.queue:
+            await self._end_adhoc(live)
 
     async def _end_adhoc(self, live: LiveContext) -> None:
         if live.record.is_adhoc:
@@ -409,6 +416,8 @@ class JobManager:
             elif job.id not in held:
                 lost.append(job)
         await self._resubmit(context, lost)
+        if not held:  # else the held report ends it when it arrives
+            await self._end_idle_adhoc(context)
 
     async def _resubmit(self, context: LiveContext, jobs: Sequence[JobRecord]) -> None:
         for job in sorted(jobs, key=lambda job: job.start_time):

@@ -173,6 +173,23 @@ async def test_a_result_that_came_while_no_server_listened_is_recorded_after_the
     assert not site.drivers()
 
 
+async def test_an_adhoc_job_reattached_after_a_crash_still_ends_its_context(site: Site) -> None:
+    await site.server.start(site.base_url)
+    headers = {"Content-Type": "application/python-wheel"}
+    assert (await site.call("POST", "/binaries/examples", EXAMPLES_WHEEL.read_bytes(), **headers))[0] == 201
+    _, submitted = await site.call("POST", f"/jobs?appName=examples&classPath={SLEEP}", "sleep.seconds = 2")
+    await site.wait_job(submitted["jobId"], "RUNNING")
+    assert site.drivers()
+
+    await site.server.stop(signal.SIGKILL)
+    await site.server.start(site.base_url)
+
+    assert (await site.wait_job(submitted["jobId"], "FINISHED"))["result"] == 2.0
+    await wait_until(lambda: _no_drivers(site), timeout_s=15, what="the ad-hoc context's driver ending")
+    assert (await site.call("GET", "/contexts"))[1] == []
+    assert await site.server.stop(signal.SIGTERM) == 0
+
+
 async def test_stop_with_keep_contexts_leaves_drivers_and_queued_jobs_for_the_next_server(
     tmp_path: Path,
 ) -> None:
