@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -187,3 +188,19 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def build_jar(folder: Path) -> Path:
+    """Compile examples/jvm with javac against the Spark jars pyspark ships, into a jar."""
+    import pyspark
+
+    spark_jars = sorted((Path(pyspark.__file__).parent / "jars").glob("*.jar"))
+    classes = folder / "classes"
+    sources = sorted((REPO / "examples" / "jvm").rglob("*.java"))
+    classpath = ":".join(str(jar) for jar in spark_jars)
+    subprocess.run(["javac", "-d", str(classes), "-cp", classpath, *map(str, sources)], check=True)
+    jar = folder / "sum-job.jar"
+    with zipfile.ZipFile(jar, "w") as archive:
+        for compiled in sorted(classes.rglob("*.class")):
+            archive.write(compiled, str(compiled.relative_to(classes)))
+    return jar
