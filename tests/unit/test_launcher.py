@@ -277,7 +277,7 @@ def test_default_context_settings_give_the_contract_spark_settings() -> None:
         "num-cpu-cores": 4,
         "memory-per-node": "512m",
         "context-factory": "spark.jobserver.python.PythonSessionContextFactory",
-        "stop-context-on-job-error": False,
+        "streaming": {"batch_interval": 1000, "stopGracefully": True, "stopSparkContext": True},
         "passthrough": {},
         "hadoop": {},
         "launcher": {"spark": {"driver": {"memory": "1g"}}},
