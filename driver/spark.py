@@ -10,7 +10,9 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from driver.streaming import QueryTracker, StreamingContexts, track_queries
 
@@ -127,12 +129,38 @@ def _flag(value: Any) -> bool:
     return value if isinstance(value, bool) else str(value).lower() in ("true", "on", "yes", "1")
 
 
+def missing_local_jars(context_config: Mapping[str, Any]) -> list[str]:
+    """The context's jars (``dependent-jar-uris``, ``cp``) that name a local file that is not there.
+
+    spark-submit only warns about those and starts without them; a context whose classes are
+    missing is better refused at once.
+    """
+    missing = []
+    for key in ("dependent-jar-uris", "cp"):
+        value = context_config.get(key) or []
+        entries = value if isinstance(value, list) else str(value).split(",")
+        for entry in (str(item).strip() for item in entries):
+            parts = urlsplit(entry)
+            if entry and parts.scheme in ("", "file", "local") and not Path(parts.path).is_file():
+                missing.append(entry)
+    return missing
+
+
 def build_spark(context_config: Mapping[str, Any]) -> SparkHandle:
     """Create the one SparkSession of this driver process (spark-submit already set its conf)."""
     kind = factory_kind(context_config)
     streaming_config = streaming_settings(context_config) if kind == STREAMING else None
+    from pyspark import SparkConf
     from pyspark.sql import SparkSession
 
+    # In cluster mode the jars were shipped to the driver's host under other paths.
+    if SparkConf().get("spark.submit.deployMode", "client") == "client":
+        missing = missing_local_jars(context_config)
+        if missing:
+            raise FileNotFoundError(
+                f"dependent jars not found: {', '.join(missing)} (a context's jars are absolute "
+                "paths or URIs; uploaded binaries go into a job's cp)"
+            )
     session = SparkSession.builder.getOrCreate()
     spark_context = session.sparkContext
     streaming = None

@@ -1,8 +1,8 @@
-"""Streaming with real Spark: Structured Streaming jobs killed cleanly in a session context, and
-DStream jobs in a streaming context.
+"""Streaming with real Spark: Structured Streaming jobs killed cleanly in a session context, DStream
+jobs in a streaming context, and jars given to a context when it is created.
 
-One server for the module and two contexts (two JVMs): ``streams`` (the default session factory)
-and ``dstreams`` (StreamingContextFactory).
+One server for the module and two contexts (two JVMs): ``streams`` (the default session factory,
+created with the example jar as a context jar) and ``dstreams`` (StreamingContextFactory).
 """
 
 from __future__ import annotations
@@ -32,16 +32,18 @@ RATE_TO_MEMORY = "example_jobs.streaming:rate_to_memory"
 
 @pytest.fixture(scope="module")
 def jar(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """examples/jvm compiled: SumJob and StreamCountJob."""
+    """examples/jvm compiled: SumJob, StreamCountJob and the Twice UDF."""
     return build_jar(tmp_path_factory.mktemp("jar"))
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
+async def api(tmp_path_factory: pytest.TempPathFactory, jar: Path) -> AsyncIterator[Api]:
     work_dir = tmp_path_factory.mktemp("streaming")
     async with running_server(work_dir, SPARK_TEST_OVERRIDES) as api:
         await api.upload("examples")
-        status, body, _ = await api.call("POST", "/contexts/streams")
+        # The jar is the session context's own: on its classpath from the start, never uploaded.
+        settings = {"spark.context-settings": {"dependent-jar-uris": [f"file://{jar}"]}}
+        status, body, _ = await api.call("POST", "/contexts/streams", data=json.dumps(settings))
         assert (status, body) == (200, {"status": "SUCCESS", "result": "Context initialized"})
         settings = {"spark.context-settings": {"context-factory": STREAMING_FACTORY}}
         status, body, _ = await api.call(
@@ -125,6 +127,20 @@ async def test_a_streaming_context_job_does_not_fit_a_session_context(api: Api) 
     status, body = await run_sync(api, "streams", "example_jobs.streaming:queue_word_count")
     assert (status, body) == (400, {"status": "ERROR", "result": "Invalid job type for this context"})
     assert (await api.call("GET", "/contexts/streams"))[1]["state"] == "RUNNING"
+
+
+async def test_jars_given_at_context_creation_are_on_its_classpath(api: Api) -> None:
+    status, body = await run_sync(api, "streams", "example_jobs.native:twice_in_java")
+    assert (status, body.get("result")) == (200, [0, 2, 4]), body
+
+
+async def test_a_context_whose_local_jar_is_missing_does_not_start(api: Api, tmp_path: Path) -> None:
+    missing = tmp_path / "missing.jar"
+    settings = {"spark.context-settings": {"dependent-jar-uris": [str(missing)]}}
+    status, body, _ = await api.call("POST", "/contexts/jarless", data=json.dumps(settings))
+    assert (status, body["status"]) == (500, "CONTEXT INIT ERROR"), body
+    assert f"dependent jars not found: {missing}" in body["result"]["message"]
+    assert (await api.call("GET", "/contexts/jarless"))[1]["state"] == "ERROR"
 
 
 # --- DStreams in a streaming context -------------------------------------------------------------

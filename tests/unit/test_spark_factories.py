@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from driver.spark import (
@@ -10,6 +12,7 @@ from driver.spark import (
     STREAMING,
     UnknownFactory,
     factory_kind,
+    missing_local_jars,
     streaming_settings,
 )
 
@@ -61,3 +64,17 @@ def test_streaming_settings_read_milliseconds_and_flags_as_given() -> None:
 def test_a_batch_interval_that_is_not_positive_is_refused() -> None:
     with pytest.raises(ValueError, match=r"streaming\.batch_interval"):
         streaming_settings({"streaming": {"batch_interval": 0}})
+
+
+def test_missing_local_context_jars_are_named(tmp_path: Path) -> None:
+    present = tmp_path / "present.jar"
+    present.write_bytes(b"PK")
+    config = {
+        "dependent-jar-uris": [str(present), f"file://{present}", f"local://{present}", "hdfs://nn/x.jar"],
+        "cp": f"{tmp_path}/gone.jar, file://{tmp_path}/gone-too.jar,https://repo.example/y.jar",
+    }
+    assert missing_local_jars(config) == [f"{tmp_path}/gone.jar", f"file://{tmp_path}/gone-too.jar"]
+
+
+def test_an_uploaded_binary_name_is_no_context_jar() -> None:
+    assert missing_local_jars({"dependent-jar-uris": "sum-jar"}) == ["sum-jar"]
