@@ -54,10 +54,6 @@ class StreamingContexts:
             self._users.add(job_id)
             return self._current
 
-    def uses(self, job_id: str) -> bool:
-        with self._lock:
-            return job_id in self._users
-
     def job_ended(self, job_id: str) -> None:
         with self._lock:
             self._users.discard(job_id)
