@@ -5,7 +5,6 @@ StreamingContexts; a tagger and a query stopper), so no JVM starts here."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -88,7 +87,7 @@ def test_the_context_ending_without_streaming_stops_nothing() -> None:
 
 
 class Queries:
-    """A QueryTracker with a recording tagger and stopper; ``on_thread`` runs code on a job thread."""
+    """A QueryTracker with a recording tagger and stopper."""
 
     def __init__(self) -> None:
         self.tags: list[str] = []
@@ -99,14 +98,6 @@ class Queries:
     def _stop(self, query_id: str) -> None:
         self.stopped.append(query_id)
         self.stopped_event.set()
-
-    @staticmethod
-    def on_thread(work: Callable[[], Any]) -> Any:
-        results: list[Any] = []
-        thread = threading.Thread(target=lambda: results.append(work()))
-        thread.start()
-        thread.join(5)
-        return results[0] if results else None
 
 
 def test_a_job_thread_is_tagged_once_and_again_after_a_kill() -> None:
@@ -126,22 +117,30 @@ def test_queries_belong_to_the_job_running_on_the_thread_that_started_them() -> 
     queries = Queries()
     tracker = queries.tracker
     tag_of: dict[str, str] = {}
+    registered = threading.Barrier(3)
+    done = threading.Event()
 
-    def run(job_id: str) -> None:
+    def run(job_id: str) -> None:  # a job thread that stays alive, as the runner's do
         tracker.job_started(job_id)
         tag_of[job_id] = f"{THREAD_TAG_PREFIX}{threading.get_ident()}"
+        registered.wait(5)
+        done.wait(5)
 
-    first = threading.Thread(target=run, args=("job-1",))
-    second = threading.Thread(target=run, args=("job-2",))
-    first.start(), second.start()
-    first.join(5), second.join(5)
-    tracker.on_query_started("query-a", ["user-tag", tag_of["job-1"]])
-    tracker.on_query_started("query-b", [tag_of["job-2"]])
-    tracker.on_query_started("query-c", ["someone-else"])
-    assert (tracker.queries_of("job-1"), tracker.queries_of("job-2")) == (["query-a"], ["query-b"])
-
-    finished(tracker.stop_queries_of("job-1"))
-    assert queries.stopped == ["query-a"]
+    threads = [threading.Thread(target=run, args=(job_id,)) for job_id in ("job-1", "job-2")]
+    for thread in threads:
+        thread.start()
+    registered.wait(5)
+    try:
+        tracker.on_query_started("query-a", ["user-tag", tag_of["job-1"]])
+        tracker.on_query_started("query-b", [tag_of["job-2"]])
+        tracker.on_query_started("query-c", ["someone-else"])
+        assert (tracker.queries_of("job-1"), tracker.queries_of("job-2")) == (["query-a"], ["query-b"])
+        finished(tracker.stop_queries_of("job-1"))
+        assert queries.stopped == ["query-a"]
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join(5)
 
 
 def test_a_kill_without_queries_stops_nothing_and_starts_no_thread() -> None:
