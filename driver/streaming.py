@@ -117,7 +117,7 @@ class QueryTracker:
         self._stop_query = stop_query  # stops a query by id (blocks until it has stopped)
         self._lock = threading.Lock()
         self._job_by_tag: dict[str, str] = {}
-        self._tagged_threads: set[int] = set()
+        self._thread = threading.local()  # .tagged: this thread's JVM thread carries its tag
         self._queries: dict[str, set[str]] = {}  # job id -> ids of the queries it started
         self._killed: set[str] = set()
 
@@ -127,10 +127,9 @@ class QueryTracker:
         tag = f"{THREAD_TAG_PREFIX}{ident}"
         with self._lock:
             self._job_by_tag[tag] = job_id
-            needs_tag = ident not in self._tagged_threads
-            self._tagged_threads.add(ident)
-        if needs_tag:
+        if not getattr(self._thread, "tagged", False):
             self._add_tag(tag)
+            self._thread.tagged = True
 
     def job_ended(self, job_id: str, *, killed: bool) -> None:
         """Called on the job's thread when it ends; queries it leaves running run on untracked."""
@@ -141,8 +140,8 @@ class QueryTracker:
                 del self._job_by_tag[tag]
             self._queries.pop(job_id, None)
             self._killed.discard(job_id)
-            if killed:
-                self._tagged_threads.discard(ident)
+        if killed:
+            self._thread.tagged = False
 
     def queries_of(self, job_id: str) -> list[str]:
         with self._lock:
