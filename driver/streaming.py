@@ -109,7 +109,8 @@ class QueryTracker:
     thread). A query's thread inherits it, and Spark reports a query's start to listeners before
     ``start()`` returns, so the job running on the tagged thread at that moment is the one that
     started it, also when several jobs start queries at once. Queries started from threads a job
-    makes itself are not tracked unless those are ``pyspark.InheritableThread``s.
+    makes itself are not tracked unless those are ``pyspark.InheritableThread``s, nor are those
+    of other sessions than the one the listener is registered with (``track_queries``).
     """
 
     def __init__(self, add_tag: Callable[[str], None], stop_query: Callable[[str], None]) -> None:
