@@ -6,6 +6,12 @@
   a ``ValidationError`` rejects the request (400) before the job starts.
 * SQL (``mainClass`` = ``SQL_MAIN_CLASS``): the config's ``sql`` statement, rows out, at most
   ``spark.jobserver.sql.max-rows`` of them.
+* JVM (a class in a jar of the job's cp): ``public static Object run(<context>, String)``.
+
+A job that says what it needs does not run in a context that hands it something else: the
+contract's 400 "Invalid job type for this context". A Python job says so by annotating the first
+parameter of its function (or of its class's ``run``/``validate``/``run_job``) as ``SparkSession``,
+``SparkContext`` or ``StreamingContext``; a JVM job by the first parameter type of its ``run``.
 """
 
 from __future__ import annotations
@@ -27,9 +33,19 @@ from driver.protocol import (
     describe_exception,
     error_map,
 )
-from driver.spark import SparkHandle
+from driver.spark import SESSION, SPARK_CONTEXT, STREAMING, SparkHandle
 
 DEFAULT_SQL_MAX_ROWS = 1000
+INVALID_TYPE = "Invalid job type for this context"
+
+# What each context kind hands a job, by the class names a job may annotate its context with.
+_CONTEXT_TYPE_NAMES = {SESSION: "SparkSession", SPARK_CONTEXT: "SparkContext", STREAMING: "StreamingContext"}
+# The JVM type of the first parameter of a JVM job's run, per context kind.
+_JVM_CONTEXT_TYPES = {
+    SESSION: "org.apache.spark.sql.SparkSession",
+    SPARK_CONTEXT: "org.apache.spark.sql.SparkSession",
+    STREAMING: "org.apache.spark.streaming.api.java.JavaStreamingContext",
+}
 
 
 class JobRejected(Exception):
@@ -54,10 +70,17 @@ class Job:
     def run(self, spark: SparkHandle, data: Any, env: Any) -> Any:
         raise NotImplementedError
 
+    def entry_points(self) -> list[Any]:
+        """The job's own callables whose first parameter receives the context."""
+        return []
+
 
 class CompatJob(Job):
     def __init__(self, instance: Any) -> None:
         self._instance = instance
+
+    def entry_points(self) -> list[Any]:
+        return [self._instance.validate, self._instance.run_job]
 
     def run(self, spark: SparkHandle, data: Any, env: Any) -> Any:
         from sparkjobserver.api import JobEnvironment, is_validation_failure
@@ -72,6 +95,10 @@ class CompatJob(Job):
 class NativeClassJob(Job):
     def __init__(self, instance: Any) -> None:
         self._instance = instance
+
+    def entry_points(self) -> list[Any]:
+        validate = getattr(self._instance, "validate", None)
+        return [self._instance.run, *([validate] if callable(validate) else [])]
 
     def prepare(self, spark: SparkHandle, config: Any) -> Any:
         validate = getattr(self._instance, "validate", None)
@@ -88,6 +115,9 @@ class FunctionJob(Job):
             self._wants_env = len(inspect.signature(function).parameters) >= 3
         except (TypeError, ValueError):
             self._wants_env = False
+
+    def entry_points(self) -> list[Any]:
+        return [self._function]
 
     def run(self, spark: SparkHandle, data: Any, env: Any) -> Any:
         arguments = (spark.job_context, data, env) if self._wants_env else (spark.job_context, data)
@@ -127,11 +157,34 @@ def _validated(call: Any, *, rejected: bool = True) -> Any:
         raise JobRejected(FAILURE_VALIDATION, details["message"], details) from error
 
 
-def load_job(main_class: str, jars: Sequence[Path] = ()) -> Job:
+def load_job(main_class: str, jars: Sequence[Path] = (), *, context_kind: str = SESSION) -> Job:
     if main_class == SQL_MAIN_CLASS:
         return SqlJob()
     if jars and ":" not in main_class and not _python_module_exists(main_class.rpartition(".")[0]):
         return JvmJob(main_class, jars)
+    job = _load_python_job(main_class)
+    for entry_point in job.entry_points():
+        _check_fits(entry_point, context_kind)
+    return job
+
+
+def _check_fits(entry_point: Any, context_kind: str) -> None:
+    """Reject a job whose first parameter is annotated with another context type than this
+    context's; unannotated (or otherwise annotated) jobs are taken as they come."""
+    try:
+        parameters = list(inspect.signature(entry_point).parameters.values())
+    except (TypeError, ValueError):
+        return
+    if not parameters or parameters[0].annotation is inspect.Parameter.empty:
+        return
+    annotation = parameters[0].annotation
+    name = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    name = name.strip().strip("'\"").rpartition(".")[2]
+    if name in _CONTEXT_TYPE_NAMES.values() and name != _CONTEXT_TYPE_NAMES[context_kind]:
+        raise JobRejected(FAILURE_INVALID_TYPE, INVALID_TYPE)
+
+
+def _load_python_job(main_class: str) -> Job:
     if ":" in main_class:
         module_name, _, attribute = main_class.partition(":")
     else:
@@ -143,10 +196,10 @@ def load_job(main_class: str, jars: Sequence[Path] = ()) -> Job:
         raise JobRejected(FAILURE_NOT_FOUND, f"classPath {main_class} not found")
     if ":" in main_class:
         if inspect.isclass(target) or not callable(target):
-            raise JobRejected(FAILURE_INVALID_TYPE, "Invalid job type for this context")
+            raise JobRejected(FAILURE_INVALID_TYPE, INVALID_TYPE)
         return FunctionJob(target)
     if not inspect.isclass(target):
-        raise JobRejected(FAILURE_INVALID_TYPE, "Invalid job type for this context")
+        raise JobRejected(FAILURE_INVALID_TYPE, INVALID_TYPE)
     try:
         instance = target()
     except Exception as error:
@@ -155,13 +208,13 @@ def load_job(main_class: str, jars: Sequence[Path] = ()) -> Job:
         return CompatJob(instance)
     if callable(getattr(instance, "run", None)):
         return NativeClassJob(instance)
-    raise JobRejected(FAILURE_INVALID_TYPE, "Invalid job type for this context")
+    raise JobRejected(FAILURE_INVALID_TYPE, INVALID_TYPE)
 
 
 class JvmJob(Job):
-    """A class in a jar with ``public static Object run(SparkSession spark, String configJson)``,
-    called through py4j in this driver's JVM. Maps, lists and scalars it returns convert as Python
-    results do."""
+    """A class in a jar with ``public static Object run(SparkSession spark, String configJson)``
+    (``run(JavaStreamingContext, String)`` in a streaming context), called through py4j in this
+    driver's JVM. Maps, lists and scalars it returns convert as Python results do."""
 
     def __init__(self, main_class: str, jars: Sequence[Path]) -> None:
         self._main_class = main_class
@@ -175,12 +228,12 @@ class JvmJob(Job):
             raise JobRejected(FAILURE_NOT_FOUND, f"classPath {self._main_class} not found") from error
         gateway = spark.spark_context._gateway
         parameter_types = gateway.new_array(jvm.java.lang.Class, 2)
-        parameter_types[0] = jvm.java.lang.Class.forName("org.apache.spark.sql.SparkSession")
+        parameter_types[0] = jvm.java.lang.Class.forName(_JVM_CONTEXT_TYPES[spark.kind])
         parameter_types[1] = jvm.java.lang.Class.forName("java.lang.String")
         try:
             method = job_class.getMethod("run", parameter_types)
-        except Exception as error:
-            raise JobRejected(FAILURE_INVALID_TYPE, "Invalid job type for this context") from error
+        except Exception as error:  # no run for what this context hands out
+            raise JobRejected(FAILURE_INVALID_TYPE, INVALID_TYPE) from error
         return method, json.dumps(
             config.as_plain_ordered_dict() if hasattr(config, "as_plain_ordered_dict") else config
         )
@@ -189,7 +242,7 @@ class JvmJob(Job):
         method, config_json = data
         gateway = spark.spark_context._gateway
         arguments = gateway.new_array(gateway.jvm.java.lang.Object, 2)
-        arguments[0] = spark.session._jsparkSession
+        arguments[0] = spark.job_context._jssc if spark.kind == STREAMING else spark.session._jsparkSession
         arguments[1] = config_json
         return _from_java(method.invoke(None, arguments))
 

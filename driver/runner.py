@@ -110,6 +110,11 @@ class JobRunner:
                 return
             self._killed.add(job_id)
         self._spark.cancel_job_group(job_id, f"job {job_id} killed through the job server")
+        # Its streams run outside its job group and hold its thread in a JVM call: stop them.
+        if self._spark.queries is not None:
+            self._spark.queries.stop_queries_of(job_id)
+        if self._spark.streaming is not None:
+            self._spark.streaming.stop_for_kill(job_id)
         with self._lock:
             # Only while the thread still runs this job: an exception set later would hit the
             # next job it runs, or the executor's own loop.
@@ -118,7 +123,12 @@ class JobRunner:
                 _set_async_exception(thread_id, JobKilledError)
 
     def shutdown(self, grace_s: float) -> list[str]:
-        """Kill every job and wait up to ``grace_s`` for their threads; returns those still running."""
+        """Kill every job and wait up to ``grace_s`` for their threads; returns those still running.
+
+        A streaming context's StreamingContext stops first, gracefully if so configured, so that
+        jobs waiting for it end on their own rather than by the kill.
+        """
+        self._spark.stop_streaming()
         for job_id in self.running_job_ids():
             self.kill(job_id)
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -173,6 +183,11 @@ class JobRunner:
     def _release(self, job_id: str) -> None:
         while True:
             try:
+                killed = self._was_killed(job_id)
+                if self._spark.queries is not None:
+                    self._spark.queries.job_ended(job_id, killed=killed)
+                if self._spark.streaming is not None:
+                    self._spark.streaming.job_ended(job_id)
                 with self._lock:
                     if self._threads.pop(job_id, None) is not None and job_id in self._killed:
                         # A kill that arrived as the job ended must not outlive it.
@@ -189,15 +204,18 @@ class JobRunner:
 
     def _execute(self, request: StartJob) -> Message:
         job_id = request.job_id
+        spark = self._spark.for_job(job_id)
         try:
             # One job at a time switches sys.path and imports: a purge of another version's
             # modules must not run while a second thread imports.
             with self._import_lock:
                 jars = self._load_packages(request.packages)
-                job = load_job(request.main_class, jars)
+                job = load_job(request.main_class, jars, context_kind=spark.kind)
             description = f"jobserver job {job_id} ({request.main_class})"
-            self._spark.spark_context.setJobGroup(job_id, description, True)
-            data = job.prepare(self._spark, _config_tree(json.loads(request.config_json)))
+            spark.spark_context.setJobGroup(job_id, description, True)
+            if spark.queries is not None:
+                spark.queries.job_started(job_id)
+            data = job.prepare(spark, _config_tree(json.loads(request.config_json)))
         except JobRejected as rejected:
             return JobFailed(job_id=job_id, kind=rejected.kind, error=rejected.details)
         with self._lock:
@@ -213,7 +231,7 @@ class JobRunner:
             named_objects=self.named_objects,
         )
         try:
-            result = job.run(self._spark, data, environment)
+            result = job.run(spark, data, environment)
         except JobProblems as problems:
             error = error_map(str(problems), "sparkjobserver.api.ValidationProblem")
             return JobFailed(job_id=job_id, kind=FAILURE_ERROR, error=error)

@@ -1,4 +1,4 @@
-"""What a context's factory hands its jobs: a SparkSession or a SparkContext.
+"""What a context's factory hands its jobs: a SparkSession, a SparkContext or a StreamingContext.
 
 spark-jobserver named context flavours by factory class; the names users already have in their
 configs map here onto the PySpark object the job receives.
@@ -6,12 +6,19 @@ configs map here onto the PySpark object the job receives.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+from driver.streaming import QueryTracker, StreamingContexts, track_queries
 
 SESSION = "session"
 SPARK_CONTEXT = "spark_context"
+STREAMING = "streaming"
 
 FACTORY_KINDS: dict[str, str] = {
     "spark.jobserver.python.PythonSessionContextFactory": SESSION,
@@ -24,7 +31,14 @@ FACTORY_KINDS: dict[str, str] = {
     # Hive: the server launches these with spark.sql.catalogImplementation=hive.
     "spark.jobserver.python.PythonHiveContextFactory": SESSION,
     "spark.jobserver.context.HiveContextFactory": SESSION,
+    # DStreams: a pyspark StreamingContext (a JavaStreamingContext for JVM jobs).
+    "spark.jobserver.context.StreamingContextFactory": STREAMING,
+    "spark.jobserver.context.JavaStreamingContextFactory": STREAMING,
 }
+
+DEFAULT_BATCH_INTERVAL_MS = 1000
+
+log = logging.getLogger("driver.spark")
 
 
 class UnknownFactory(ValueError):
@@ -36,10 +50,20 @@ class SparkHandle:
     kind: str
     session: Any  # pyspark.sql.SparkSession
     spark_context: Any  # pyspark.SparkContext
+    streaming: StreamingContexts | None = None  # a streaming context's StreamingContext
+    queries: QueryTracker | None = None  # Structured Streaming queries by job
+    job_id: str = ""  # set on the handle a job receives (for_job)
+
+    def for_job(self, job_id: str) -> SparkHandle:
+        """The handle one job works with: in a streaming context it records who got the
+        StreamingContext, so that killing that job stops it."""
+        return dataclasses.replace(self, job_id=job_id)
 
     @property
     def job_context(self) -> Any:
         """The object a job's ``context`` argument receives."""
+        if self.kind == STREAMING and self.streaming is not None:
+            return self.streaming.context_for(self.job_id)
         return self.session if self.kind == SESSION else self.spark_context
 
     @property
@@ -58,11 +82,20 @@ class SparkHandle:
     def cancel_job_group(self, group_id: str, reason: str) -> None:
         """Cancel the group's Spark jobs, and any it submits later (a job killed before its first
         action must not start one afterwards)."""
-        java_context = getattr(getattr(self.spark_context, "_jsc", None), "sc", None)
-        if java_context is not None:
-            java_context().cancelJobGroupAndFutureJobs(group_id, reason)
-        else:
+        java_spark_context = getattr(self.spark_context, "_jsc", None)
+        if java_spark_context is not None:
+            java_spark_context.sc().cancelJobGroupAndFutureJobs(group_id, reason)
+        elif not hasattr(self.spark_context, "_jsc"):  # a stand-in; a stopped context has _jsc None
             self.spark_context.cancelJobGroup(group_id)
+
+    def stop_streaming(self) -> None:
+        """The context ends: its StreamingContext stops first, as its settings ask."""
+        if self.streaming is None:
+            return
+        try:
+            self.streaming.stop()
+        except Exception:  # the context is ending regardless; its jobs are killed next
+            log.warning("the StreamingContext did not stop cleanly", exc_info=True)
 
     def stop(self) -> None:
         self.session.stop()
@@ -79,10 +112,73 @@ def factory_kind(context_config: Mapping[str, Any]) -> str:
     return kind
 
 
+def streaming_settings(context_config: Mapping[str, Any]) -> tuple[float, bool, bool]:
+    """``streaming.batch_interval`` (ms) in seconds, ``stopGracefully``, ``stopSparkContext``."""
+    streaming = context_config.get("streaming") or {}
+    interval_ms = float(streaming.get("batch_interval", DEFAULT_BATCH_INTERVAL_MS))
+    if interval_ms <= 0:
+        raise ValueError(f"streaming.batch_interval must be a positive number of ms, not {interval_ms:g}")
+    return (
+        interval_ms / 1000.0,
+        _flag(streaming.get("stopGracefully", True)),
+        _flag(streaming.get("stopSparkContext", True)),
+    )
+
+
+def _flag(value: Any) -> bool:
+    return value if isinstance(value, bool) else str(value).lower() in ("true", "on", "yes", "1")
+
+
+def missing_local_jars(context_config: Mapping[str, Any]) -> list[str]:
+    """The context's jars (``dependent-jar-uris``, ``cp``) that name a local file that is not there.
+
+    spark-submit only warns about those and starts without them; a context whose classes are
+    missing is better refused at once.
+    """
+    missing = []
+    for key in ("dependent-jar-uris", "cp"):
+        value = context_config.get(key) or []
+        entries = value if isinstance(value, list) else str(value).split(",")
+        for entry in (str(item).strip() for item in entries):
+            parts = urlsplit(entry)
+            if entry and parts.scheme in ("", "file", "local") and not Path(parts.path).is_file():
+                missing.append(entry)
+    return missing
+
+
 def build_spark(context_config: Mapping[str, Any]) -> SparkHandle:
     """Create the one SparkSession of this driver process (spark-submit already set its conf)."""
     kind = factory_kind(context_config)
+    streaming_config = streaming_settings(context_config) if kind == STREAMING else None
+    from pyspark import SparkConf
     from pyspark.sql import SparkSession
 
+    # In cluster mode the jars were shipped to the driver's host under other paths.
+    if SparkConf().get("spark.submit.deployMode", "client") == "client":
+        missing = missing_local_jars(context_config)
+        if missing:
+            raise FileNotFoundError(
+                f"dependent jars not found: {', '.join(missing)} (a context's jars are absolute "
+                "paths or URIs; uploaded binaries go into a job's cp)"
+            )
     session = SparkSession.builder.getOrCreate()
-    return SparkHandle(kind=kind, session=session, spark_context=session.sparkContext)
+    spark_context = session.sparkContext
+    streaming = None
+    if streaming_config is not None:
+        batch_interval_s, stop_gracefully, stop_spark_context = streaming_config
+
+        def make_streaming_context() -> Any:
+            from pyspark.streaming import StreamingContext
+
+            return StreamingContext(spark_context, batch_interval_s)
+
+        streaming = StreamingContexts(
+            make_streaming_context, stop_gracefully=stop_gracefully, stop_spark_context=stop_spark_context
+        )
+    return SparkHandle(
+        kind=kind,
+        session=session,
+        spark_context=spark_context,
+        streaming=streaming,
+        queries=track_queries(session),
+    )

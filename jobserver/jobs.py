@@ -55,7 +55,14 @@ from jobserver.errors import (
 from jobserver.records import BinaryRecord, JobRecord, utc_now
 from jobserver.states import ACTIVE_JOB_STATES, ContextState, JobState
 from jobserver.storage import Store
-from jobserver.submission import JobRequest, SubmitOutcome, killed_error, rejection, what_to_run
+from jobserver.submission import (
+    JobRequest,
+    SubmitOutcome,
+    killed_error,
+    rejection,
+    stops_on_job_error,
+    what_to_run,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -361,7 +368,7 @@ class JobManager:
             await self._contexts.stop(waiter.adhoc_context)
 
     async def _after_job(self, context: LiveContext, *, failed: bool) -> None:
-        if failed and context.record.config.get("stop-context-on-job-error") in (True, "true", "on", "yes"):
+        if failed and stops_on_job_error(context.record.config):
             await self._contexts.stop(context)
         await self._start_queued(context)
         await self._end_idle_adhoc(context)

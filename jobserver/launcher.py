@@ -4,7 +4,9 @@ Context settings map onto Spark the way spark-jobserver mapped them (sjs-contrac
 ``num-cpu-cores`` → ``spark.cores.max``, ``memory-per-node`` → ``spark.executor.memory``, any
 ``spark.*`` key verbatim, ``passthrough { k = v }`` verbatim, ``hadoop { k = v }`` as
 ``spark.hadoop.k``, and ``launcher { … }`` onto spark-submit itself (``spark.*`` keys as ``--conf``,
-``spark.master`` overriding the master, other keys as ``--key value``).
+``spark.master`` overriding the master, other keys as ``--key value``). The context's own jars
+(``dependent-jar-uris`` and ``cp``, after any ``spark.jars``) become ``--jars``, so they are on the
+driver's and the executors' classpath from the start.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from jobserver.submission import string_list
 
 TOKEN_ENV = "JOBSERVER_DRIVER_TOKEN"
 
@@ -84,6 +88,7 @@ def build_driver_command(
     proxy_user = context_config.get("spark.proxy.user") or _nested(context_config, "spark", "proxy", "user")
     spark_conf.pop("spark.proxy.user", None)
     spark_conf["spark.pyspark.python"] = launch.python
+    jars = context_jars(context_config, spark_conf.pop("spark.jars", ""))
     if deploy_mode == "cluster":
         # In cluster mode the driver does not inherit spark-submit's environment.
         spark_conf[f"spark.yarn.appMasterEnv.{TOKEN_ENV}"] = token
@@ -108,6 +113,8 @@ def build_driver_command(
     if proxy_user:
         argv += ["--proxy-user", str(proxy_user)]
     argv += options
+    if jars:
+        argv += ["--jars", ",".join(jars)]
     for key in sorted(spark_conf):
         argv += ["--conf", f"{key}={spark_conf[key]}"]
     argv += ["--py-files", str(launch.bundle), str(DRIVER_SCRIPT)]
@@ -119,6 +126,18 @@ def build_driver_command(
         TOKEN_ENV: token,
     }
     return DriverCommand(argv=argv, env=env)
+
+
+def context_jars(context_config: Mapping[str, Any], spark_jars: str = "") -> list[str]:
+    """The jars of the whole context, for ``--jars``: ``spark.jars``, then ``dependent-jar-uris``,
+    then ``cp`` (each a list or a comma-separated string), each once, as Spark takes them (paths,
+    ``file:``, ``local:``, ``http(s):``, ``hdfs:``, …)."""
+    entries = [
+        *string_list(spark_jars),
+        *string_list(context_config.get("dependent-jar-uris")),
+        *string_list(context_config.get("cp")),
+    ]
+    return list(dict.fromkeys(entries))
 
 
 HIVE_FACTORIES = frozenset(

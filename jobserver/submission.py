@@ -31,6 +31,11 @@ from jobserver.records import JobRecord
 
 KILLED_ERROR_CLASS = "spark.jobserver.JobManagerActor$JobKilledException"
 
+# Contexts whose jobs get a StreamingContext: a failing job stops them unless the settings say not.
+STREAMING_FACTORIES = frozenset(
+    {"spark.jobserver.context.StreamingContextFactory", "spark.jobserver.context.JavaStreamingContextFactory"}
+)
+
 
 @dataclass(frozen=True, slots=True)
 class JobRequest:
@@ -80,6 +85,16 @@ def string_list(value: Any) -> list[str]:
     if isinstance(value, list):
         return [str(item).strip() for item in value if str(item).strip()]
     return [part.strip() for part in str(value).split(",") if part.strip()]
+
+
+def stops_on_job_error(context_config: Mapping[str, Any]) -> bool:
+    """``stop-context-on-job-error``: as set, else true for streaming contexts only (§4.1)."""
+    value = context_config.get("stop-context-on-job-error")
+    if value is None or value == "":
+        return context_config.get("context-factory") in STREAMING_FACTORIES
+    if isinstance(value, bool):
+        return value
+    return str(value).lower() in ("true", "on", "yes")
 
 
 def killed_error(job_id: str) -> ErrorMap:

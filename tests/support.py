@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -220,3 +221,19 @@ async def callback_listener(failures: int = 0) -> AsyncIterator[tuple[CallbackLi
         yield listener, str(server.make_url("/done"))
     finally:
         await server.close()
+
+
+def build_jar(folder: Path) -> Path:
+    """Compile examples/jvm with javac against the Spark jars pyspark ships, into a jar."""
+    import pyspark
+
+    spark_jars = sorted((Path(pyspark.__file__).parent / "jars").glob("*.jar"))
+    classes = folder / "classes"
+    sources = sorted((REPO / "examples" / "jvm").rglob("*.java"))
+    classpath = ":".join(str(jar) for jar in spark_jars)
+    subprocess.run(["javac", "-d", str(classes), "-cp", classpath, *map(str, sources)], check=True)
+    jar = folder / "sum-job.jar"
+    with zipfile.ZipFile(jar, "w") as archive:
+        for compiled in sorted(classes.rglob("*.class")):
+            archive.write(compiled, str(compiled.relative_to(classes)))
+    return jar

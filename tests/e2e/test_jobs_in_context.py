@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
-from tests.support import EXAMPLES_EGG, REPO, SPARK_TEST_OVERRIDES, Api, running_server, wait_until
+from tests.support import (
+    EXAMPLES_EGG,
+    SPARK_TEST_OVERRIDES,
+    Api,
+    build_jar,
+    running_server,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.spark, pytest.mark.asyncio(loop_scope="module")]
 
@@ -374,22 +379,6 @@ async def test_jobs_share_a_named_dataframe_computed_once(api: Api) -> None:
     assert dropped["result"] == []
     assert (await api.call("GET", f"/contexts/{CONTEXT}/objects"))[1] == []
     assert (await api.call("GET", "/contexts/nowhere/objects"))[0] == 404
-
-
-def build_jar(folder: Path) -> Path:
-    """Compile examples/jvm with javac against the Spark jars pyspark ships, into a jar."""
-    import pyspark
-
-    spark_jars = sorted((Path(pyspark.__file__).parent / "jars").glob("*.jar"))
-    classes = folder / "classes"
-    sources = sorted((REPO / "examples" / "jvm").rglob("*.java"))
-    classpath = ":".join(str(jar) for jar in spark_jars)
-    subprocess.run(["javac", "-d", str(classes), "-cp", classpath, *map(str, sources)], check=True)
-    jar = folder / "sum-job.jar"
-    with zipfile.ZipFile(jar, "w") as archive:
-        for compiled in sorted(classes.rglob("*.class")):
-            archive.write(compiled, str(compiled.relative_to(classes)))
-    return jar
 
 
 async def test_jvm_job_from_a_jar_uploaded_after_the_context_started(api: Api, tmp_path: Path) -> None:

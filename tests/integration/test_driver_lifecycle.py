@@ -126,6 +126,22 @@ async def test_stop_context_on_job_error_stops_it_after_a_failure_only(tmp_path:
         await api.wait_context_state("fragile", "FINISHED", timeout_s=15)
 
 
+async def test_a_streaming_context_stops_after_a_failing_job_unless_told_otherwise(tmp_path: Path) -> None:
+    streaming = "context-factory=spark.jobserver.context.StreamingContextFactory"
+    async with running_server(tmp_path, fake_spark("light")) as api:
+        await api.upload("examples")
+        assert (await api.call("POST", f"/contexts/streaming?{streaming}"))[0] == 200
+        sturdy = f"/contexts/sturdy?{streaming}&stop-context-on-job-error=false"
+        assert (await api.call("POST", sturdy))[0] == 200
+        for context in ("streaming", "sturdy"):
+            path = f"/jobs?appName=examples&context={context}&sync=true&classPath="
+            assert (await api.call("POST", path + "example_jobs.echo.EchoJob"))[0] == 200
+            status, body, _ = await api.call("POST", path + "example_jobs.failing_job.FailingRunJob")
+            assert (status, body["status"]) == (200, "ERROR")
+        await api.wait_context_state("streaming", "FINISHED", timeout_s=15)
+        assert (await api.call("GET", "/contexts/sturdy"))[1]["state"] == "RUNNING"
+
+
 async def test_a_driver_that_ignores_stop_and_sigterm_is_killed_within_the_deletion_timeout(
     tmp_path: Path,
 ) -> None:

@@ -116,7 +116,9 @@ def test_default_context_settings_follow_the_contract(defaults: Settings) -> Non
     assert context["num-cpu-cores"] == 4
     assert context["memory-per-node"] == "512m"
     assert context["context-factory"] == "spark.jobserver.python.PythonSessionContextFactory"
-    assert context["stop-context-on-job-error"] is False
+    assert "stop-context-on-job-error" not in context  # unset: false, true for streaming contexts
+    assert context["dependent-jar-uris"] == []
+    assert context["streaming"] == {"batch_interval": 1000, "stopGracefully": True, "stopSparkContext": True}
     assert get_path(context, "launcher.spark.driver.memory") == "1g"
 
 

@@ -18,6 +18,7 @@ from jobserver.launcher import (
     DriverLaunch,
     build_bundle,
     build_driver_command,
+    context_jars,
     spark_conf_for,
 )
 
@@ -277,17 +278,20 @@ def test_default_context_settings_give_the_contract_spark_settings() -> None:
         "num-cpu-cores": 4,
         "memory-per-node": "512m",
         "context-factory": "spark.jobserver.python.PythonSessionContextFactory",
-        "stop-context-on-job-error": False,
+        "dependent-jar-uris": [],
+        "streaming": {"batch_interval": 1000, "stopGracefully": True, "stopSparkContext": True},
         "passthrough": {},
         "hadoop": {},
         "launcher": {"spark": {"driver": {"memory": "1g"}}},
     }
-    assert confs(command(defaults).argv) == {
+    argv = command(defaults).argv
+    assert confs(argv) == {
         "spark.cores.max": "4",
         "spark.executor.memory": "512m",
         "spark.driver.memory": "1g",
         "spark.pyspark.python": PYTHON,
     }
+    assert "--jars" not in argv
 
 
 def test_boolean_launcher_option_becomes_a_bare_flag() -> None:
@@ -295,6 +299,38 @@ def test_boolean_launcher_option_becomes_a_bare_flag() -> None:
     assert "--verbose" in argv
     assert argv[argv.index("--verbose") + 1].startswith("--")
     assert "--supervise" not in argv
+
+
+# --- the context's own jars ----------------------------------------------------------------------
+
+
+def test_context_jars_become_spark_submit_jars_in_order() -> None:
+    config = {
+        "dependent-jar-uris": ["/opt/libs/a.jar", "file:///opt/libs/b.jar", "local:///opt/libs/c.jar"],
+        "cp": "hdfs://nn:8020/jars/d.jar, https://repo.example/e.jar",
+    }
+    argv = command(config).argv
+    assert option_values(argv, "--jars") == [
+        "/opt/libs/a.jar,file:///opt/libs/b.jar,local:///opt/libs/c.jar,"
+        "hdfs://nn:8020/jars/d.jar,https://repo.example/e.jar"
+    ]
+    assert argv.index("--jars") < argv.index(str(DRIVER_SCRIPT))
+
+
+def test_context_jars_as_a_comma_separated_string_are_split_and_named_once() -> None:
+    config = {"dependent-jar-uris": "/a.jar, /b.jar,,/a.jar", "cp": ["/b.jar"]}
+    assert option_values(command(config).argv, "--jars") == ["/a.jar,/b.jar"]
+
+
+def test_spark_jars_of_the_settings_join_the_context_jars_instead_of_being_overridden() -> None:
+    argv = command({"spark.jars": "/first.jar", "dependent-jar-uris": ["/second.jar"]}).argv
+    assert option_values(argv, "--jars") == ["/first.jar,/second.jar"]
+    assert "spark.jars" not in confs(argv)
+
+
+def test_context_jars_helper_keeps_the_contract_order() -> None:
+    config = {"cp": ["/c.jar"], "dependent-jar-uris": ["/d.jar"]}
+    assert context_jars(config, "/s.jar") == ["/s.jar", "/d.jar", "/c.jar"]
 
 
 # --- the bundle shipped with --py-files -----------------------------------------------------------

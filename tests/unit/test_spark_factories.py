@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from driver.spark import SESSION, SPARK_CONTEXT, UnknownFactory, factory_kind
+from driver.spark import (
+    SESSION,
+    SPARK_CONTEXT,
+    STREAMING,
+    UnknownFactory,
+    factory_kind,
+    missing_local_jars,
+    streaming_settings,
+)
 
 
 @pytest.mark.parametrize(
@@ -29,3 +39,42 @@ def test_no_factory_means_a_session() -> None:
 def test_unknown_factory_names_the_known_ones() -> None:
     with pytest.raises(UnknownFactory, match=r"known factories: .*SessionContextFactory"):
         factory_kind({"context-factory": "com.example.Nope"})
+
+
+@pytest.mark.parametrize(
+    "factory",
+    [
+        "spark.jobserver.context.StreamingContextFactory",
+        "spark.jobserver.context.JavaStreamingContextFactory",
+    ],
+)
+def test_streaming_factory_names_hand_jobs_a_streaming_context(factory: str) -> None:
+    assert factory_kind({"context-factory": factory}) == STREAMING
+
+
+def test_streaming_settings_default_to_one_second_batches_stopped_gracefully_with_spark() -> None:
+    assert streaming_settings({}) == (1.0, True, True)
+
+
+def test_streaming_settings_read_milliseconds_and_flags_as_given() -> None:
+    config = {"streaming": {"batch_interval": "500", "stopGracefully": "false", "stopSparkContext": False}}
+    assert streaming_settings(config) == (0.5, False, False)
+
+
+def test_a_batch_interval_that_is_not_positive_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"streaming\.batch_interval"):
+        streaming_settings({"streaming": {"batch_interval": 0}})
+
+
+def test_missing_local_context_jars_are_named(tmp_path: Path) -> None:
+    present = tmp_path / "present.jar"
+    present.write_bytes(b"PK")
+    config = {
+        "dependent-jar-uris": [str(present), f"file://{present}", f"local://{present}", "hdfs://nn/x.jar"],
+        "cp": f"{tmp_path}/gone.jar, file://{tmp_path}/gone-too.jar,https://repo.example/y.jar",
+    }
+    assert missing_local_jars(config) == [f"{tmp_path}/gone.jar", f"file://{tmp_path}/gone-too.jar"]
+
+
+def test_an_uploaded_binary_name_is_no_context_jar() -> None:
+    assert missing_local_jars({"dependent-jar-uris": "sum-jar"}) == ["sum-jar"]

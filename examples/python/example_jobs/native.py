@@ -58,3 +58,10 @@ def drop_numbers(spark, config, env):
     """mainClass ``example_jobs.native:drop_numbers``: unpersists and forgets ``numbers``."""
     env.named_objects.destroy("numbers")
     return env.named_objects.get_names()
+
+
+def twice_in_java(spark, config):
+    """mainClass ``example_jobs.native:twice_in_java``: doubles 0, 1 and 2 with the Java UDF
+    ``example.Twice``, from a jar the context was created with (``dependent-jar-uris``)."""
+    spark.udf.registerJavaFunction("twice", "example.Twice", "bigint")
+    return [row[0] for row in spark.sql("SELECT twice(id) FROM range(3)").collect()]
