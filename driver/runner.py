@@ -7,6 +7,7 @@ exactly that job's Spark work; the thread itself is interrupted at its next Pyth
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import hashlib
 import importlib
@@ -378,9 +379,11 @@ def _prefer_on_path(package: Path) -> None:
 def _config_tree(values: Mapping[str, Any], *, root: bool = True) -> Any:
     """A pyhocon ConfigTree of plain JSON values, built directly.
 
-    ``ConfigFactory.from_dict`` parses every key as a path and costs about half a millisecond for
-    a job config (the whole server config is in it): too much for every job. The values here come
-    from JSON with nested keys already split, so the tree can be assembled as it is.
+    ``ConfigFactory.from_dict`` parses every key as a path, and ``ConfigTree(pairs)`` looks every
+    key up again through that parser (its ``__init__`` scans its items for substitutions): about
+    0.4 ms for a job config, which holds the whole server config. The values here come from JSON
+    with nested keys already split and hold no substitutions, so each node is filled as the
+    ordered dict it is, at C speed (~0.04 ms for the same config).
     """
     from pyhocon import ConfigTree
 
@@ -391,4 +394,9 @@ def _config_tree(values: Mapping[str, Any], *, root: bool = True) -> Any:
             return [convert(item) for item in value]
         return value
 
-    return ConfigTree([(key, convert(value)) for key, value in values.items()], root=root)
+    tree = ConfigTree.__new__(ConfigTree)
+    tree.root = root  # what ConfigTree.__init__ sets, minus its per-key scan
+    if root:
+        tree.history = {}
+    collections.OrderedDict.__init__(tree, [(key, convert(value)) for key, value in values.items()])
+    return tree
