@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from driver.jobgroups import JobGroups
 from driver.jobkinds import JobProblems, JobRejected, load_job
 from driver.named_objects import NamedObjects
 from driver.protocol import (
@@ -75,6 +76,7 @@ class JobRunner:
         result_chunk_bytes: int,
     ) -> None:
         self._spark = spark
+        self._job_groups = JobGroups(spark.spark_context)
         self._post = post
         self._wake = wake  # makes the main loop call announce_started soon
         self._context_config = context_config
@@ -145,6 +147,7 @@ class JobRunner:
             else:
                 outcome = JobFailed(job_id=job_id, kind=FAILURE_ERROR, error=describe_exception(error))
         finally:
+            self._job_groups.leave()
             with self._lock:
                 self._unannounced.pop(job_id, None)  # it ends before it was announced: say only that
         try:
@@ -197,7 +200,7 @@ class JobRunner:
                 jars = self._load_packages(request.packages)
                 job = load_job(request.main_class, jars)
             description = f"jobserver job {job_id} ({request.main_class})"
-            self._spark.spark_context.setJobGroup(job_id, description, True)
+            self._job_groups.enter(job_id, description)  # set at the job's first call into Spark
             data = job.prepare(self._spark, _config_tree(json.loads(request.config_json)))
         except JobRejected as rejected:
             return JobFailed(job_id=job_id, kind=rejected.kind, error=rejected.details)
