@@ -55,7 +55,8 @@ log = logging.getLogger("driver.runner")
 # How long a job waits for the next part of a package it fetches from the server.
 DOWNLOAD_TIMEOUT_S = 60.0
 
-# Jobs shorter than this are reported by their outcome only; longer ones get a JobStarted first.
+# Jobs that end within this time of their StartJob are reported by their outcome only; longer ones
+# get a JobStarted first (once loaded and validated).
 ANNOUNCE_AFTER_S = 0.005
 
 
@@ -78,7 +79,7 @@ class JobRunner:
         self._spark = spark
         self._job_groups = JobGroups(spark.spark_context)
         self._post = post
-        self._wake = wake  # makes the main loop call announce_started soon
+        self._wake = wake  # makes the main loop call announce_started soon (for a job that is late)
         self._context_config = context_config
         self._package_dir = package_dir
         self._result_chunk_bytes = max(result_chunk_bytes, 1024)
@@ -88,7 +89,8 @@ class JobRunner:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)  # notified whenever a job thread ends
         self._import_lock = threading.Lock()
-        self._unannounced: dict[str, float] = {}  # job id -> when it started, until JobStarted
+        self._unannounced: dict[str, float] = {}  # job id -> when it was handed over, until JobStarted
+        self._running: set[str] = set()  # unannounced jobs that are loaded and validated
         self._downloads: dict[str, queue.SimpleQueue[BlobData]] = {}  # request id -> its parts
         self.named_objects = NamedObjects(
             on_change=lambda objects: post(NamedObjectsChanged(objects=objects))
@@ -104,6 +106,10 @@ class JobRunner:
             return list(self._threads)
 
     def start(self, request: StartJob) -> None:
+        # Called by the main loop, whose next tick sees when this job's JobStarted may be due: its
+        # thread need not wake the loop for that (a wake-up on every job's path).
+        with self._lock:
+            self._unannounced[request.job_id] = time.monotonic()
         self._executor.submit(self._run, request)
 
     def kill(self, job_id: str) -> None:
@@ -150,6 +156,7 @@ class JobRunner:
             self._job_groups.leave()
             with self._lock:
                 self._unannounced.pop(job_id, None)  # it ends before it was announced: say only that
+                self._running.discard(job_id)
         try:
             self._post(outcome)
         finally:
@@ -164,10 +171,13 @@ class JobRunner:
         """
         next_due: float | None = None
         with self._lock:
-            for job_id, started in list(self._unannounced.items()):
-                due_in = started + ANNOUNCE_AFTER_S - now
+            for job_id, handed_over in list(self._unannounced.items()):
+                due_in = handed_over + ANNOUNCE_AFTER_S - now
+                if due_in <= 0 and job_id not in self._running:
+                    continue  # still loading or validating: its thread wakes us once it runs
                 if due_in <= 0:
                     del self._unannounced[job_id]
+                    self._running.discard(job_id)
                     # Posted under the lock: the job's outcome cannot be queued before it.
                     self._post(JobStarted(job_id=job_id))
                 elif next_due is None or due_in < next_due:
@@ -204,9 +214,12 @@ class JobRunner:
             data = job.prepare(self._spark, _config_tree(json.loads(request.config_json)))
         except JobRejected as rejected:
             return JobFailed(job_id=job_id, kind=rejected.kind, error=rejected.details)
-        with self._lock:
-            self._unannounced[job_id] = time.monotonic()
-        self._wake()
+        with self._lock:  # the clock is read under the lock: a tick that skipped this job came before
+            self._running.add(job_id)
+            handed_over = self._unannounced.get(job_id)
+            late = handed_over is not None and handed_over + ANNOUNCE_AFTER_S <= time.monotonic()
+        if late:  # its JobStarted fell due while it loaded: the main loop sends it now
+            self._wake()
         from sparkjobserver.native import JobEnvironment
 
         environment = JobEnvironment(
