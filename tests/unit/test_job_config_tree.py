@@ -9,7 +9,7 @@ from typing import Any
 
 from pyhocon import ConfigFactory, ConfigTree, HOCONConverter
 
-from driver.runner import _config_tree
+from driver.runner import _config_tree, _config_tree_from_json
 
 CONFIG = {
     "spark": {"master": "local[2]", "jobserver": {"port": 8090, "sql": {"max-rows": 1000}}},
@@ -61,3 +61,13 @@ def test_a_job_may_change_its_tree() -> None:
     assert "extra" not in CONFIG["input"]
     assert copy.deepcopy(tree) == tree
     assert _config_tree(CONFIG) == through_pyhocon_constructor(CONFIG)  # one job's change stays its own
+
+
+def test_the_tree_parsed_from_json_is_the_same_tree() -> None:
+    document = json.dumps(CONFIG).encode()
+    ours = _config_tree_from_json(document)
+    assert ours == _config_tree(CONFIG) == through_pyhocon_constructor(CONFIG)
+    assert vars(ours) == {"root": True, "history": {}}
+    assert vars(ours["spark"]) == {"root": False}
+    assert list(ours) == list(CONFIG)
+    assert ours.get("input.nested")[0].get("k") == 1
