@@ -74,8 +74,9 @@ _INSERT_JOB = f"INSERT INTO jobs ({_JOBS}) VALUES ({', '.join('?' * len(JOB_COLU
 # A write carrying more than this (a large result or config) goes to the worker thread: copying
 # megabytes into the database must not hold the event loop up.
 _LOOP_WRITE_MAX_BYTES = 256 * 1024
-# The loop's writes leave the WAL to grow; the worker thread checkpoints it after this many. A job
-# adds ~10 pages with its two writes; SQLite's own automatic checkpoint runs at 1000 pages.
+# The loop's writes leave the WAL to grow; the worker thread checkpoints it after this many (a job
+# adds ~16 pages with its two writes; SQLite's own automatic checkpoint runs at 1000 pages). The
+# checkpoint holds the write lock, so the loop's writes meanwhile queue on the thread behind it.
 _CHECKPOINT_AFTER_WRITES = 100
 _BUSY = object()
 

@@ -112,8 +112,12 @@ def is_busy(error: sqlite3.OperationalError) -> bool:
 
 
 def checkpoint(connection: sqlite3.Connection) -> None:
-    """Copy the WAL's pages back into the database file, without waiting for anyone."""
-    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    """Copy the WAL's pages back into the database file and have the next write start the WAL
+    over (RESTART). It holds the write lock meanwhile: the event loop's writes find it taken and
+    queue behind it on the worker thread, so none can slip in and keep the WAL from restarting.
+    A PASSIVE checkpoint racing the loop's writes would rarely catch up, and the WAL would grow
+    without end."""
+    connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
 
 
 def connect_reader(path: str) -> sqlite3.Connection:

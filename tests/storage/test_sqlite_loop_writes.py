@@ -122,3 +122,15 @@ async def test_the_worker_thread_checkpoints_the_wal_the_loop_writes(
         await store.insert_job(make_job(f"job-{number}"), {})
     await asyncio.sleep(0.2)
     assert len(checkpoints) == 1 and checkpoints[0].startswith("sqlite-store")
+
+
+async def test_the_wal_starts_over_after_checkpoints(store: SqliteStore, tmp_path: Path) -> None:
+    """The loop's writes never wait for a checkpoint, so one must not race them either: a WAL
+    that no checkpoint ever catches up with grows by every write (~60 KB a job)."""
+    for number in range(600):
+        await store.latest_binary("app")  # the loop's reads go on meanwhile, as in the server
+        await store.insert_job(make_job(f"job-{number}"), {"input": {"n": number}})
+        await store.finish_job(f"job-{number}", b"[1]")
+        if number % 50 == 0:
+            await asyncio.sleep(0.01)  # let the worker thread's checkpoint run
+    assert (tmp_path / "db.sqlite-wal").stat().st_size < 8 * 1024 * 1024
