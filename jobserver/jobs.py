@@ -185,11 +185,11 @@ class JobManager:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout_s):
                 await target
-        started = waiter.started
+        started, done = waiter.started, waiter.done
         if started.done() and not started.cancelled() and started.exception() is not None:
             raise started.exception()  # type: ignore[misc]
-        if sync and waiter.done.done():
-            final, result = waiter.done.result()
+        if sync and done.done() and not done.cancelled():
+            final, result = done.result()
             return SubmitOutcome(job=final, result=result, completed=True)
         return SubmitOutcome(job=job)
 
