@@ -1,12 +1,8 @@
-"""The driver's end of the bus: one DEALER socket, used by one thread at a time.
+"""The driver's end of the bus: one DEALER socket, owned by the main thread only.
 
-ZeroMQ sockets are not thread-safe, so every use of the socket holds ``_socket_lock``. While the
-link serves, the main thread waits on the socket's file descriptor (``zmq.FD``) and a wake-up pipe
-without holding the lock, so a job thread's ``post`` sends its frame itself: a job's result leaves
-without a hand-off to the main thread. When the socket is busy, or frames are already queued, the
-frame is queued and the pipe poked, and the main loop sends it. ``zmq.FD`` only says that the
-socket's state may have changed, and a send can consume that signal, so whoever sends checks for
-input afterwards and pokes the pipe when there is some.
+ZeroMQ sockets are not thread-safe, so job threads never touch the socket: they ``post`` encoded
+frames to a queue and poke a pipe, and the main thread's poll loop wakes on either the socket or the
+pipe. That keeps the outbound path free of polling delays.
 """
 
 from __future__ import annotations
@@ -15,8 +11,6 @@ import contextlib
 import logging
 import os
 import queue
-import select
-import threading
 import time
 from collections.abc import Callable
 
@@ -50,8 +44,6 @@ class ServerLink:
         # Frames still queued at exit get this long to leave (the last results, DriverStopping).
         self._socket.setsockopt(zmq.LINGER, 3000)
         self._socket.connect(endpoint)
-        self._socket_lock = threading.Lock()
-        self._direct = False  # once serving: posts may send at once (see the module docstring)
         self._outbox: queue.SimpleQueue[bytes] = queue.SimpleQueue()
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
@@ -76,34 +68,14 @@ class ServerLink:
         raise LinkError(f"no answer from the server at {self._endpoint} within {timeout_s:.0f} s")
 
     def post(self, message: Message) -> None:
-        """Send from any thread: at once if the socket is free and nothing is queued before it,
-        otherwise through the main loop."""
-        frame = encode(message)
-        if self._direct and self._outbox.empty() and self._socket_lock.acquire(blocking=False):
-            try:
-                # Checked again under the lock: a frame queued earlier, maybe by this thread, goes first.
-                if self._direct and self._outbox.empty():
-                    self._socket.send(frame, zmq.NOBLOCK)
-                    self._last_sent = time.monotonic()
-                    self._pass_on_input_signal()
-                    return
-            except zmq.Again:
-                pass  # the peer's queue is full: the main loop sends it when it can
-            finally:
-                self._socket_lock.release()
-        self._outbox.put(frame)
-        self.wake()
-
-    def _pass_on_input_signal(self) -> None:
-        """After a send from outside the main loop (the socket lock held): if the send consumed
-        the socket's input signal, wake the main loop for the input."""
-        if self._socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-            self.wake()
+        """Send from any thread."""
+        self._outbox.put(encode(message))
+        with contextlib.suppress(BlockingIOError):  # the pipe is full of wake-ups: one is enough
+            os.write(self._wake_write, b"\0")
 
     def _send_now(self, message: Message) -> None:
-        with self._socket_lock:
-            self._socket.send(encode(message))
-            self._last_sent = time.monotonic()
+        self._socket.send(encode(message))
+        self._last_sent = time.monotonic()
 
     def _receive(self) -> Message | None:
         frame = self._socket.recv()
@@ -120,7 +92,7 @@ class ServerLink:
 
     def wake(self) -> None:
         """Make the serve loop run its ``tick`` soon (from any thread)."""
-        with contextlib.suppress(BlockingIOError):  # the pipe is full of wake-ups: one is enough
+        with contextlib.suppress(BlockingIOError):
             os.write(self._wake_write, b"\0")
 
     def serve(
@@ -135,18 +107,16 @@ class ServerLink:
         assert self.welcome is not None
         interval_s = self.welcome.heartbeat_interval_s
         grace_s = self.welcome.server_silence_grace_s
-        poller = select.poll()
-        poller.register(self._socket.getsockopt(zmq.FD), select.POLLIN)
-        poller.register(self._wake_read, select.POLLIN)
+        poller = zmq.Poller()
+        poller.register(self._socket, zmq.POLLIN)
+        poller.register(self._wake_read, zmq.POLLIN)
         timeout_s = interval_s
-        self._direct = True  # from now on every use of the socket holds the lock
         while not self._stopping:
-            with self._socket_lock:  # zmq.FD fires on changes only: look before waiting
-                has_input = self._socket.getsockopt(zmq.EVENTS) & zmq.POLLIN
-            if not has_input:
-                poller.poll(max(1, int(timeout_s * 1000)))
-            self._drain_wakeups()
-            self._receive_all(handle)
+            events = dict(poller.poll(max(1, int(timeout_s * 1000))))
+            if self._wake_read in events:
+                self._drain_wakeups()
+            if self._socket in events:
+                self._receive_all(handle)
             now = time.monotonic()
             due_s = tick(now)
             timeout_s = interval_s if due_s is None else min(interval_s, due_s)
@@ -159,16 +129,12 @@ class ServerLink:
         return "stop requested"
 
     def _receive_all(self, handle: Callable[[Message], None]) -> None:
-        frames = []
-        with self._socket_lock:
-            while True:
-                try:
-                    frames.append(self._socket.recv(zmq.NOBLOCK))
-                except zmq.Again:
-                    break
-        if frames:
+        while True:
+            try:
+                frame = self._socket.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
             self._last_heard = time.monotonic()
-        for frame in frames:  # handled without the lock: a job's post must not wait for this
             try:
                 message = decode(frame)
             except ProtocolError as error:
@@ -184,20 +150,17 @@ class ServerLink:
             pass
 
     def _flush_outbox(self) -> None:
-        with self._socket_lock:
-            while True:
-                try:
-                    frame = self._outbox.get_nowait()
-                except queue.Empty:
-                    return
-                self._socket.send(frame)
-                self._last_sent = time.monotonic()
+        while True:
+            try:
+                frame = self._outbox.get_nowait()
+            except queue.Empty:
+                return
+            self._socket.send(frame)
+            self._last_sent = time.monotonic()
 
     def close(self) -> None:
         self._flush_outbox()
-        with self._socket_lock:
-            self._direct = False
-            self._socket.close()
+        self._socket.close()
         self._zmq.term()
         os.close(self._wake_read)
         os.close(self._wake_write)
