@@ -74,6 +74,13 @@ class _Waiter:
     adhoc_context: LiveContext | None = None
 
 
+def _wake(waiter: _Waiter, record: JobRecord | None, result: bytes | None) -> None:
+    if not waiter.started.done():  # a short job reports its outcome without JobStarted
+        waiter.started.set_result(None)
+    if record is not None and not waiter.done.done():
+        waiter.done.set_result((record, result))
+
+
 class JobManager:
     def __init__(self, settings: Settings, store: Store, contexts: ContextManager) -> None:
         self._settings = settings
@@ -133,12 +140,13 @@ class JobManager:
             packages=await self._packages(binaries, uris),
             config_json=json.dumps(job_config).encode(),
         )
+        if runs_now:
+            await self._send_start(live, start)
+        # Logged once the job is on its way: the line is work the driver need not wait for.
         log.info(
             "job_submitted", job_id=job.id, context_id=live.id, main_class=main_class, queued=not runs_now
         )
-        if runs_now:
-            await self._send_start(live, start)
-        else:
+        if not runs_now:
             live.queue[job.id] = start
             if not request.sync:  # it is accepted; its start may be far off
                 return SubmitOutcome(job=job)
@@ -184,12 +192,17 @@ class JobManager:
         self, job: JobRecord, waiter: _Waiter, sync: bool, timeout_s: float
     ) -> SubmitOutcome:
         target: asyncio.Future[Any] = waiter.done if sync else waiter.started
+        # Awaited directly, so the request resumes in the loop turn after the driver's report
+        # (wait_for over a shield takes three). Only this request awaits the waiter's futures, so
+        # the timeout may cancel the one it waits for.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(target), timeout_s)
-        if waiter.started.done() and waiter.started.exception() is not None:
-            raise waiter.started.exception()  # type: ignore[misc]
-        if sync and waiter.done.done():
-            final, result = waiter.done.result()
+            async with asyncio.timeout(timeout_s):
+                await target
+        started, done = waiter.started, waiter.done
+        if started.done() and not started.cancelled() and started.exception() is not None:
+            raise started.exception()  # type: ignore[misc]
+        if sync and done.done() and not done.cancelled():
+            final, result = done.result()
             return SubmitOutcome(job=final, result=result, completed=True)
         return SubmitOutcome(job=job)
 
@@ -325,6 +338,10 @@ class JobManager:
         # One transaction: a killed job gets no result, and a FINISHED job always has one.
         record = await self._store.finish_job(message.job_id, payload)
         self._chunks.pop(message.job_id, None)  # not before: a store outage retries with them
+        waiter = self._waiters.get(message.job_id)
+        if record is not None and waiter is not None:
+            _wake(waiter, record, payload)
+            await asyncio.sleep(0)  # a sync request waiting for the result answers before the rest
         if record is not None:
             log.info("job_ended", job_id=message.job_id, state=JobState.FINISHED.value)
             self._call_back(record, payload)
@@ -360,10 +377,7 @@ class JobManager:
             record = await self._store.get_job(job_id)
             if record is not None and record.state is JobState.FINISHED:
                 result = await self._store.get_result(job_id)
-        if not waiter.started.done():  # a short job reports its outcome without JobStarted
-            waiter.started.set_result(None)
-        if record is not None and not waiter.done.done():
-            waiter.done.set_result((record, result))
+        _wake(waiter, record, result)
         if waiter.adhoc_context is not None:
             await self._contexts.stop(waiter.adhoc_context)
 

@@ -1,12 +1,16 @@
 """The embedded default store: one SQLite file plus a folder of content-addressed blob files.
 
-One connection, owned by one worker thread: every method hands a plain function to that thread
-and awaits it. SQLite serialises writers anyway, so a single thread costs nothing in throughput,
-keeps the connection thread-safe without locks, and makes each method's statements atomic with
-respect to every other method of this store. Blob files are touched on the same thread, so a
-``delete_binary`` removing an unused blob and an ``add_binary_version`` checking it cannot interleave.
-Errors that mean the file cannot be got at (locked past the busy timeout, unreadable, failing disk)
-are reported as StoreUnavailable.
+Three connections, each with one user. The store's worker thread owns the main one: migrations,
+binaries, contexts, retention and WAL checkpoints run there, each method handing a plain function
+to that thread and awaiting it. Blob files are touched on the same thread, so a ``delete_binary``
+removing an unused blob and an ``add_binary_version`` checking it cannot interleave. The event
+loop owns the other two: a read-only one for lookups, and one for the job path's short writes
+(insert, state changes, finish), which take tens of microseconds, less than the hop to the
+thread and back. A loop write never waits: when another connection (the thread's, or another
+process's) holds the write lock, or when it carries a large value, it goes to the thread like any
+other write. SQLite's locks make each method's statements atomic with respect to every other
+method, on whichever connection. Errors that mean the file cannot be got at (locked past the busy
+timeout, unreadable, failing disk) are reported as StoreUnavailable.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
+
+import structlog
 
 from jobserver.records import (
     BinaryRecord,
@@ -51,6 +57,8 @@ from jobserver.storage.sqlite_connection import outages_reported, transaction
 
 _T = TypeVar("_T")
 
+log = structlog.get_logger(__name__)
+
 # Stay far below SQLITE_MAX_VARIABLE_NUMBER (999 on old builds).
 _MAX_PARAMETERS = 500
 _ACTIVE_JOB_STATES = tuple(state.value for state in JobState if state not in FINAL_JOB_STATES)
@@ -62,6 +70,15 @@ _LATEST_BINARY = (
     f"SELECT {_BINARIES} FROM binaries WHERE app_name = ? ORDER BY upload_time DESC, id DESC LIMIT 1"
 )
 _INSERT_JOB = f"INSERT INTO jobs ({_JOBS}) VALUES ({', '.join('?' * len(JOB_COLUMNS))})"
+
+# A write carrying more than this (a large result or config) goes to the worker thread: copying
+# megabytes into the database must not hold the event loop up.
+_LOOP_WRITE_MAX_BYTES = 256 * 1024
+# The loop's writes leave the WAL to grow; the worker thread checkpoints it after this many (a job
+# adds ~16 pages with its two writes; SQLite's own automatic checkpoint runs at 1000 pages). The
+# checkpoint holds the write lock, so the loop's writes meanwhile queue on the thread behind it.
+_CHECKPOINT_AFTER_WRITES = 100
+_BUSY = object()
 
 
 def _marks(count: int) -> str:
@@ -75,6 +92,9 @@ class SqliteStore(Store):
         self._executor: ThreadPoolExecutor | None = None
         self._connection: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
+        self._writer: sqlite3.Connection | None = None  # the event loop's
+        self._writes_since_checkpoint = 0
+        self._checkpoint: asyncio.Future[None] | None = None
 
     # --- plumbing ----------------------------------------------------------------------------------
 
@@ -93,6 +113,51 @@ class SqliteStore(Store):
         loop = asyncio.get_running_loop()
         with outages_reported():
             return await loop.run_in_executor(self._executor, function, self._connection)
+
+    async def _write(self, function: Callable[[sqlite3.Connection], _T], *, size_bytes: int = 0) -> _T:
+        """Run a short write on the event loop's writing connection, or else on the worker thread.
+
+        A job makes two writes on its way (insert, finish): on the loop they cost tens of
+        microseconds, where the hop to the worker thread and back costs more than the write. The
+        loop never waits for the write lock: if another connection holds it, the write queues on
+        the worker thread, which waits as long as the busy timeout allows.
+        """
+        writer = self._writer
+        if writer is not None and size_bytes <= _LOOP_WRITE_MAX_BYTES:
+            result: Any
+            with outages_reported():
+                try:
+                    result = function(writer)
+                except sqlite3.OperationalError as error:
+                    if not sqlite_connection.is_busy(error):
+                        raise
+                    if writer.in_transaction:  # BUSY comes at BEGIN; leave nothing open regardless
+                        writer.execute("ROLLBACK")
+                    result = _BUSY
+            if result is not _BUSY:
+                self._count_loop_write()
+                return result
+        return await self._call(function)
+
+    def _count_loop_write(self) -> None:
+        self._writes_since_checkpoint += 1
+        if self._writes_since_checkpoint < _CHECKPOINT_AFTER_WRITES or self._checkpoint is not None:
+            return
+        if self._executor is None or self._connection is None:
+            return
+        self._writes_since_checkpoint = 0
+        connection = self._connection
+        checkpoint = asyncio.get_running_loop().run_in_executor(
+            self._executor, sqlite_connection.checkpoint, connection
+        )
+        checkpoint.add_done_callback(self._checkpoint_done)
+        self._checkpoint = checkpoint
+
+    def _checkpoint_done(self, checkpoint: asyncio.Future[None]) -> None:
+        self._checkpoint = None
+        if not checkpoint.cancelled() and checkpoint.exception() is not None:
+            # The next one will catch up; SQLite's WAL stays correct however long it grows.
+            log.warning("sqlite_checkpoint_failed", error=str(checkpoint.exception()))
 
     def _connect(self) -> sqlite3.Connection:
         self._blobs.create()
@@ -113,15 +178,17 @@ class SqliteStore(Store):
             raise
         self._executor, self._connection = executor, connection
         self._reader = sqlite_connection.connect_reader(self._path)
+        self._writer = sqlite_connection.connect_loop_writer(self._path)
 
     async def close(self) -> None:
         executor, connection = self._executor, self._connection
         if executor is None or connection is None:
             return
         self._executor = self._connection = None
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+        for loop_connection in (self._reader, self._writer):
+            if loop_connection is not None:
+                loop_connection.close()
+        self._reader = self._writer = None
         await asyncio.get_running_loop().run_in_executor(executor, sqlite_connection.close, connection)
         executor.shutdown(wait=True)
 
@@ -302,7 +369,7 @@ class SqliteStore(Store):
                     "INSERT INTO job_configs (job_id, config) VALUES (?, ?)", (job.id, config_json)
                 )
 
-        await self._call(insert)
+        await self._write(insert, size_bytes=len(config_json))
 
     @staticmethod
     def _select_jobs(
@@ -363,7 +430,7 @@ class SqliteStore(Store):
                     return None
                 return self._select_jobs(connection, "id = ?", (job_id,))[0]
 
-        return await self._call(update)
+        return await self._write(update)
 
     async def get_job_config(self, job_id: str) -> Mapping[str, Any] | None:
         sql = "SELECT config FROM job_configs WHERE job_id = ?"
@@ -386,7 +453,7 @@ class SqliteStore(Store):
                 connection.execute(save, (job_id, bytes(result_json)))
                 return self._select_jobs(connection, "id = ?", (job_id,))[0]
 
-        return await self._call(finish)
+        return await self._write(finish, size_bytes=len(result_json))
 
     async def save_result(self, job_id: str, result_json: bytes) -> None:
         sql = (

@@ -1,7 +1,9 @@
-"""Opening, migrating and closing the SQLite connection, its transactions, and turning "the database
-cannot be reached" into StoreUnavailable.
+"""Opening, migrating and closing the SQLite connections, their transactions, and turning "the
+database cannot be reached" into StoreUnavailable.
 
-Everything here runs on the store's worker thread, the connection's only user.
+Each connection has one user: the store's worker thread (``connect``: migrations, binaries,
+retention, checkpoints, and any write the event loop could not make at once) or the event loop
+(``connect_reader``; ``connect_loop_writer``: the short writes of the job path).
 """
 
 from __future__ import annotations
@@ -80,6 +82,42 @@ def connect(path: str) -> sqlite3.Connection:
         connection.close()
         raise
     return connection
+
+
+def connect_loop_writer(path: str) -> sqlite3.Connection:
+    """A second writing connection to a database ``connect`` has opened, for the event loop.
+
+    It never waits for a lock (busy timeout 0: a busy database raises at once, and the write goes
+    to the worker thread instead) and never checkpoints the WAL itself: a checkpoint syncs the
+    database file, which is the worker thread's job (``checkpoint``), not the event loop's.
+    """
+    connection = sqlite3.connect(path, isolation_level=None, timeout=0, cached_statements=256)
+    try:
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA foreign_keys=ON")
+        connection.execute("PRAGMA busy_timeout=0")
+        connection.execute("PRAGMA wal_autocheckpoint=0")
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def is_busy(error: sqlite3.OperationalError) -> bool:
+    """Another connection holds the write lock (SQLITE_BUSY, extended codes included)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF == sqlite3.SQLITE_BUSY
+    return "database is locked" in str(error)
+
+
+def checkpoint(connection: sqlite3.Connection) -> None:
+    """Copy the WAL's pages back into the database file and have the next write start the WAL
+    over (RESTART). It holds the write lock meanwhile: the event loop's writes find it taken and
+    queue behind it on the worker thread, so none can slip in and keep the WAL from restarting.
+    A PASSIVE checkpoint racing the loop's writes would rarely catch up, and the WAL would grow
+    without end."""
+    connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
 
 
 def connect_reader(path: str) -> sqlite3.Connection:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -208,6 +209,10 @@ async def test_killing_a_running_job_cancels_its_spark_work_and_it_stays_killed(
     assert status == 202
     job_id = body["jobId"]
     await api.wait_job_state(job_id, "RUNNING")
+    # Let its Spark job start: the kill must cancel the job group's Spark work, which an
+    # interrupt of the job's thread alone would not (the thread waits inside py4j). Tasks still
+    # running would hold both cores for two minutes, past the sync timeout below.
+    await asyncio.sleep(3)
     status, answer, _ = await api.call("DELETE", f"/jobs/{job_id}")
     assert (status, answer) == (200, {"status": "KILLED"})
     report = await api.wait_job_state(job_id, "KILLED")

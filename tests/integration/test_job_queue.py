@@ -58,3 +58,22 @@ async def test_queue_fills_drains_in_order_and_a_killed_queued_job_never_starts(
         assert end_time(second_report) - end_time(first_report) >= 0.2
         killed = (await api.call("GET", f"/jobs/{doomed['jobId']}"))[1]
         assert killed["status"] == "KILLED"
+
+
+async def test_sync_requests_that_time_out_answer_202_and_their_jobs_go_on(tmp_path: Path) -> None:
+    """A sync request still waiting at its timeout gets the job's report (202), whether its job
+    runs or waits in the queue, and the job still ends as it would have."""
+    overrides = {
+        "spark.home": str(FAKE_SPARK_HOMES / "light"),
+        "spark.jobserver.max-jobs-per-context": 1,
+        "spark.jobserver.max-queued-jobs-per-context": 2,
+    }
+    async with running_server(tmp_path, overrides) as api:
+        await api.upload("examples")
+        assert (await api.call("POST", "/contexts/busy"))[0] == 200
+        status, running = await submit(api, 3.0, extra="&sync=true&timeout=1")
+        assert (status, running["status"]) == (202, "STARTED")
+        status, queued = await submit(api, 0.1, extra="&sync=true&timeout=1")
+        assert (status, queued["status"]) == (202, "STARTED")
+        assert (await api.wait_job_state(running["jobId"], "FINISHED"))["result"] == 3.0
+        assert (await api.wait_job_state(queued["jobId"], "FINISHED"))["result"] == 0.1

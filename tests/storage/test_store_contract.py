@@ -372,3 +372,15 @@ async def test_saving_result_again_replaces_it(store: Store) -> None:
 async def test_saving_result_of_unknown_job_raises_key_error(store: Store) -> None:
     with pytest.raises(KeyError):
         await store.save_result("missing", b"{}")
+
+
+async def test_state_changes_return_the_whole_stored_record(store: Store) -> None:
+    job = make_job("job-1", binary_ids=(7, 3, 5))
+    await store.insert_job(job, {})
+
+    running = await store.update_job("job-1", JobState.RUNNING)
+    assert running == await store.get_job("job-1")
+    assert running is not None and running.binary_ids == (7, 3, 5)
+    finished = await store.finish_job("job-1", b'{"ok": true}')
+    assert finished == await store.get_job("job-1")
+    assert finished is not None and finished.binary_ids == (7, 3, 5) and finished.end_time is not None
