@@ -5,7 +5,10 @@ example package, creates one warm context, then measures:
 
 1. sync round trip of a job that does not touch Spark (EchoJob): HTTP in, result out;
 2. a trivial Spark job (TimedCountJob) through the server, against the same Spark call timed
-   inside the driver: the difference is what the server adds.
+   inside the driver: the difference is what the server adds;
+3. for comparison with 2, a job that does not touch Spark but takes as long (PythonSleepJob,
+   80 ms): what the server adds to a job that leaves it idle that long, with Spark out of the
+   picture (on a small VM that is most of the difference between rows 1 and 2).
 
 Prints a table of p50/p99 in milliseconds. Not a test: nothing here passes or fails.
 """
@@ -28,6 +31,7 @@ from pathlib import Path
 import aiohttp
 
 REPO = Path(__file__).resolve().parent.parent
+SLEEP_S = 0.08  # about as long as the trivial Spark job
 WHEEL = REPO / "examples" / "dist" / "sjs_python_examples-0.1.0-py3-none-any.whl"
 
 
@@ -91,6 +95,18 @@ async def measure(base_url: str, requests: int) -> list[tuple[str, float, float]
             round_trip_ms.append(elapsed)
             spark_ms.append(result["spark_ms"])
             overhead_ms.append(elapsed - result["spark_ms"])
+        sleep = "/jobs?appName=bench&classPath=example_jobs.sleep_job.PythonSleepJob&context=bench&sync=true"
+        sleep_body = json.dumps({"sleep": {"seconds": SLEEP_S}})
+        for _ in range(10):
+            async with session.post(sleep, data=sleep_body) as response:
+                await response.read()
+        idle_ms = []
+        for _ in range(requests):
+            started = time.perf_counter()
+            async with session.post(sleep, data=sleep_body) as response:
+                await response.read()
+                assert response.status == 200
+            idle_ms.append((time.perf_counter() - started) * 1000.0 - SLEEP_S * 1000.0)
         async with session.delete("/contexts/bench") as response:
             await response.read()
     return [
@@ -105,6 +121,11 @@ async def measure(base_url: str, requests: int) -> list[tuple[str, float, float]
             "server's share (round trip - Spark call)",
             statistics.median(overhead_ms),
             percentile(overhead_ms, 0.99),
+        ),
+        (
+            "80 ms job without Spark, round trip - 80 ms",
+            statistics.median(idle_ms),
+            percentile(idle_ms, 0.99),
         ),
     ]
 
@@ -131,10 +152,10 @@ def main() -> int:
             server.wait(timeout=60)
             log.close()
     print(f"\n{arguments.requests} sequential requests per row, one warm context, SQLite store, local[2]\n")
-    print(f"| {'measurement':<42} | {'p50 ms':>8} | {'p99 ms':>8} |")
-    print(f"|{'-' * 44}|{'-' * 10}|{'-' * 10}|")
+    print(f"| {'measurement':<44} | {'p50 ms':>8} | {'p99 ms':>8} |")
+    print(f"|{'-' * 46}|{'-' * 10}|{'-' * 10}|")
     for name, p50, p99 in rows:
-        print(f"| {name:<42} | {p50:8.2f} | {p99:8.2f} |")
+        print(f"| {name:<44} | {p50:8.2f} | {p99:8.2f} |")
     return 0
 
 
