@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -59,6 +60,23 @@ async def wait_healthy(session: aiohttp.ClientSession, deadline_s: float) -> Non
     raise RuntimeError("server did not become healthy")
 
 
+async def timed_requests(
+    session: aiohttp.ClientSession, path: str, body: str, warm_up: int, requests: int
+) -> list[tuple[float, Any]]:
+    """``warm_up`` untimed sync jobs, then ``requests`` timed ones: (milliseconds, result) each."""
+    for _ in range(warm_up):
+        async with session.post(path, data=body) as response:
+            await response.read()
+    runs = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        async with session.post(path, data=body) as response:
+            result = (await response.json())["result"]
+            assert response.status == 200
+        runs.append(((time.perf_counter() - started) * 1000.0, result))
+    return runs
+
+
 async def measure(base_url: str, requests: int) -> list[tuple[str, float, float]]:
     async with aiohttp.ClientSession(base_url=base_url) as session:
         await wait_healthy(session, 30)
@@ -71,42 +89,17 @@ async def measure(base_url: str, requests: int) -> list[tuple[str, float, float]
 
         echo = "/jobs?appName=bench&classPath=example_jobs.echo.EchoJob&context=bench&sync=true"
         timed = "/jobs?appName=bench&classPath=example_jobs.timed.TimedCountJob&context=bench&sync=true"
-        body = json.dumps({"input": {"bench": True}})
-        for _ in range(50):  # warm-up: imports, JIT, connection pool
-            async with session.post(echo, data=body) as response:
-                await response.read()
-        echo_ms = []
-        for _ in range(requests):
-            started = time.perf_counter()
-            async with session.post(echo, data=body) as response:
-                await response.read()
-                assert response.status == 200
-            echo_ms.append((time.perf_counter() - started) * 1000.0)
-
-        for _ in range(20):
-            async with session.post(timed, data="{}") as response:
-                await response.read()
-        round_trip_ms, spark_ms, overhead_ms = [], [], []
-        for _ in range(requests):
-            started = time.perf_counter()
-            async with session.post(timed, data="{}") as response:
-                result = (await response.json())["result"]
-            elapsed = (time.perf_counter() - started) * 1000.0
-            round_trip_ms.append(elapsed)
-            spark_ms.append(result["spark_ms"])
-            overhead_ms.append(elapsed - result["spark_ms"])
         sleep = "/jobs?appName=bench&classPath=example_jobs.sleep_job.PythonSleepJob&context=bench&sync=true"
+        # warm-up first: imports, JIT, connection pool
+        echo_runs = await timed_requests(session, echo, json.dumps({"input": {"bench": True}}), 50, requests)
+        echo_ms = [elapsed for elapsed, _ in echo_runs]
+        timed_runs = await timed_requests(session, timed, "{}", 20, requests)
+        round_trip_ms = [elapsed for elapsed, _ in timed_runs]
+        spark_ms = [result["spark_ms"] for _, result in timed_runs]
+        overhead_ms = [elapsed - result["spark_ms"] for elapsed, result in timed_runs]
         sleep_body = json.dumps({"sleep": {"seconds": SLEEP_S}})
-        for _ in range(10):
-            async with session.post(sleep, data=sleep_body) as response:
-                await response.read()
-        idle_ms = []
-        for _ in range(requests):
-            started = time.perf_counter()
-            async with session.post(sleep, data=sleep_body) as response:
-                await response.read()
-                assert response.status == 200
-            idle_ms.append((time.perf_counter() - started) * 1000.0 - SLEEP_S * 1000.0)
+        sleep_runs = await timed_requests(session, sleep, sleep_body, 10, requests)
+        idle_ms = [elapsed - SLEEP_S * 1000.0 for elapsed, _ in sleep_runs]
         async with session.delete("/contexts/bench") as response:
             await response.read()
     return [

@@ -24,13 +24,16 @@ async def submit(api: Api, seconds: float, *, extra: str = "") -> tuple[int, dic
     return status, body
 
 
+# One job runs at a time in a context, two wait: small enough to fill in a test.
+ONE_SLOT_TWO_QUEUED = {
+    "spark.home": str(FAKE_SPARK_HOMES / "light"),
+    "spark.jobserver.max-jobs-per-context": 1,
+    "spark.jobserver.max-queued-jobs-per-context": 2,
+}
+
+
 async def test_queue_fills_drains_in_order_and_a_killed_queued_job_never_starts(tmp_path: Path) -> None:
-    overrides = {
-        "spark.home": str(FAKE_SPARK_HOMES / "light"),
-        "spark.jobserver.max-jobs-per-context": 1,
-        "spark.jobserver.max-queued-jobs-per-context": 2,
-    }
-    async with running_server(tmp_path, overrides) as api:
+    async with running_server(tmp_path, ONE_SLOT_TWO_QUEUED) as api:
         await api.upload("examples")
         assert (await api.call("POST", "/contexts/busy"))[0] == 200
         status, first = await submit(api, 1.0)
@@ -63,12 +66,7 @@ async def test_queue_fills_drains_in_order_and_a_killed_queued_job_never_starts(
 async def test_sync_requests_that_time_out_answer_202_and_their_jobs_go_on(tmp_path: Path) -> None:
     """A sync request still waiting at its timeout gets the job's report (202), whether its job
     runs or waits in the queue, and the job still ends as it would have."""
-    overrides = {
-        "spark.home": str(FAKE_SPARK_HOMES / "light"),
-        "spark.jobserver.max-jobs-per-context": 1,
-        "spark.jobserver.max-queued-jobs-per-context": 2,
-    }
-    async with running_server(tmp_path, overrides) as api:
+    async with running_server(tmp_path, ONE_SLOT_TWO_QUEUED) as api:
         await api.upload("examples")
         assert (await api.call("POST", "/contexts/busy"))[0] == 200
         status, running = await submit(api, 3.0, extra="&sync=true&timeout=1")
