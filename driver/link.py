@@ -1,8 +1,13 @@
 """The driver's end of the bus: one DEALER socket, owned by the main thread only.
 
-ZeroMQ sockets are not thread-safe, so job threads never touch the socket: they ``post`` encoded
-frames to a queue and poke a pipe, and the main thread's poll loop wakes on either the socket or the
-pipe. That keeps the outbound path free of polling delays.
+ZeroMQ sockets are not thread-safe, so every use of the socket happens under one lock. A job's
+thread sends its own report (``post``) rather than handing it to the main thread: a thread wake-up
+less on the path of every job. The main thread waits on the socket's file descriptor (an ordinary
+fd, safe to wait on while another thread sends) and on a pipe that other threads poke. ZeroMQ's fd
+is edge-triggered and any socket call may consume its edge, so whoever calls the socket checks
+afterwards whether a frame is waiting and, if so, pokes the pipe so that the main thread reads it.
+A frame that cannot leave at once (the queue toward an absent server is full) goes to an outbox
+that the main thread drains, in order, waiting up to a second per frame as before.
 
 A job's final report (its result chunks and JobFinished, or JobFailed, or JobKilled) is kept after
 it is sent until the server acknowledges that it is stored (JobReportAck). When the server restarts,
@@ -13,11 +18,13 @@ crash, and the server's compare-and-set makes a report that arrives twice count 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
-import queue
+import select
 import socket
+import threading
 import time
 from collections.abc import Callable
 
@@ -67,9 +74,11 @@ class ServerLink:
         # loop that watches for the server's silence (held reports are sent again on rejoin).
         self._socket.setsockopt(zmq.SNDTIMEO, 1000)
         self._socket.connect(endpoint)
-        # (frame, job id when the frame is part of a job's final report)
-        self._outbox: queue.SimpleQueue[tuple[bytes, str | None]] = queue.SimpleQueue()
-        self._held: dict[str, list[bytes]] = {}  # sent reports not yet acknowledged, main thread only
+        self._socket_fd = int(self._socket.getsockopt(zmq.FD))
+        self._lock = threading.Lock()  # the socket, the outbox and the held reports
+        # Frames that could not leave at once: (frame, job id when part of a job's final report)
+        self._outbox: collections.deque[tuple[bytes, str | None]] = collections.deque()
+        self._held: dict[str, list[bytes]] = {}  # sent reports not yet acknowledged
         self._rejoining = False
         self.pid = os.getpid()
         self.pgid = os.getpgid(0)
@@ -100,18 +109,42 @@ class ServerLink:
         raise LinkError(f"no answer from the server at {self._endpoint} within {timeout_s:.0f} s")
 
     def post(self, message: Message) -> None:
-        """Send from any thread."""
+        """Send from any thread: at once when nothing is waiting ahead of it, else via the outbox."""
+        frame = encode(message)
         held_as = message.job_id if isinstance(message, REPORT_TYPES) else None
-        self._outbox.put((encode(message), held_as))
+        with self._lock:
+            sent = not self._outbox and self._try_send(frame)
+            if sent:
+                if held_as is not None:
+                    self._held.setdefault(held_as, []).append(frame)
+                wake = self._frame_waiting()
+            else:
+                self._outbox.append((frame, held_as))
+                wake = True
+        if wake:
+            self.wake()
         if isinstance(message, JobFinished | JobFailed | JobKilled):
             log.info("job %s ended: %s", message.job_id, message.TYPE)
-        with contextlib.suppress(BlockingIOError):  # the pipe is full of wake-ups: one is enough
-            os.write(self._wake_write, b"\0")
+
+    def _try_send(self, frame: bytes) -> bool:
+        """Under the lock: send without waiting; False when the frame cannot leave now."""
+        try:
+            self._socket.send(frame, zmq.NOBLOCK)
+        except zmq.Again:
+            return False
+        self._last_sent = time.monotonic()
+        return True
+
+    def _frame_waiting(self) -> bool:
+        """Under the lock: a frame from the server is waiting (this also consumes the fd's edge)."""
+        return bool(int(self._socket.getsockopt(zmq.EVENTS)) & zmq.POLLIN)
 
     def _send_now(self, message: Message) -> None:
-        self._send_frame(encode(message))
+        with self._lock:
+            self._send_frame(encode(message))
 
     def _send_frame(self, frame: bytes) -> None:
+        """Under the lock (or before any other thread can use the socket)."""
         try:
             self._socket.send(frame)
         except zmq.Again:
@@ -128,12 +161,11 @@ class ServerLink:
 
     def stop_serving(self) -> None:
         self._stopping = True
-        with contextlib.suppress(BlockingIOError):
-            os.write(self._wake_write, b"\0")
+        self.wake()
 
     def wake(self) -> None:
         """Make the serve loop run its ``tick`` soon (from any thread)."""
-        with contextlib.suppress(BlockingIOError):
+        with contextlib.suppress(BlockingIOError):  # the pipe is full of wake-ups: one is enough
             os.write(self._wake_write, b"\0")
 
     def serve(
@@ -151,16 +183,19 @@ class ServerLink:
         assert self.welcome is not None
         interval_s = self.welcome.heartbeat_interval_s
         grace_s = self.welcome.server_silence_grace_s
-        poller = zmq.Poller()
-        poller.register(self._socket, zmq.POLLIN)
-        poller.register(self._wake_read, zmq.POLLIN)
+        poller = select.poll()
+        poller.register(self._socket_fd, select.POLLIN)
+        poller.register(self._wake_read, select.POLLIN)
         timeout_s = interval_s
         while not self._stopping:
-            events = dict(poller.poll(max(1, int(timeout_s * 1000))))
-            if self._wake_read in events:
-                self._drain_wakeups()
-            if self._socket in events:
-                self._receive_all(handle, running_job_ids, spark_ui)
+            with self._lock:
+                waiting = self._frame_waiting()
+            if not waiting:
+                # Woken by the socket's fd, by a poke, or by the timeout: the socket is read next
+                # either way, since an edge consumed by another thread's call came with a poke.
+                poller.poll(max(1, int(timeout_s * 1000)))
+            self._drain_wakeups()
+            self._receive_all(handle, running_job_ids, spark_ui)
             now = time.monotonic()
             due_s = tick(now)
             timeout_s = interval_s if due_s is None else min(interval_s, due_s)
@@ -178,19 +213,21 @@ class ServerLink:
         running_job_ids: Callable[[], list[str]],
         spark_ui: Callable[[], tuple[str, str | None]],
     ) -> None:
-        while True:
-            try:
-                frame = self._socket.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
+        frames = []
+        with self._lock:
+            while self._frame_waiting():
+                frames.append(self._socket.recv(zmq.NOBLOCK))
+        if frames:
             self._last_heard = time.monotonic()
+        for frame in frames:
             try:
                 message = decode(frame)
             except ProtocolError as error:
                 log.warning("dropped a frame from the server: %s", error)
                 continue
             if isinstance(message, JobReportAck):
-                self._held.pop(message.job_id, None)
+                with self._lock:
+                    self._held.pop(message.job_id, None)
             elif isinstance(message, Reintroduce):
                 self._rejoin(running_job_ids(), *spark_ui())
             elif isinstance(message, Welcome):
@@ -203,28 +240,30 @@ class ServerLink:
             return
         self._rejoining = True
         log.info("the job server restarted; rejoining it with %d job(s) running", len(running))
-        rejoin = Rejoin(
-            context_id=self._context_id,
-            token=self._token,
-            pid=self.pid,
-            pgid=self.pgid,
-            host=self.host,
-            running_job_ids=running,
-            held_job_ids=list(self._held),
-            application_id=application_id,
-            web_ui_url=web_ui_url,
-        )
-        self._send_now(rejoin)
+        with self._lock:
+            rejoin = Rejoin(
+                context_id=self._context_id,
+                token=self._token,
+                pid=self.pid,
+                pgid=self.pgid,
+                host=self.host,
+                running_job_ids=running,
+                held_job_ids=list(self._held),
+                application_id=application_id,
+                web_ui_url=web_ui_url,
+            )
+            self._send_frame(encode(rejoin))
 
     def _on_welcome_back(self, welcome: Welcome) -> None:
         if not self._rejoining:
             return
         self._rejoining = False
         self.welcome = welcome
-        log.info("rejoined the job server; sending %d held job report(s) again", len(self._held))
-        for frames in list(self._held.values()):
-            for frame in frames:
-                self._send_frame(frame)
+        with self._lock:
+            log.info("rejoined the job server; sending %d held job report(s) again", len(self._held))
+            for frames in list(self._held.values()):
+                for frame in frames:
+                    self._send_frame(frame)
 
     def _drain_wakeups(self) -> None:
         try:
@@ -234,17 +273,16 @@ class ServerLink:
             pass
 
     def _flush_outbox(self) -> None:
-        while True:
-            try:
-                frame, held_as = self._outbox.get_nowait()
-            except queue.Empty:
-                return
-            self._send_frame(frame)
-            if held_as is not None:
-                self._held.setdefault(held_as, []).append(frame)
+        with self._lock:
+            while self._outbox:
+                frame, held_as = self._outbox.popleft()
+                self._send_frame(frame)
+                if held_as is not None:
+                    self._held.setdefault(held_as, []).append(frame)
 
     def held_job_ids(self) -> list[str]:
-        return list(self._held)
+        with self._lock:
+            return list(self._held)
 
     def close(self) -> None:
         self._flush_outbox()

@@ -98,6 +98,9 @@ class JobRunner:
         )
         self._threads: dict[str, int] = {}  # job id -> thread ident while it runs
         self._killed: set[str] = set()
+        # Jobs whose code has returned and whose thread is sending their outcome: a kill no longer
+        # interrupts them (an exception raised in the middle of that would lose the outcome).
+        self._reporting: set[str] = set()
         self._loaded_packages: dict[str, Path] = {}  # sha256 -> local file on sys.path
         self._context_tree: Any = None
         self._context_name = str((context_config.get("context") or {}).get("name", ""))
@@ -126,9 +129,9 @@ class JobRunner:
         if self._spark.streaming is not None:
             self._spark.streaming.stop_for_kill(job_id)
         with self._lock:
-            # Only while the thread still runs this job: an exception set later would hit the
-            # next job it runs, or the executor's own loop.
-            if self._threads.get(job_id) == thread_id:
+            # Only while the thread still runs this job's code: an exception set later would hit
+            # its report, the next job it runs, or the executor's own loop.
+            if self._threads.get(job_id) == thread_id and job_id not in self._reporting:
                 # Python code that never calls Spark stops at its next bytecode instruction.
                 _set_async_exception(thread_id, JobKilledError)
 
@@ -168,6 +171,7 @@ class JobRunner:
             with self._lock:
                 self._unannounced.pop(job_id, None)  # it ends before it was announced: say only that
                 self._running.discard(job_id)
+                self._reporting.add(job_id)
         try:
             self._post(outcome)
         finally:
@@ -208,6 +212,7 @@ class JobRunner:
                         # A kill that arrived as the job ended must not outlive it.
                         _set_async_exception(threading.get_ident(), None)
                     self._killed.discard(job_id)
+                    self._reporting.discard(job_id)
                     self._idle.notify_all()
                 return
             except JobKilledError:  # delivered inside this block: the cleanup is still owed
