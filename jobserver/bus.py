@@ -4,6 +4,12 @@ Drivers connect (DEALER) and are addressed by the identity ZeroMQ gives each con
 only moves frames: it decodes them with the shared protocol module and hands every message, in
 arrival order, to one handler. Who a connection is (and whether to trust it) is the handler's
 business.
+
+The socket is a plain one driven from the event loop: the loop watches its file descriptor, and
+sends never wait (a full queue is an error). zmq.asyncio does the same with a future per call,
+which cost more than the send itself on every job's path. ZeroMQ's fd only says that the socket
+has news, and any call on the socket may consume that news; so the reader drains the socket until
+it says it has no frame, and a send that finds a frame waiting wakes the reader.
 """
 
 from __future__ import annotations
@@ -15,7 +21,6 @@ from pathlib import Path
 
 import structlog
 import zmq
-import zmq.asyncio
 
 from driver.protocol import Message, ProtocolError, decode, encode
 
@@ -38,9 +43,11 @@ class Bus:
         # free: drivers that outlived a server crash reconnect to the address they know.
         self._port_file = port_file
         self._advertised_host = advertised_host
-        self._context = zmq.asyncio.Context()
-        self._socket: zmq.asyncio.Socket | None = None
+        self._context = zmq.Context()
+        self._socket: zmq.Socket[bytes] | None = None
         self._receiver: asyncio.Task[None] | None = None
+        self._readable = asyncio.Event()  # the socket may have a frame to read
+        self._fd: int | None = None
         self.port = 0
 
     @property
@@ -64,10 +71,12 @@ class Bus:
             if self._port_file is not None:
                 self._port_file.write_text(f"{self.port}\n")
         self._socket = socket
+        self._fd = int(socket.getsockopt(zmq.FD))
+        asyncio.get_running_loop().add_reader(self._fd, self._on_fd_readable)
         self._receiver = asyncio.create_task(self._receive(handler), name="bus-receiver")
         log.info("bus_started", endpoint=self.endpoint)
 
-    def _bind_remembered_port(self, socket: zmq.asyncio.Socket, address: str) -> int:
+    def _bind_remembered_port(self, socket: zmq.Socket[bytes], address: str) -> int:
         if self._port_file is None:
             return 0
         try:
@@ -77,10 +86,28 @@ class Bus:
             return 0
         return port
 
-    async def _receive(self, handler: MessageHandler) -> None:
+    def _on_fd_readable(self) -> None:
+        # Reading EVENTS lets ZeroMQ take in its news, which also drains the fd: without that the
+        # loop would call this on every turn while the receiver is busy with a message.
+        if self._socket is not None and self._frame_waiting():
+            self._readable.set()
+
+    def _frame_waiting(self) -> bool:
         assert self._socket is not None
+        return bool(int(self._socket.getsockopt(zmq.EVENTS)) & zmq.POLLIN)
+
+    async def _receive(self, handler: MessageHandler) -> None:
+        socket = self._socket
+        assert socket is not None
         while True:
-            frames = await self._socket.recv_multipart()
+            if not self._frame_waiting():
+                self._readable.clear()
+                await self._readable.wait()
+                continue
+            try:
+                frames = socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                continue
             if len(frames) != 2:
                 log.warning("bus_frame_dropped", reason="unexpected frame count", frames=len(frames))
                 continue
@@ -99,15 +126,25 @@ class Bus:
         if self._socket is None:
             raise BusError("the bus is not running")
         try:
-            await self._socket.send_multipart([identity, encode(message)], flags=zmq.NOBLOCK)
+            self._socket.send_multipart([identity, encode(message)], flags=zmq.NOBLOCK)
         except zmq.ZMQError as error:
             raise BusError(f"cannot deliver {message.TYPE}: {error}") from error
+        finally:
+            # The send may have taken in the news of a frame that the reader has not seen.
+            with contextlib.suppress(zmq.ZMQError):
+                if self._frame_waiting():
+                    self._readable.set()
 
     async def close(self) -> None:
         if self._receiver is not None:
             self._receiver.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._receiver
+        if self._fd is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                asyncio.get_running_loop().remove_reader(self._fd)
+            self._fd = None
         if self._socket is not None:
             self._socket.close(linger=0)
+            self._socket = None
         self._context.term()
