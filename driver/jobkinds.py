@@ -16,6 +16,7 @@ parameter of its function (or of its class's ``run``/``validate``/``run_job``) a
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -171,17 +172,30 @@ def load_job(main_class: str, jars: Sequence[Path] = (), *, context_kind: str = 
 def _check_fits(entry_point: Any, context_kind: str) -> None:
     """Reject a job whose first parameter is annotated with another context type than this
     context's; unannotated (or otherwise annotated) jobs are taken as they come."""
+    function = getattr(entry_point, "__func__", entry_point)  # a bound method's function
+    bound = inspect.ismethod(entry_point)
     try:
-        parameters = list(inspect.signature(entry_point).parameters.values())
-    except (TypeError, ValueError):
-        return
-    if not parameters or parameters[0].annotation is inspect.Parameter.empty:
-        return
-    annotation = parameters[0].annotation
-    name = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
-    name = name.strip().strip("'\"").rpartition(".")[2]
+        name = _context_annotation(function, bound)  # the same job class is run again and again
+    except TypeError:  # an unhashable callable object
+        name = _context_annotation.__wrapped__(function, bound)
     if name in _CONTEXT_TYPE_NAMES.values() and name != _CONTEXT_TYPE_NAMES[context_kind]:
         raise JobRejected(FAILURE_INVALID_TYPE, INVALID_TYPE)
+
+
+@functools.lru_cache(maxsize=256)
+def _context_annotation(function: Any, bound: bool) -> str:
+    """The bare type name the context parameter is annotated with ("" when it is not)."""
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):
+        return ""
+    if bound:  # the function of a bound method: its first parameter is self (or cls)
+        parameters = parameters[1:]
+    if not parameters or parameters[0].annotation is inspect.Parameter.empty:
+        return ""
+    annotation = parameters[0].annotation
+    name = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    return str(name).strip().strip("'\"").rpartition(".")[2]
 
 
 def _load_python_job(main_class: str) -> Job:
