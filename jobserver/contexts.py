@@ -270,6 +270,7 @@ class ContextManager:
     def _adopt(self, live: LiveContext, *, pid: int, pgid: int, host: str) -> None:
         """Take over watching the process of a driver an earlier server process launched."""
         live.awaiting_rejoin = False
+        live.rejoined.set()
         if live.process is None:
             live.process = self._supervisor.adopt(
                 live.id,
@@ -632,6 +633,7 @@ class ContextManager:
         log.warning("context_not_recovered", context_id=live.id, context_name=live.name)
 
     async def shutdown(self) -> None:
+        await self._let_drivers_rejoin()
         for live in [live for live in self._live.values() if live.awaiting_rejoin]:
             await self._give_up_rejoin(live)
         lives = list(self._live.values())
@@ -646,6 +648,18 @@ class ContextManager:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _let_drivers_rejoin(self) -> None:
+        """A stop right after a start that found drivers still running (kept by a
+        ``--keep-contexts`` stop) waits a few heartbeats for them to rejoin: only a driver that
+        has rejoined tells its pid, and only then can this stop end it."""
+        awaiting = [live.rejoined.wait() for live in self._live.values() if live.awaiting_rejoin]
+        if not awaiting:
+            return
+        wait_s = min(self._settings.reattach_grace_s, 3 * self._settings.heartbeat_interval_s + 1.0)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait_s):
+                await asyncio.gather(*awaiting)
 
     async def detach(self) -> None:
         """Stop with --keep-contexts: leave every driver running, its context as it is, for the

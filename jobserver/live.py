@@ -35,6 +35,7 @@ class LiveContext:
     stuck_job_ids: set[str] = field(default_factory=set)  # … for longer than kill-grace
     # Launched by an earlier server process; its driver has not rejoined this one yet.
     awaiting_rejoin: bool = False
+    rejoined: asyncio.Event = field(default_factory=asyncio.Event)  # … and now it has
     restarts: int = 0  # supervise mode: relaunches so far
 
     @property
