@@ -6,19 +6,25 @@ driver's reports into compare-and-set state changes. Anything the driver says ab
 already final (killed, or failed because its context ended) changes nothing.
 
 A job's final report is acknowledged to the driver once it is stored (the driver holds it until
-then, and sends it again to a restarted server). Jobs a driver no longer runs after a restart of
-the server, or after a supervised relaunch of the driver, are sent again with the same id, rebuilt
-from what the store holds (class, binaries, posted config).
+then, and sends it again to a restarted server). A sync request waiting for a job that finished is
+answered before the result is stored, from memory: nothing else can end the job meanwhile (a kill
+or its context's end waits for that write, and one already under way makes the finish wait for
+it instead), and until the write is done, reads of the job are answered from memory too.
+
+Jobs a driver no longer runs after a restart of the server, or after a supervised relaunch of the
+driver, are sent again with the same id, rebuilt from what the store holds (class, binaries,
+posted config).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -69,9 +75,20 @@ log = structlog.get_logger(__name__)
 
 @dataclass(eq=False)
 class _Waiter:
+    job: JobRecord  # as submitted
+    sync: bool  # a request waits for ``done``
     started: asyncio.Future[None]
     done: asyncio.Future[tuple[JobRecord, bytes | None]]  # final record and, if FINISHED, result
     adhoc_context: LiveContext | None = None
+
+
+@dataclass(eq=False)
+class _Finish:
+    """A finished job whose sync request was answered before its result was stored."""
+
+    record: JobRecord
+    result: bytes
+    stored: asyncio.Future[None]  # done once the first attempt to store it is over
 
 
 def _wake(waiter: _Waiter, record: JobRecord | None, result: bytes | None) -> None:
@@ -87,6 +104,10 @@ class JobManager:
         self._store = store
         self._contexts = contexts
         self._waiters: dict[str, _Waiter] = {}
+        self._finishing: dict[str, _Finish] = {}  # job id -> answered, not yet stored
+        # Job and context ids with a final state being written outside the drivers' ordered
+        # reports (a kill, a context's end): a job among them is stored before it is answered.
+        self._contested: collections.Counter[str] = collections.Counter()
         self._chunks: dict[str, list[bytes]] = {}  # result chunks of jobs still running
         self._tasks: set[asyncio.Task[Any]] = set()
         self._callback_policy = CallbackPolicy(
@@ -126,7 +147,7 @@ class JobManager:
             callback_url=request.callback_url,
         )
         runs_now = await self._admit(live, job.id, request.context)
-        waiter = self._wait_for(job.id, live)
+        waiter = self._wait_for(job, live, request.sync)
         try:
             await self._store.insert_job(job, request.posted_config)
         except BaseException:  # not accepted after all: give its slot back
@@ -165,12 +186,12 @@ class JobManager:
             f"for job context '{context_name or 'ad-hoc'}'"
         )
 
-    def _wait_for(self, job_id: str, live: LiveContext) -> _Waiter:
+    def _wait_for(self, job: JobRecord, live: LiveContext, sync: bool) -> _Waiter:
         loop = asyncio.get_running_loop()
-        waiter = _Waiter(started=loop.create_future(), done=loop.create_future())
+        waiter = _Waiter(job=job, sync=sync, started=loop.create_future(), done=loop.create_future())
         if live.record.is_adhoc:
             waiter.adhoc_context = live
-        self._waiters[job_id] = waiter
+        self._waiters[job.id] = waiter
         return waiter
 
     async def _send_start(self, live: LiveContext, start: StartJob) -> None:
@@ -335,11 +356,23 @@ class JobManager:
         context.job_ids.discard(message.job_id)
         chunks = self._chunks.get(message.job_id)
         payload = b"".join([*chunks, message.result]) if chunks else message.result
+        finish = self._finishing.get(message.job_id)  # answered already; its store write failed
+        if finish is None:
+            finish = await self._answer_before_storing(context, message.job_id, payload)
         # One transaction: a killed job gets no result, and a FINISHED job always has one.
-        record = await self._store.finish_job(message.job_id, payload)
+        try:
+            record = await self._store.finish_job(
+                message.job_id, payload, end_time=finish.record.end_time if finish else None
+            )
+        finally:
+            if finish is not None and not finish.stored.done():
+                finish.stored.set_result(None)
+        self._finishing.pop(message.job_id, None)
         self._chunks.pop(message.job_id, None)  # not before: a store outage retries with them
+        if finish is not None and record is None:  # cannot be: nothing else ends it meanwhile
+            log.error("answered_job_not_stored", job_id=message.job_id)
         waiter = self._waiters.get(message.job_id)
-        if record is not None and waiter is not None:
+        if record is not None and waiter is not None and finish is None:
             _wake(waiter, record, payload)
             await asyncio.sleep(0)  # a sync request waiting for the result answers before the rest
         if record is not None:
@@ -347,6 +380,35 @@ class JobManager:
             self._call_back(record, payload)
         await self._release(message.job_id, record, payload if record is not None else None)
         await self._after_job(context, failed=False)
+
+    async def _answer_before_storing(
+        self, context: LiveContext, job_id: str, payload: bytes
+    ) -> _Finish | None:
+        """Wake the sync request waiting for this finished job now, ahead of the store write
+        (which costs a commit: a database round trip with PostgreSQL), when nothing can contradict
+        the answer; returns what the write must then store."""
+        waiter = self._waiters.get(job_id)
+        if waiter is None or not waiter.sync or waiter.done.done():
+            return None
+        if job_id in self._contested or context.id in self._contested:
+            return None
+        record = dataclasses.replace(waiter.job, state=JobState.FINISHED, end_time=utc_now())
+        finish = _Finish(record, payload, asyncio.get_running_loop().create_future())
+        self._finishing[job_id] = finish
+        _wake(waiter, record, payload)
+        await asyncio.sleep(0)  # the request answers before the store write
+        return finish
+
+    async def _finishes_stored(self, job_ids: Sequence[str] | None = None) -> None:
+        """Wait until the answered finishes of ``job_ids`` (default: all) have been written, or
+        have failed to be (a write that failed is retried; the job stays in ``_finishing``)."""
+        pending = [
+            finish.stored
+            for job_id, finish in self._finishing.items()
+            if job_ids is None or job_id in job_ids
+        ]
+        if pending:
+            await asyncio.wait(pending)
 
     async def _fail(self, job_id: str, error: ErrorMap, *, kind: str = FAILURE_ERROR) -> None:
         waiter = self._waiters.get(job_id)
@@ -403,9 +465,24 @@ class JobManager:
             message, "spark.jobserver.ContextTerminatedException" if "Unexpected" in message else ""
         )
         context.queue.clear()
-        for job in await self._store.jobs_in_context(context.id, ACTIVE_JOB_STATES):
-            await self._fail(job.id, error)
+        with self._contesting(context.id):
+            await self._finishes_stored()
+            for job in await self._store.jobs_in_context(context.id, ACTIVE_JOB_STATES):
+                if job.id not in self._finishing:  # it finished; only its store write is owed
+                    await self._fail(job.id, error)
         context.job_ids.clear()
+
+    @contextlib.contextmanager
+    def _contesting(self, key: str) -> Iterator[None]:
+        """While a final state of job (or context) ``key`` is written outside its driver's
+        reports, a finish is not answered before it is stored."""
+        self._contested[key] += 1
+        try:
+            yield
+        finally:
+            self._contested[key] -= 1
+            if not self._contested[key]:
+                del self._contested[key]
 
     # --- drivers that restart or rejoin ----------------------------------------------------------
 
@@ -472,6 +549,9 @@ class JobManager:
     # --- queries and kill ------------------------------------------------------------------------
 
     async def get(self, job_id: str) -> tuple[JobRecord, bytes | None]:
+        finish = self._finishing.get(job_id)
+        if finish is not None:  # answered; its store write is under way (or waits for the store)
+            return finish.record, finish.result
         job = await self._store.get_job(job_id)
         if job is None:
             raise NotFound(f"No such job ID {job_id}")
@@ -479,13 +559,19 @@ class JobManager:
         return job, result
 
     async def list(self, limit: int, status: str | None) -> list[JobRecord]:
+        await self._finishes_stored()
+        state: JobState | None = None
         if status is not None:
             try:
                 state = JobState(status.upper())
             except ValueError:
                 return []
-            return await self._store.list_jobs(limit, state)
-        return await self._store.list_jobs(limit)
+        jobs = await self._store.list_jobs(limit, state) if state else await self._store.list_jobs(limit)
+        if not self._finishing:
+            return jobs
+        # A write that failed and waits for the store to come back: memory knows better.
+        answered = [self._finishing[job.id].record if job.id in self._finishing else job for job in jobs]
+        return [job for job in answered if state is None or job.state is state]
 
     async def config(self, job_id: str) -> Mapping[str, Any]:
         config = await self._store.get_job_config(job_id)
@@ -495,6 +581,13 @@ class JobManager:
 
     async def kill(self, job_id: str) -> JobRecord:
         """DELETE /jobs/<id>: the job becomes KILLED now; its Spark work is cancelled."""
+        with self._contesting(job_id):
+            await self._finishes_stored([job_id])
+            if job_id in self._finishing:  # it finished, and was answered so: nothing to kill
+                raise NotFound(f"No running job with ID {job_id}")
+            return await self._kill(job_id)
+
+    async def _kill(self, job_id: str) -> JobRecord:
         job = await self._store.get_job(job_id)
         if job is None:
             raise NotFound(f"No such job ID {job_id}")
@@ -504,7 +597,7 @@ class JobManager:
             raise NotFound(f"No running job with ID {job_id}")
         killed = await self._store.update_job(job_id, JobState.KILLED, error=killed_error(job_id))
         if killed is None:  # it ended meanwhile
-            return await self.kill(job_id)
+            return await self._kill(job_id)
         log.info("job_killed", job_id=job_id, context_id=job.context_id)
         live = self._contexts.live(job.context_id)
         if live is not None:

@@ -142,9 +142,12 @@ class Store(abc.ABC):
     async def get_job_config(self, job_id: str) -> Mapping[str, Any] | None: ...
 
     @abc.abstractmethod
-    async def finish_job(self, job_id: str, result_json: bytes) -> JobRecord | None:
+    async def finish_job(
+        self, job_id: str, result_json: bytes, *, end_time: datetime.datetime | None = None
+    ) -> JobRecord | None:
         """Store the result and move the job to FINISHED in one transaction, if it may still
-        finish; otherwise (killed, failed meanwhile) store nothing and return None."""
+        finish; otherwise (killed, failed meanwhile) store nothing and return None. ``end_time``
+        defaults to now (a caller that already told a client when the job ended passes that)."""
 
     @abc.abstractmethod
     async def save_result(self, job_id: str, result_json: bytes) -> None: ...

@@ -338,13 +338,15 @@ class PostgresStore(Store):
         row = await self._fetchone("SELECT config FROM job_configs WHERE job_id = %s", (job_id,))
         return None if row is None else json_value(row[0])
 
-    async def finish_job(self, job_id: str, result_json: bytes) -> JobRecord | None:
+    async def finish_job(
+        self, job_id: str, result_json: bytes, *, end_time: datetime.datetime | None = None
+    ) -> JobRecord | None:
         sources = [state.value for state in job_sources(JobState.FINISHED)]
         async with self._connection() as connection, connection.transaction():
             cursor = await connection.execute(
                 "UPDATE jobs SET state = %s, end_time = %s WHERE id = %s AND state = ANY(%s)"
                 f" RETURNING {_JOBS}",
-                (JobState.FINISHED.value, to_epoch_ms(utc_now()), job_id, sources),
+                (JobState.FINISHED.value, to_epoch_ms(end_time or utc_now()), job_id, sources),
             )
             row = await cursor.fetchone()
             if row is None:

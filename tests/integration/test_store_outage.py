@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from tests.pg import PostgresServer
@@ -22,6 +23,21 @@ async def test_postgres_outage_answers_503_and_loses_no_job(
             data="sleep.seconds = 3",
         )
         await api.wait_job_state(job["jobId"], "RUNNING")
+        # A sync job that finishes while the database is down is answered all the same.
+        waiting = asyncio.create_task(
+            api.call(
+                "POST",
+                "/jobs?appName=examples&classPath=example_jobs.sleep_job.PythonSleepJob"
+                "&context=steady&sync=true&timeout=60",
+                data="sleep.seconds = 2.5",
+            )
+        )
+
+        async def both_running() -> bool:
+            _, running, _ = await api.call("GET", "/jobs?status=RUNNING")
+            return len(running) == 2
+
+        await wait_until(both_running, what="the sync job running")
 
         private_postgres_server.shut_down("fast")
         status, body, _ = await api.call("GET", "/jobs")
@@ -31,6 +47,14 @@ async def test_postgres_outage_answers_503_and_loses_no_job(
         status, body, _ = await api.call("POST", "/jobs?appName=examples&classPath=x&context=steady")
         assert status == 503
         assert (await api.call("GET", "/healthz"))[0] == 200  # the server itself stays up
+
+        status, answered, _ = await asyncio.wait_for(waiting, 60)
+        assert (status, answered["result"]) == (200, 2.5)
+        sync_id = answered["jobId"]
+        # Until it is stored, the server answers for it from memory, and it cannot be killed.
+        status, answered_report, _ = await api.call("GET", f"/jobs/{sync_id}")
+        assert (status, answered_report["status"], answered_report["result"]) == (200, "FINISHED", 2.5)
+        assert (await api.call("DELETE", f"/jobs/{sync_id}"))[0] == 404
 
         # The job finishes while the database is down; its result must not be lost.
         private_postgres_server.start()
@@ -43,6 +67,11 @@ async def test_postgres_outage_answers_503_and_loses_no_job(
             finished, timeout_s=90, interval_s=0.5, what="job recorded after the outage"
         )
         assert report["result"] == 3
+        status, stored, _ = await api.call("GET", f"/jobs/{sync_id}")
+        assert (status, stored["status"], stored["result"]) == (200, "FINISHED", 2.5)
+        assert stored["duration"] == answered_report["duration"]  # what it was told is what is kept
+        _, finished, _ = await api.call("GET", "/jobs?status=FINISHED")
+        assert {entry["jobId"] for entry in finished} == {job["jobId"], sync_id}
 
 
 async def test_retention_deletes_finished_jobs_and_contexts(tmp_path: Path) -> None:
