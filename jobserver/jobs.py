@@ -1,9 +1,11 @@
 """Jobs: from a POST /jobs to a persisted final state and result.
 
 The JobManager resolves what to run (sjs-contract §2.3: cp/mainClass or appName/classPath, from
-query or config), picks or creates the context, persists the job before sending it, and turns the
-driver's reports into compare-and-set state changes. Anything the driver says about a job that is
-already final (killed, or failed because its context ended) changes nothing.
+query or config), picks or creates the context, persists the job (a job that can start at once is
+sent first, and its driver's reports wait for the insert; if the insert fails, the job is killed
+and the request fails), and turns the driver's reports into compare-and-set state changes.
+Anything the driver says about a job that is already final (killed, or failed because its context
+ended) changes nothing.
 
 A job's final report is acknowledged to the driver once it is stored (the driver holds it until
 then, and sends it again to a restarted server). A sync request waiting for a job that finished is
@@ -105,6 +107,9 @@ class JobManager:
         self._contexts = contexts
         self._waiters: dict[str, _Waiter] = {}
         self._finishing: dict[str, _Finish] = {}  # job id -> answered, not yet stored
+        # Jobs sent before they were stored -> their driver's reports that came before the
+        # insert was over, handled in order after it.
+        self._before_insert: dict[str, list[Message]] = {}
         # Job and context ids with a final state being written outside the drivers' ordered
         # reports (a kill, a context's end): a job among them is stored before it is answered.
         self._contested: collections.Counter[str] = collections.Counter()
@@ -148,21 +153,35 @@ class JobManager:
         )
         runs_now = await self._admit(live, job.id, request.context)
         waiter = self._wait_for(job, live, request.sync)
+        unreachable: BusError | None = None
         try:
+            start = StartJob(
+                job_id=job.id,
+                main_class=main_class,
+                packages=await self._packages(binaries, uris),
+                config_json=json.dumps(job_config).encode(),
+            )
+            if runs_now:
+                # Sent before it is stored: the insert overlaps the driver's start of the job
+                # instead of delaying it. The driver's reports about it wait for the insert.
+                self._before_insert[job.id] = []
+                unreachable = await self._send_first_start(live, start)
             await self._store.insert_job(job, request.posted_config)
-        except BaseException:  # not accepted after all: give its slot back
+        except BaseException:  # not accepted after all: stop it if sent, give its slot back
+            if job.id in self._before_insert and unreachable is None:
+                with contextlib.suppress(BusError):
+                    await self._contexts.send(live, KillJob(job_id=job.id))
             live.job_ids.discard(job.id)
             self._waiters.pop(job.id, None)
             await self._end_adhoc(live)
             raise
-        start = StartJob(
-            job_id=job.id,
-            main_class=main_class,
-            packages=await self._packages(binaries, uris),
-            config_json=json.dumps(job_config).encode(),
-        )
-        if runs_now:
-            await self._send_start(live, start)
+        finally:
+            if self._before_insert.get(job.id):
+                self._spawn(self._report_held(live, job.id))
+            else:
+                self._before_insert.pop(job.id, None)
+        if unreachable is not None:
+            await self._fail(job.id, error_map(f"Context {live.name} is not reachable: {unreachable}"))
         # Logged once the job is on its way: the line is work the driver need not wait for.
         log.info(
             "job_submitted", job_id=job.id, context_id=live.id, main_class=main_class, queued=not runs_now
@@ -193,6 +212,16 @@ class JobManager:
             waiter.adhoc_context = live
         self._waiters[job.id] = waiter
         return waiter
+
+    async def _send_first_start(self, live: LiveContext, start: StartJob) -> BusError | None:
+        """Send a job not stored yet; if the driver cannot be reached, free its slot and say why
+        (the job fails once stored)."""
+        try:
+            await self._contexts.send(live, start)
+        except BusError as error:
+            live.job_ids.discard(start.job_id)
+            return error
+        return None
 
     async def _send_start(self, live: LiveContext, start: StartJob) -> None:
         try:
@@ -280,6 +309,21 @@ class JobManager:
     # --- driver reports --------------------------------------------------------------------------
 
     async def on_job_message(self, context: LiveContext, message: Message) -> None:
+        held = self._before_insert.get(getattr(message, "job_id", ""))
+        if held is not None:  # its insert is under way (not blocking other jobs' reports)
+            held.append(message)
+            return
+        await self._handle_report(context, message)
+
+    async def _report_held(self, context: LiveContext, job_id: str) -> None:
+        """Handle, in order, the reports that came while the job was being inserted, and any
+        that come meanwhile; then the job's reports go straight through again."""
+        held = self._before_insert[job_id]
+        while held:
+            await self._handle_report(context, held.pop(0))
+        del self._before_insert[job_id]
+
+    async def _handle_report(self, context: LiveContext, message: Message) -> None:
         try:
             await self._on_job_message(context, message)
         except StoreUnavailable as error:
@@ -569,9 +613,15 @@ class JobManager:
         jobs = await self._store.list_jobs(limit, state) if state else await self._store.list_jobs(limit)
         if not self._finishing:
             return jobs
-        # A write that failed and waits for the store to come back: memory knows better.
+        # A write that failed and is retried until the store takes it: memory knows better.
         answered = [self._finishing[job.id].record if job.id in self._finishing else job for job in jobs]
-        return [job for job in answered if state is None or job.state is state]
+        if state is None:
+            return answered
+        listed = {job.id for job in answered}
+        answered += [finish.record for finish in self._finishing.values() if finish.record.id not in listed]
+        answered = [job for job in answered if job.state is state]
+        answered.sort(key=lambda job: job.start_time, reverse=True)  # as the store orders them
+        return answered[:limit]
 
     async def config(self, job_id: str) -> Mapping[str, Any]:
         config = await self._store.get_job_config(job_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 from tests.pg import PostgresServer
@@ -96,3 +97,42 @@ async def test_retention_deletes_finished_jobs_and_contexts(tmp_path: Path) -> N
 
         await wait_until(forgotten, timeout_s=15, what="finished job and context deleted")
         assert (await api.call("GET", "/binaries/examples"))[0] == 200  # binaries are kept
+
+
+async def test_a_job_sent_before_its_insert_failed_is_killed_and_frees_its_slot(tmp_path: Path) -> None:
+    overrides = {
+        "spark.home": str(FAKE_SPARK_HOMES / "light"),
+        "spark.jobserver.max-jobs-per-context": 1,
+    }
+    async with running_server(tmp_path, overrides) as api:
+        await api.upload("examples")
+        assert (await api.call("POST", "/contexts/locked"))[0] == 200
+        (database,) = tmp_path.rglob("*.db")
+        (driver_log,) = tmp_path.rglob("logs/*.log")
+        # Another process holds the write lock past the busy timeout: the insert fails after the
+        # job went to the driver (a job that can start at once is sent before it is stored).
+        holder = sqlite3.connect(database, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            status, body, _ = await api.call(
+                "POST",
+                "/jobs?appName=examples&classPath=example_jobs.sleep_job.PythonSleepJob&context=locked",
+                data="sleep.seconds = 60",
+            )
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert status == 503
+        assert body["result"].startswith("metadata store unavailable")
+
+        async def killed_in_driver() -> bool:
+            return "ended: job_killed" in driver_log.read_text()
+
+        await wait_until(killed_in_driver, what="the driver killing the job it was sent")
+        # Its slot is free again (one per context here), and it was never stored.
+        status, body, _ = await api.call(
+            "POST", "/jobs?appName=examples&classPath=example_jobs.echo.EchoJob&context=locked&sync=true"
+        )
+        assert status == 200, body
+        _, jobs, _ = await api.call("GET", "/jobs")
+        assert [job["classPath"] for job in jobs] == ["example_jobs.echo.EchoJob"]
