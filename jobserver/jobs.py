@@ -165,7 +165,7 @@ class JobManager:
                 # Sent before it is stored: the insert overlaps the driver's start of the job
                 # instead of delaying it. The driver's reports about it wait for the insert.
                 self._before_insert[job.id] = []
-                unreachable = await self._send_first_start(live, start)
+                unreachable = await self._try_send_start(live, start)
             await self._store.insert_job(job, request.posted_config)
         except BaseException:  # not accepted after all: stop it if sent, give its slot back
             if job.id in self._before_insert and unreachable is None:
@@ -180,8 +180,8 @@ class JobManager:
                 self._spawn(self._report_held(live, job.id))
             else:
                 self._before_insert.pop(job.id, None)
-        if unreachable is not None:
-            await self._fail(job.id, error_map(f"Context {live.name} is not reachable: {unreachable}"))
+        if unreachable is not None:  # fails now that it is stored
+            await self._fail_unreachable(live, job.id, unreachable)
         # Logged once the job is on its way: the line is work the driver need not wait for.
         log.info(
             "job_submitted", job_id=job.id, context_id=live.id, main_class=main_class, queued=not runs_now
@@ -213,9 +213,8 @@ class JobManager:
         self._waiters[job.id] = waiter
         return waiter
 
-    async def _send_first_start(self, live: LiveContext, start: StartJob) -> BusError | None:
-        """Send a job not stored yet; if the driver cannot be reached, free its slot and say why
-        (the job fails once stored)."""
+    async def _try_send_start(self, live: LiveContext, start: StartJob) -> BusError | None:
+        """Send a job; if its driver cannot be reached, free its slot and say why."""
         try:
             await self._contexts.send(live, start)
         except BusError as error:
@@ -224,11 +223,12 @@ class JobManager:
         return None
 
     async def _send_start(self, live: LiveContext, start: StartJob) -> None:
-        try:
-            await self._contexts.send(live, start)
-        except BusError as error:
-            live.job_ids.discard(start.job_id)
-            await self._fail(start.job_id, error_map(f"Context {live.name} is not reachable: {error}"))
+        error = await self._try_send_start(live, start)
+        if error is not None:
+            await self._fail_unreachable(live, start.job_id, error)
+
+    async def _fail_unreachable(self, live: LiveContext, job_id: str, error: BusError) -> None:
+        await self._fail(job_id, error_map(f"Context {live.name} is not reachable: {error}"))
 
     async def _start_queued(self, live: LiveContext) -> None:
         """Fill the context's free slots from its queue, oldest job first."""
@@ -610,7 +610,7 @@ class JobManager:
                 state = JobState(status.upper())
             except ValueError:
                 return []
-        jobs = await self._store.list_jobs(limit, state) if state else await self._store.list_jobs(limit)
+        jobs = await self._store.list_jobs(limit, state)
         if not self._finishing:
             return jobs
         # A write that failed and is retried until the store takes it: memory knows better.

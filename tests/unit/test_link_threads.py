@@ -7,8 +7,10 @@ ends; the server's end is a plain ROUTER in this test.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 
 import zmq
 
@@ -48,15 +50,29 @@ def _welcomed_link(router: zmq.Socket[bytes], endpoint: str) -> tuple[ServerLink
     return link, identity
 
 
-def test_frames_from_the_server_arrive_while_job_threads_send() -> None:
+@contextlib.contextmanager
+def _serving_link(handled: list[Message]) -> Iterator[tuple[zmq.Socket[bytes], ServerLink, bytes]]:
+    """A welcomed link serving in the background, and the server's end of it (a plain ROUTER)."""
     context = zmq.Context()
     router = context.socket(zmq.ROUTER)
     router.setsockopt(zmq.LINGER, 0)
     port = router.bind_to_random_port("tcp://127.0.0.1")
     link, identity = _welcomed_link(router, f"tcp://127.0.0.1:{port}")
-    handled: list[Message] = []
     serving = _serve_in_background(link, handled)
     try:
+        yield router, link, identity
+    finally:
+        link.stop_serving()
+        serving.join(DEADLINE_S)
+        link.close()
+        router.close()
+        context.term()
+    assert not serving.is_alive()
+
+
+def test_frames_from_the_server_arrive_while_job_threads_send() -> None:
+    handled: list[Message] = []
+    with _serving_link(handled) as (router, link, identity):
 
         def post_many(thread_number: int) -> None:
             for number in range(POSTS_PER_THREAD):
@@ -82,23 +98,10 @@ def test_frames_from_the_server_arrive_while_job_threads_send() -> None:
 
         assert len(received) == POSTING_THREADS * POSTS_PER_THREAD
         assert [message.job_id for message in handled] == [f"kill-{n}" for n in range(SERVER_FRAMES)]
-    finally:
-        link.stop_serving()
-        serving.join(DEADLINE_S)
-        link.close()
-        router.close()
-        context.term()
-    assert not serving.is_alive()
 
 
 def test_a_job_report_is_held_until_the_server_acknowledges_it() -> None:
-    context = zmq.Context()
-    router = context.socket(zmq.ROUTER)
-    router.setsockopt(zmq.LINGER, 0)
-    port = router.bind_to_random_port("tcp://127.0.0.1")
-    link, identity = _welcomed_link(router, f"tcp://127.0.0.1:{port}")
-    serving = _serve_in_background(link, [])
-    try:
+    with _serving_link([]) as (router, link, identity):
         link.post(JobFinished(job_id="job-1", result=b"[1]"))  # from this (job) thread, at once
         assert router.poll(int(DEADLINE_S * 1000))
         assert decode(router.recv_multipart()[1]) == JobFinished(job_id="job-1", result=b"[1]")
@@ -109,9 +112,3 @@ def test_a_job_report_is_held_until_the_server_acknowledges_it() -> None:
         while link.held_job_ids() and time.monotonic() < deadline:
             time.sleep(0.01)
         assert link.held_job_ids() == []
-    finally:
-        link.stop_serving()
-        serving.join(DEADLINE_S)
-        link.close()
-        router.close()
-        context.term()
