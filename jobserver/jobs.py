@@ -74,6 +74,10 @@ from jobserver.submission import (
 
 log = structlog.get_logger(__name__)
 
+# How long a stopping server waits for those writes (a store that is down does not take them; the
+# drivers hold their reports until it does).
+CLOSE_STORE_TIMEOUT_S = 10.0
+
 
 @dataclass(eq=False)
 class _Waiter:
@@ -91,6 +95,7 @@ class _Finish:
     record: JobRecord
     result: bytes
     stored: asyncio.Future[None]  # done once the first attempt to store it is over
+    hurry: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)  # store it now
 
 
 def _wake(waiter: _Waiter, record: JobRecord | None, result: bytes | None) -> None:
@@ -355,7 +360,11 @@ class JobManager:
                 delay_s = min(delay_s * 2, 10.0)
 
     async def close(self) -> None:
-        """Stop deferred reports and callbacks still retrying (the store is closing)."""
+        """Store the answered finishes, then stop deferred reports and callbacks still retrying
+        (the store is closing)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CLOSE_STORE_TIMEOUT_S):
+                await self._finishes_stored()
         for task in list(self._tasks):
             task.cancel()
         results = await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -378,8 +387,7 @@ class JobManager:
         elif isinstance(message, JobResultChunk):
             self._chunks.setdefault(message.job_id, []).append(message.data)
         elif isinstance(message, JobFinished):
-            await self._on_finished(context, message)
-            await self._acknowledge(context, message.job_id)
+            await self._on_finished(context, message)  # acknowledges it once it is stored
         elif isinstance(message, JobFailed):
             context.job_ids.discard(message.job_id)
             await self._fail(message.job_id, message.error, kind=message.kind)
@@ -400,9 +408,13 @@ class JobManager:
         context.job_ids.discard(message.job_id)
         chunks = self._chunks.get(message.job_id)
         payload = b"".join([*chunks, message.result]) if chunks else message.result
-        finish = self._finishing.get(message.job_id)  # answered already; its store write failed
+        finish = self._finishing.get(message.job_id)  # answered already: store it now
         if finish is None:
-            finish = await self._answer_before_storing(context, message.job_id, payload)
+            finish = self._answer_before_storing(context, message.job_id, payload)
+            if finish is not None:
+                self._spawn(self._store_answered(context, message, finish))
+                await self._start_queued(context)  # its slot is free
+                return
         # One transaction: a killed job gets no result, and a FINISHED job always has one.
         try:
             record = await self._store.finish_job(
@@ -424,10 +436,9 @@ class JobManager:
             self._call_back(record, payload)
         await self._release(message.job_id, record, payload if record is not None else None)
         await self._after_job(context, failed=False)
+        await self._acknowledge(context, message.job_id)
 
-    async def _answer_before_storing(
-        self, context: LiveContext, job_id: str, payload: bytes
-    ) -> _Finish | None:
+    def _answer_before_storing(self, context: LiveContext, job_id: str, payload: bytes) -> _Finish | None:
         """Wake the sync request waiting for this finished job now, ahead of the store write
         (which costs a commit: a database round trip with PostgreSQL), when nothing can contradict
         the answer; returns what the write must then store."""
@@ -440,17 +451,30 @@ class JobManager:
         finish = _Finish(record, payload, asyncio.get_running_loop().create_future())
         self._finishing[job_id] = finish
         _wake(waiter, record, payload)
-        await asyncio.sleep(0)  # the request answers before the store write
         return finish
+
+    async def _store_answered(self, context: LiveContext, message: JobFinished, finish: _Finish) -> None:
+        """Store an answered finish, and do the rest of a job's end (acknowledgement, log line,
+        callback, an ad-hoc context's stop), once ``finish-store-delay`` has passed or something
+        needs it stored: a client that sends its next job as soon as it has the last answer gets
+        that job to its driver first."""
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._settings.finish_store_delay_s):
+                    await finish.hurry.wait()
+            await self._handle_report(context, message)
+        finally:
+            if not finish.stored.done():  # cancelled (the server stops): nobody waits in vain
+                finish.stored.set_result(None)
 
     async def _finishes_stored(self, job_ids: Sequence[str] | None = None) -> None:
         """Wait until the answered finishes of ``job_ids`` (default: all) have been written, or
         have failed to be (a write that failed is retried; the job stays in ``_finishing``)."""
-        pending = [
-            finish.stored
-            for job_id, finish in self._finishing.items()
-            if job_ids is None or job_id in job_ids
-        ]
+        pending = []
+        for job_id, finish in self._finishing.items():
+            if job_ids is None or job_id in job_ids:
+                finish.hurry.set()
+                pending.append(finish.stored)
         if pending:
             await asyncio.wait(pending)
 

@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -86,9 +86,8 @@ async def callbacks() -> AsyncIterator[tuple[CallbackListener, str]]:
         yield listening
 
 
-@pytest_asyncio.fixture
-async def site(tmp_path: Path) -> AsyncIterator[Site]:
-    deployment = Site(tmp_path)
+@contextlib.contextmanager
+def _cleaned_up(deployment: Site) -> Iterator[Site]:
     try:
         yield deployment
     finally:
@@ -96,6 +95,12 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
         for pid in deployment.drivers():  # a failed test must not leave its drivers behind
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+@pytest_asyncio.fixture
+async def site(tmp_path: Path) -> AsyncIterator[Site]:
+    with _cleaned_up(Site(tmp_path)) as deployment:
+        yield deployment
 
 
 async def _start_with_context(site: Site, name: str) -> dict[str, Any]:
@@ -144,6 +149,24 @@ async def test_a_crashed_server_reattaches_its_driver_and_the_running_job_finish
     assert listener.received[0]["result"] == 3.0
     assert not site.drivers(), "a graceful stop still stops every driver"
     assert "rejoined the job server" in site.driver_log(context["id"])
+
+
+async def test_a_sync_answer_given_just_before_a_stop_is_stored_as_given(tmp_path: Path) -> None:
+    # The store write would come a minute after the answer: the stop must not wait for it, nor
+    # end the context (which makes its unstored jobs ERROR) before making it.
+    with _cleaned_up(Site(tmp_path, {"spark.jobserver.finish-store-delay": "60s"})) as site:
+        await _start_with_context(site, "brief")
+        status, echoed = await site.call(
+            "POST", f"/jobs?appName=examples&classPath={ECHO}&context=brief&sync=true", '{"input": 5}'
+        )
+        assert (status, echoed["result"]) == (200, 5)
+        assert (await site.job(echoed["jobId"]))["status"] == "FINISHED"  # from memory until stored
+        assert await site.server.stop(signal.SIGTERM) == 0
+        await site.server.start(site.base_url)
+        stored = await site.job(echoed["jobId"])
+        assert (stored["status"], stored["result"]) == ("FINISHED", 5)
+        assert await site.server.stop(signal.SIGTERM) == 0
+        assert not site.drivers()
 
 
 async def test_a_result_that_came_while_no_server_listened_is_recorded_after_the_restart(
