@@ -45,6 +45,7 @@ class Settings:
     context_creation_timeout_s: float
     context_deletion_timeout_s: float
     reattach_grace_s: float
+    start_store_delay_s: float
     finish_store_delay_s: float
     supervise: bool  # spark.driver.supervise: the default of every context
     supervise_max_restarts: int
@@ -138,6 +139,7 @@ def settings_from_tree(tree: ConfigTree) -> Settings:
         context_creation_timeout_s=parse_duration_s(jobserver["context-creation-timeout"]),
         context_deletion_timeout_s=parse_duration_s(jobserver["context-deletion-timeout"]),
         reattach_grace_s=parse_duration_s(jobserver["reattach-grace"]),
+        start_store_delay_s=parse_duration_s(jobserver["start-store-delay"]),
         finish_store_delay_s=parse_duration_s(jobserver["finish-store-delay"]),
         supervise=parse_bool(spark.get("driver", {}).get("supervise", False)),
         supervise_max_restarts=_int(jobserver["supervise"], "max-restarts"),

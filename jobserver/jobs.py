@@ -98,6 +98,16 @@ class _Finish:
     hurry: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)  # store it now
 
 
+@dataclass(eq=False)
+class _Unstored:
+    """A job sent to its driver before it was stored."""
+
+    context_id: str
+    reports: list[Message] = dataclasses.field(default_factory=list)  # handled after the insert
+    due: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)  # store it now
+    ended: ErrorMap | None = None  # its context ended before the insert: it fails once stored
+
+
 def _wake(waiter: _Waiter, record: JobRecord | None, result: bytes | None) -> None:
     if not waiter.started.done():  # a short job reports its outcome without JobStarted
         waiter.started.set_result(None)
@@ -112,9 +122,9 @@ class JobManager:
         self._contexts = contexts
         self._waiters: dict[str, _Waiter] = {}
         self._finishing: dict[str, _Finish] = {}  # job id -> answered, not yet stored
-        # Jobs sent before they were stored -> their driver's reports that came before the
+        # Jobs sent before they were stored, with their driver's reports that came before the
         # insert was over, handled in order after it.
-        self._before_insert: dict[str, list[Message]] = {}
+        self._before_insert: dict[str, _Unstored] = {}
         # Job and context ids with a final state being written outside the drivers' ordered
         # reports (a kill, a context's end): a job among them is stored before it is answered.
         self._contested: collections.Counter[str] = collections.Counter()
@@ -159,6 +169,7 @@ class JobManager:
         runs_now = await self._admit(live, job.id, request.context)
         waiter = self._wait_for(job, live, request.sync)
         unreachable: BusError | None = None
+        unstored: _Unstored | None = None
         try:
             start = StartJob(
                 job_id=job.id,
@@ -167,35 +178,43 @@ class JobManager:
                 config_json=json.dumps(job_config).encode(),
             )
             if runs_now:
-                # Sent before it is stored: the insert overlaps the driver's start of the job
-                # instead of delaying it. The driver's reports about it wait for the insert.
-                self._before_insert[job.id] = []
+                # Sent before it is stored: the driver starts the job without waiting for the
+                # write. The driver's reports about it wait for the insert.
+                unstored = self._before_insert[job.id] = _Unstored(live.id)
                 unreachable = await self._try_send_start(live, start)
+                if request.sync and unreachable is None:
+                    # Its answer waits for the insert anyway: written a little later, or at
+                    # once when its driver reports, the write keeps off the driver's way.
+                    await self._start_store_delay(unstored)
             await self._store.insert_job(job, request.posted_config)
         except BaseException:  # not accepted after all: stop it if sent, give its slot back
-            if job.id in self._before_insert and unreachable is None:
+            if unstored is not None and unreachable is None:
                 with contextlib.suppress(BusError):
                     await self._contexts.send(live, KillJob(job_id=job.id))
             live.job_ids.discard(job.id)
             self._waiters.pop(job.id, None)
+            await self._reports_after_insert(live, job.id, inline=False)
             await self._end_adhoc(live)
             raise
-        finally:
-            if self._before_insert.get(job.id):
-                self._spawn(self._report_held(live, job.id))
-            else:
-                self._before_insert.pop(job.id, None)
-        if unreachable is not None:  # fails now that it is stored
-            await self._fail_unreachable(live, job.id, unreachable)
         # Logged once the job is on its way: the line is work the driver need not wait for.
         log.info(
             "job_submitted", job_id=job.id, context_id=live.id, main_class=main_class, queued=not runs_now
         )
+        await self._reports_after_insert(live, job.id, inline=request.sync)
+        if unreachable is not None:  # fails now that it is stored
+            await self._fail_unreachable(live, job.id, unreachable)
+        elif unstored is not None and unstored.ended is not None:  # … and so does this one
+            await self._fail(job.id, unstored.ended)
         if not runs_now:
             live.queue[job.id] = start
             if not request.sync:  # it is accepted; its start may be far off
                 return SubmitOutcome(job=job)
         return await self._await_outcome(job, waiter, request.sync, timeout_s)
+
+    async def _start_store_delay(self, unstored: _Unstored) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._settings.start_store_delay_s):
+                await unstored.due.wait()
 
     async def _admit(self, live: LiveContext, job_id: str, context_name: str | None) -> bool:
         """Take a slot (True), or room in the queue (False), or refuse with 503."""
@@ -314,16 +333,29 @@ class JobManager:
     # --- driver reports --------------------------------------------------------------------------
 
     async def on_job_message(self, context: LiveContext, message: Message) -> None:
-        held = self._before_insert.get(getattr(message, "job_id", ""))
-        if held is not None:  # its insert is under way (not blocking other jobs' reports)
-            held.append(message)
+        unstored = self._before_insert.get(getattr(message, "job_id", ""))
+        if unstored is not None:  # its insert is due or under way (other jobs' reports go on)
+            unstored.reports.append(message)
+            unstored.due.set()
             return
         await self._handle_report(context, message)
+
+    async def _reports_after_insert(self, context: LiveContext, job_id: str, *, inline: bool) -> None:
+        """The job's insert is over: its driver's reports go straight through from now on, after
+        those that came meanwhile, handled here (a sync request waits for what they say) or in
+        the background."""
+        unstored = self._before_insert.get(job_id)
+        if unstored is None or not unstored.reports:
+            self._before_insert.pop(job_id, None)
+        elif inline:
+            await self._report_held(context, job_id)
+        else:
+            self._spawn(self._report_held(context, job_id))
 
     async def _report_held(self, context: LiveContext, job_id: str) -> None:
         """Handle, in order, the reports that came while the job was being inserted, and any
         that come meanwhile; then the job's reports go straight through again."""
-        held = self._before_insert[job_id]
+        held = self._before_insert[job_id].reports
         while held:
             await self._handle_report(context, held.pop(0))
         del self._before_insert[job_id]
@@ -360,8 +392,10 @@ class JobManager:
                 delay_s = min(delay_s * 2, 10.0)
 
     async def close(self) -> None:
-        """Store the answered finishes, then stop deferred reports and callbacks still retrying
-        (the store is closing)."""
+        """Store the jobs sent but not stored yet and the answered finishes, then stop deferred
+        reports and callbacks still retrying (the store is closing)."""
+        for unstored in self._before_insert.values():
+            unstored.due.set()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(CLOSE_STORE_TIMEOUT_S):
                 await self._finishes_stored()
@@ -533,6 +567,10 @@ class JobManager:
             message, "spark.jobserver.ContextTerminatedException" if "Unexpected" in message else ""
         )
         context.queue.clear()
+        for unstored in self._before_insert.values():  # not in the store yet: failed once it is
+            if unstored.context_id == context.id:
+                unstored.ended = error
+                unstored.due.set()
         with self._contesting(context.id):
             await self._finishes_stored()
             for job in await self._store.jobs_in_context(context.id, ACTIVE_JOB_STATES):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import socket
+import zipfile
 from pathlib import Path
 
 import msgpack
@@ -80,6 +82,60 @@ async def test_a_stopped_driver_is_declared_lost_and_its_jobs_fail(tmp_path: Pat
         report = await api.wait_job_state(body["jobId"], "ERROR", timeout_s=5)
         assert "lost: no heartbeat" in report["result"]["message"]
         await wait_until(lambda: _gone(info["id"]), timeout_s=10, what="frozen driver killed")
+
+
+SLOW_START = """
+import time
+from pathlib import Path
+
+
+class SlowStart:
+    \"\"\"A native job that validates for a while (saying so in a file first): its driver says
+    nothing about it meanwhile.\"\"\"
+
+    def validate(self, spark, config):
+        Path(config.get("marker")).write_text("validating")
+        time.sleep(float(config.get("seconds")))
+        return None
+
+    def run(self, spark, data, env):
+        return "ran"
+"""
+
+
+async def test_a_sync_job_whose_driver_dies_before_it_is_stored_ends_error(tmp_path: Path) -> None:
+    # A sync job is stored when its driver first reports on it or start-store-delay after it
+    # was sent: here the driver is killed before either.
+    overrides = fake_spark("light", **{"spark.jobserver.start-store-delay": "60s"})
+    package = tmp_path / "slow_start.egg"
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr("slow_start.py", SLOW_START)
+    marker = tmp_path / "validating"
+    async with running_server(tmp_path / "server", overrides) as api:
+        await api.upload("slow", package, "application/python-archive")
+        assert (await api.call("POST", "/contexts/doomed"))[0] == 200
+        _, info, _ = await api.call("GET", "/contexts/doomed")
+        request = asyncio.create_task(
+            api.call(
+                "POST",
+                "/jobs?appName=slow&classPath=slow_start.SlowStart&context=doomed&sync=true&timeout=120",
+                data=json.dumps({"marker": str(marker), "seconds": 60}),
+            )
+        )
+
+        async def validating() -> bool:
+            return marker.exists()
+
+        await wait_until(validating, what="the job validating in its driver")
+        assert (await api.call("GET", "/jobs"))[1] == []  # sent, not stored yet
+        for pid in processes_mentioning(info["id"]):
+            os.kill(pid, signal.SIGKILL)
+        status, body, _ = await asyncio.wait_for(request, 30)
+        assert (status, body["status"]) == (200, "ERROR")
+        assert body["result"]["message"].startswith(f"Unexpected termination of context {info['id']}")
+        _, jobs, _ = await api.call("GET", "/jobs")
+        assert [(job["jobId"], job["status"]) for job in jobs] == [(body["jobId"], "ERROR")]
+        assert (await api.call("GET", "/contexts/doomed"))[1]["state"] in ("KILLED", "ERROR")
 
 
 async def test_strangers_on_the_bus_are_rejected_and_change_nothing(tmp_path: Path) -> None:
