@@ -30,6 +30,7 @@ from driver.protocol import (
     ContextInitFailed,
     ContextReady,
     DriverStopping,
+    JobReportAck,
     KillJob,
     Message,
     Rejected,
@@ -116,13 +117,19 @@ class Driver:
             context_config=self._context_config,
             package_dir=package_dir,
             result_chunk_bytes=self._welcome.result_chunk_bytes,
+            server_config_json=self._server_config_json,
         )
+        self._runner.prepare_config()
         self._spark = spark
         self.booted_ok = True
         ready = ContextReady(
             application_id=spark.application_id, web_ui_url=spark.web_ui_url, spark_version=spark.version
         )
         self._link.post(ready)
+
+    def _server_config_json(self) -> bytes:
+        welcome = self._link.welcome  # a restarted server's, once the driver has rejoined it
+        return welcome.server_config_json if welcome is not None else self._welcome.server_config_json
 
     def tick(self, now: float) -> float | None:
         return self._runner.announce_started(now) if self._runner is not None else None
@@ -148,6 +155,9 @@ class Driver:
         elif isinstance(message, BlobData):
             if self._runner is not None:
                 self._runner.on_blob_data(message)
+        elif isinstance(message, JobReportAck):  # a job's end is over on both sides
+            if self._runner is not None:
+                self._runner.prepare_config()
         elif isinstance(message, StopContext | Rejected):
             self._link.stop_serving()
         elif not isinstance(message, ServerHeartbeat):

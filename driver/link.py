@@ -238,6 +238,7 @@ class ServerLink:
                     ended = self._ended.pop(message.job_id, None)
                 if ended is not None:
                     log.info("job %s ended: %s", message.job_id, ended[0])
+                handle(message)
             elif isinstance(message, Reintroduce):
                 self._rejoin(running_job_ids(), *spark_ui())
             elif isinstance(message, Welcome):

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import msgpack
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 # Why a job failed, as the driver saw it. The server maps each onto the contract's HTTP answer.
 FAILURE_ERROR = "error"  # the job's own code raised
@@ -193,6 +193,7 @@ class Welcome(Message):
     max_jobs: int  # worker threads the driver runs jobs on
     result_chunk_bytes: int  # results larger than this are sent as JobResultChunk frames
     context_config_json: bytes  # the context's merged settings (factory, streaming, …), JSON
+    server_config_json: bytes  # the server's whole config, JSON: every job's config falls back to it
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +233,7 @@ class StartJob(Message):
     job_id: str
     main_class: str
     packages: list[dict[str, str]]  # JobPackage fields, in cp order
-    config_json: bytes  # the job's config (posted over the server's), JSON
+    config_json: bytes  # the job's posted config, JSON (the driver merges it over the server's)
     validate_before_start: bool = False  # report JobStarted only after validate() passed
 
 

@@ -76,6 +76,7 @@ class JobRunner:
         context_config: Mapping[str, Any],
         package_dir: Path,
         result_chunk_bytes: int,
+        server_config_json: Callable[[], bytes] = lambda: b"{}",
     ) -> None:
         self._spark = spark
         self._job_groups = JobGroups(spark.spark_context)
@@ -103,6 +104,10 @@ class JobRunner:
         self._reporting: set[str] = set()
         self._loaded_packages: dict[str, Path] = {}  # sha256 -> local file on sys.path
         self._context_tree: Any = None
+        self._server_config_json = server_config_json  # as the server last said (it may restart)
+        # The server's config parsed ahead, for the next job: a job's config is its posted config
+        # merged into a tree of its own, and parsing one costs more than the rest of a job's start.
+        self._spare_config: tuple[bytes, Any] | None = None
         self._context_name = str((context_config.get("context") or {}).get("name", ""))
 
     def running_job_ids(self) -> list[str]:
@@ -235,7 +240,7 @@ class JobRunner:
             self._job_groups.enter(job_id, description)  # set at the job's first call into Spark
             if spark.queries is not None:
                 spark.queries.job_started(job_id)
-            data = job.prepare(spark, _config_tree_from_json(request.config_json))
+            data = job.prepare(spark, self._job_config(request.config_json))
         except JobRejected as rejected:
             return JobFailed(job_id=job_id, kind=rejected.kind, error=rejected.details)
         with self._lock:  # the clock is read under the lock: a tick that skipped this job came before
@@ -268,6 +273,30 @@ class JobRunner:
             self._post(JobResultChunk(job_id=job_id, data=bytes(view[offset : offset + size])))
             offset += size
         return JobFinished(job_id=job_id, result=bytes(view[offset:]))
+
+    def prepare_config(self) -> None:
+        """Parse the server's config for the next job, unless done (called by the main loop
+        when a job's end is acknowledged: the moment its context has least else to do)."""
+        server_config = self._server_config_json()
+        with self._lock:
+            if self._spare_config is not None and self._spare_config[0] is server_config:
+                return
+        tree = _config_tree_from_json(server_config)
+        with self._lock:
+            self._spare_config = (server_config, tree)
+
+    def _job_config(self, posted_json: bytes) -> Any:
+        """The job's config: what it was posted with, merged over the server's."""
+        server_config = self._server_config_json()
+        with self._lock:
+            spare, self._spare_config = self._spare_config, None
+        if spare is not None and spare[0] is server_config:
+            tree = spare[1]
+        else:
+            tree = _config_tree_from_json(server_config)
+        if posted_json != b"{}":
+            _merge_tree(tree, json.loads(posted_json, object_pairs_hook=_tree_node))
+        return tree
 
     def _context_config_tree(self) -> Any:
         if self._context_tree is None:
@@ -434,6 +463,17 @@ def _config_tree(values: Mapping[str, Any], *, root: bool = True) -> Any:
         return value
 
     return _tree_node([(key, convert(value)) for key, value in values.items()], root=root)
+
+
+def _merge_tree(tree: Any, override: Any) -> None:
+    """Merge the nodes of ``override`` into ``tree`` as the server merges configs: objects key by
+    key, anything else replaces (keys as they are, without HOCON's path parsing)."""
+    for key, value in collections.OrderedDict.items(override):
+        existing = dict.get(tree, key)
+        if isinstance(value, dict) and isinstance(existing, dict):
+            _merge_tree(existing, value)
+        else:
+            collections.OrderedDict.__setitem__(tree, key, value)
 
 
 def _config_tree_from_json(document: bytes) -> Any:

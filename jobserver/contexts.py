@@ -90,6 +90,7 @@ class ContextManager:
         self._launch = launch
         self._key = tokens.load_key(settings.work_dir)
         self._host = socket.gethostname()
+        self._server_config_json = json.dumps(settings.plain).encode()
         self._supervisor = Supervisor(self._on_driver_exit)
         self._live: dict[str, LiveContext] = {}
         self._by_identity: dict[bytes, LiveContext] = {}
@@ -328,6 +329,7 @@ class ContextManager:
             max_jobs=self._settings.max_jobs_per_context,
             result_chunk_bytes=self._settings.result_chunk_bytes,
             context_config_json=json.dumps(live.record.config).encode(),
+            server_config_json=self._server_config_json,
         )
 
     async def _on_ready(self, live: LiveContext, ready: ContextReady) -> None:

@@ -175,7 +175,7 @@ class JobManager:
                 job_id=job.id,
                 main_class=main_class,
                 packages=await self._packages(binaries, uris),
-                config_json=json.dumps(job_config).encode(),
+                config_json=json.dumps(request.posted_config).encode(),
             )
             if runs_now:
                 # Sent before it is stored: the driver starts the job without waiting for the
@@ -649,7 +649,7 @@ class JobManager:
             job_id=job.id,
             main_class=job.class_path,
             packages=await self._packages(binaries, list(job.uris)),
-            config_json=json.dumps(merge(self._settings.plain, posted)).encode(),
+            config_json=json.dumps(posted).encode(),
         )
 
     # --- queries and kill ------------------------------------------------------------------------

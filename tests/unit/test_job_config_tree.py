@@ -5,11 +5,15 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+import pytest
 from pyhocon import ConfigFactory, ConfigTree, HOCONConverter
 
-from driver.runner import _config_tree, _config_tree_from_json
+from driver.runner import JobRunner, _config_tree, _config_tree_from_json
+from driver.spark import SESSION, SparkHandle
+from jobserver.config import merge
 
 CONFIG = {
     "spark": {"master": "local[2]", "jobserver": {"port": 8090, "sql": {"max-rows": 1000}}},
@@ -71,3 +75,77 @@ def test_the_tree_parsed_from_json_is_the_same_tree() -> None:
     assert vars(ours["spark"]) == {"root": False}
     assert list(ours) == list(CONFIG)
     assert ours.get("input.nested")[0].get("k") == 1
+
+
+class StandInContext:
+    def setJobGroup(self, group_id: str, description: str, interrupt: bool = False) -> None:
+        pass
+
+
+SERVER_CONFIG = {
+    "spark": {"master": "local[2]", "jobserver": {"port": 8090, "sql": {"max-rows": 1000}}},
+    "shared": {"list": [1, {"k": "v"}], "object": {"a": 1}},
+}
+
+
+def job_runner(tmp_path: Path, server_config: dict[str, Any]) -> JobRunner:
+    context = StandInContext()
+    document = json.dumps(server_config).encode()
+    return JobRunner(
+        SparkHandle(kind=SESSION, session=context, spark_context=context),
+        lambda message: None,
+        lambda: None,
+        max_jobs=1,
+        context_config={},
+        package_dir=tmp_path,
+        result_chunk_bytes=1 << 20,
+        server_config_json=lambda: document,
+    )
+
+
+@pytest.mark.parametrize(
+    "posted",
+    [
+        {},
+        {"input": {"x": [1, 2]}},
+        {"spark": {"jobserver": {"sql": {"max-rows": 5}}, "extra": True}},
+        {"shared": {"object": "now a string", "list": []}, "spark": {"master": {"now": "an object"}}},
+        {"shared.object.a": 2},  # a literal key, as the server keeps it
+    ],
+)
+def test_a_job_gets_its_posted_config_over_the_servers(tmp_path: Path, posted: dict[str, Any]) -> None:
+    runner = job_runner(tmp_path, SERVER_CONFIG)
+    expected = merge(SERVER_CONFIG, posted)  # what the server merged and sent before
+    for prepared in (False, True):  # parsed for the job, or ahead of it
+        if prepared:
+            runner.prepare_config()
+        tree = runner._job_config(json.dumps(posted).encode())
+        assert tree == _config_tree(expected)
+        assert list(tree) == list(expected)
+        assert vars(tree) == {"root": True, "history": {}}
+        assert all(vars(node) == {"root": False} for node in _nodes(tree) if node is not tree)
+    runner.shutdown(1.0)
+
+
+def test_a_jobs_change_to_its_config_stays_its_own(tmp_path: Path) -> None:
+    runner = job_runner(tmp_path, SERVER_CONFIG)
+    runner.prepare_config()
+    first = runner._job_config(b'{"input": {"n": 1}}')
+    first.put("spark.jobserver.port", 1)
+    first["shared"]["list"].append("more")
+    runner.prepare_config()
+    second = runner._job_config(b"{}")
+    assert second.get("spark.jobserver.port") == 8090
+    assert second.get("shared.list") == [1, {"k": "v"}]
+    assert "input" not in second
+    runner.shutdown(1.0)
+
+
+def _nodes(tree: Any) -> list[Any]:
+    found = [tree]
+    for value in tree.values():
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if isinstance(item, ConfigTree):
+                found.extend(_nodes(item))
+    return found

@@ -43,6 +43,7 @@ def _welcomed_link(router: zmq.Socket[bytes], endpoint: str) -> tuple[ServerLink
         max_jobs=4,
         result_chunk_bytes=1 << 20,
         context_config_json=b"{}",
+        server_config_json=b"{}",
     )
     router.send_multipart([identity, encode(welcome)])
     answered.join(DEADLINE_S)

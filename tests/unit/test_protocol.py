@@ -89,6 +89,7 @@ SAMPLES: dict[str, Message] = {
         max_jobs=8,
         result_chunk_bytes=1 << 20,
         context_config_json=b'{"context-factory":"x"}',
+        server_config_json=b'{"spark":{"master":"local[2]"}}',
     ),
     "rejected": Rejected(reason="unknown token"),
     "start_job": StartJob(
