@@ -295,8 +295,14 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
 }
 
 
+# Each message type's field names, in order (dataclasses.fields() rebuilds its tuple per call).
+_FIELD_NAMES: dict[type[Message], tuple[str, ...]] = {
+    cls: tuple(field.name for field in dataclasses.fields(cls)) for cls in MESSAGE_TYPES.values()
+}
+
+
 def encode(message: Message) -> bytes:
-    fields = {f.name: getattr(message, f.name) for f in dataclasses.fields(message)}
+    fields = {name: getattr(message, name) for name in _FIELD_NAMES[type(message)]}
     return msgpack.packb([PROTOCOL_VERSION, message.TYPE, fields], use_bin_type=True)
 
 

@@ -6,7 +6,6 @@ configs map here onto the PySpark object the job receives.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -57,7 +56,15 @@ class SparkHandle:
     def for_job(self, job_id: str) -> SparkHandle:
         """The handle one job works with: in a streaming context it records who got the
         StreamingContext, so that killing that job stops it."""
-        return dataclasses.replace(self, job_id=job_id)
+        # Not dataclasses.replace, which looks every field up again: this is on every job's way.
+        return SparkHandle(
+            kind=self.kind,
+            session=self.session,
+            spark_context=self.spark_context,
+            streaming=self.streaming,
+            queries=self.queries,
+            job_id=job_id,
+        )
 
     @property
     def job_context(self) -> Any:

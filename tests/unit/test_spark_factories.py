@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from driver.spark import (
     SESSION,
     SPARK_CONTEXT,
     STREAMING,
+    SparkHandle,
     UnknownFactory,
     factory_kind,
     missing_local_jars,
@@ -78,3 +80,10 @@ def test_missing_local_context_jars_are_named(tmp_path: Path) -> None:
 
 def test_an_uploaded_binary_name_is_no_context_jar() -> None:
     assert missing_local_jars({"dependent-jar-uris": "sum-jar"}) == ["sum-jar"]
+
+
+def test_a_jobs_handle_keeps_everything_but_its_job_id() -> None:
+    handle = SparkHandle(
+        kind=STREAMING, session=object(), spark_context=object(), streaming=object(), queries=object()
+    )
+    assert handle.for_job("job-1") == dataclasses.replace(handle, job_id="job-1")
