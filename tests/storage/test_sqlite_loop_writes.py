@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from jobserver.errors import StoreUnavailable
+from jobserver.records import BinaryType, to_epoch_ms
 from jobserver.states import JobState
 from jobserver.storage import create_store, sqlite, sqlite_connection
 from jobserver.storage.sqlite import SqliteStore
-from tests.storage.factories import make_job
+from tests.storage.factories import at, make_job, put_bytes
 
 
 @pytest.fixture
@@ -25,6 +26,25 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     await store.open()
     yield store
     await store.close()
+
+
+async def test_a_binary_another_process_adds_is_the_next_one_found(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    sha256 = await put_bytes(store, tmp_path, b"v1")
+    first = await store.add_binary_version("app", BinaryType.WHEEL, sha256, 2, at(1000))
+    assert await store.latest_binary("app") == first
+    other = sqlite3.connect(tmp_path / "db.sqlite", isolation_level=None)
+    try:
+        other.execute(
+            "INSERT INTO binaries (app_name, binary_type, upload_time, sha256, size_bytes)"
+            " VALUES ('app', 'Wheel', ?, ?, 2)",
+            (to_epoch_ms(at(2000)), sha256),
+        )
+    finally:
+        other.close()
+    newer = await store.latest_binary("app")
+    assert newer is not None and newer.id != first.id and newer.upload_time == at(2000)
 
 
 def hold_write_lock(path: Path, seconds: float) -> threading.Event:

@@ -97,6 +97,18 @@ async def test_latest_binary_is_newest_upload(store: Store, tmp_path: Path) -> N
     assert await store.latest_binary("other") is None
 
 
+async def test_latest_binary_follows_each_upload_and_delete(store: Store, tmp_path: Path) -> None:
+    first = await upload(store, tmp_path, "app", b"v1", upload_ms=1000)
+    await store.insert_job(make_job("job-1", binary_ids=(first.id,)), {})  # a job's write between
+    assert await store.latest_binary("app") == first
+    second = await upload(store, tmp_path, "app", b"v2", upload_ms=2000)
+    assert await store.latest_binary("app") == second
+    assert await store.delete_binary("app")
+    assert await store.latest_binary("app") is None
+    third = await upload(store, tmp_path, "app", b"v3", upload_ms=3000)
+    assert await store.latest_binary("app") == third
+
+
 async def test_binary_version_round_trips_all_fields(store: Store, tmp_path: Path) -> None:
     sha256 = await put_bytes(store, tmp_path, b"jar bytes")
     added = await store.add_binary_version("app", BinaryType.JAR, sha256, 9, at(1234))
