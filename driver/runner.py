@@ -8,6 +8,7 @@ exactly that job's Spark work; the thread itself is interrupted at its next Pyth
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import functools
 import hashlib
@@ -21,7 +22,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,69 @@ DOWNLOAD_TIMEOUT_S = 60.0
 ANNOUNCE_AFTER_S = 0.005
 
 
+class JobThreads:
+    """The threads jobs run on, started as needed up to ``limit``; a job waits in the queue while
+    all are busy.
+
+    A job reaches an idle thread through one queue (one futex wake-up). ThreadPoolExecutor adds a
+    Future, a work item and its idle-semaphore bookkeeping, in Python, on both sides of the
+    hand-over, on every job's way.
+    """
+
+    def __init__(self, run: Callable[[StartJob], None], *, limit: int) -> None:
+        self._run = run
+        self._limit = limit
+        self._queue: queue.SimpleQueue[StartJob | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._started = 0
+        self._idle = 0  # threads waiting for a job that no job has been handed to yet
+        self._waiting = 0  # jobs in the queue that no thread has been handed to yet
+        self._closed = False
+
+    def submit(self, request: StartJob) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            name = ""
+            if self._idle:
+                self._idle -= 1  # that thread takes this job
+            elif self._started < self._limit:
+                name = f"job_{self._started}"
+                self._started += 1
+            else:
+                self._waiting += 1  # the next thread to finish takes it
+        self._queue.put(request)
+        if name:
+            threading.Thread(target=self._serve, name=name, daemon=True).start()
+
+    def close(self) -> None:
+        """Jobs not started yet are dropped; each thread ends after its current job."""
+        with self._lock:
+            self._closed = True
+            started = self._started
+            self._waiting = 0
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()
+        for _ in range(started):
+            self._queue.put(None)
+
+    def _serve(self) -> None:
+        while True:
+            request = self._queue.get()
+            if request is None:
+                return
+            try:
+                self._run(request)
+            except BaseException:  # _run reports its job's end itself; the thread goes on
+                log.exception("job thread failed")
+            with self._lock:
+                if self._waiting:
+                    self._waiting -= 1
+                else:
+                    self._idle += 1
+
+
 class JobKilledError(BaseException):
     """Raised inside a job's thread when the job is killed (BaseException: jobs rarely catch it)."""
 
@@ -87,7 +150,7 @@ class JobRunner:
         self._result_chunk_bytes = max(result_chunk_bytes, 1024)
         # The server admits at most max_jobs at once, but frees a killed job's slot before its
         # thread has unwound: the spare threads keep the next job from waiting behind it.
-        self._executor = ThreadPoolExecutor(max_workers=max(max_jobs, 1) * 2, thread_name_prefix="job")
+        self._threads_for_jobs = JobThreads(self._run, limit=max(max_jobs, 1) * 2)
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)  # notified whenever a job thread ends
         self._import_lock = threading.Lock()
@@ -119,7 +182,7 @@ class JobRunner:
         # thread need not wake the loop for that (a wake-up on every job's path).
         with self._lock:
             self._unannounced[request.job_id] = time.monotonic()
-        self._executor.submit(self._run, request)
+        self._threads_for_jobs.submit(request)
 
     def kill(self, job_id: str) -> None:
         with self._lock:
@@ -149,7 +212,7 @@ class JobRunner:
         self._spark.stop_streaming()
         for job_id in self.running_job_ids():
             self.kill(job_id)
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._threads_for_jobs.close()
         deadline = time.monotonic() + grace_s
         with self._idle:
             while self._threads and time.monotonic() < deadline:
