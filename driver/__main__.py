@@ -10,6 +10,7 @@ serve jobs until told to stop or until the server has been silent too long, then
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -45,6 +46,7 @@ from driver.spark import SparkHandle, build_spark
 
 TOKEN_ENV = "JOBSERVER_DRIVER_TOKEN"
 HANDSHAKE_TIMEOUT_S = 30.0
+GC_THRESHOLDS = (20_000, 20, 20)  # CPython's defaults are (700, 10, 10)
 JOB_STOP_GRACE_S = 5.0  # how long killed jobs get to end before Spark stops under them
 
 log = logging.getLogger("driver")
@@ -122,6 +124,11 @@ class Driver:
         self._runner.prepare_config()
         self._spark = spark
         self.booted_ok = True
+        # As the server does: Spark's and the driver's objects, loaded by now, leave the collector's
+        # view, and the young generation is collected every 20,000 allocations, not every 700
+        # (a job's way through the driver and py4j allocates hundreds).
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
         ready = ContextReady(
             application_id=spark.application_id, web_ui_url=spark.web_ui_url, spark_version=spark.version
         )
