@@ -32,6 +32,7 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/floor.py
 	$(BIN)/python bench/store_queries.py
 
 package: install
