@@ -96,8 +96,10 @@ class SqliteStore(Store):
         self._writes_since_checkpoint = 0
         self._checkpoint: asyncio.Future[None] | None = None
         # The newest binary of each name asked for, while the database is as last seen (a query
-        # on every job's way, ~0.15 ms on a machine that was idle: _binaries_seen tells).
+        # on every job's way, ~0.15 ms on a machine that was idle: _binaries_seen tells; uploads,
+        # deletes and retention here forget them at once).
         self._newest_binaries: dict[str, BinaryRecord] = {}
+        self._blob_files: dict[str, Path] = {}  # … and their blobs' files (checked once)
         self._binaries_version: int | None = None
 
     # --- plumbing ----------------------------------------------------------------------------------
@@ -202,8 +204,12 @@ class SqliteStore(Store):
         await self._call(lambda _: self._blobs.adopt(sha256, source))
 
     async def blob_file(self, sha256: str) -> Path:
-        # A stat of a local file: cheaper inline than a hop to the database thread.
-        return self._blobs.existing(sha256)
+        # A stat of a local file: cheaper inline than a hop to the database thread, and made once
+        # while the binaries are as last seen (a blob goes only with its last binary version).
+        path = self._blob_files.get(sha256)
+        if path is None:
+            path = self._blob_files[sha256] = self._blobs.existing(sha256)
+        return path
 
     async def add_binary_version(
         self,
@@ -231,7 +237,7 @@ class SqliteStore(Store):
         try:
             return await self._call(insert)
         finally:
-            self._newest_binaries = {}
+            self._forget_binaries()
 
     async def latest_binaries(self) -> list[BinaryRecord]:
         sql = (
@@ -266,8 +272,12 @@ class SqliteStore(Store):
             version = writer.execute("PRAGMA data_version").fetchone()[0]
         if version != self._binaries_version:
             self._binaries_version = version
-            self._newest_binaries = {}
+            self._forget_binaries()
         return self._newest_binaries
+
+    def _forget_binaries(self) -> None:
+        self._newest_binaries = {}
+        self._blob_files = {}
 
     async def get_binaries(self, binary_ids: Collection[int]) -> list[BinaryRecord]:
         wanted = list(dict.fromkeys(binary_ids))
@@ -319,7 +329,7 @@ class SqliteStore(Store):
         try:
             return await self._call(delete)
         finally:
-            self._newest_binaries = {}
+            self._forget_binaries()
 
     # --- contexts ----------------------------------------------------------------------------------
 
@@ -527,7 +537,10 @@ class SqliteStore(Store):
             jobs += deleted
             if deleted < sqlite_retention.JOB_BATCH_SIZE:
                 break
-        counts = await self._call(
-            lambda connection: sqlite_retention.delete_expired(connection, self._blobs, before_ms)
-        )
+        try:
+            counts = await self._call(
+                lambda connection: sqlite_retention.delete_expired(connection, self._blobs, before_ms)
+            )
+        finally:
+            self._forget_binaries()  # it deletes blobs no binary uses any more
         return {**counts, "jobs": jobs}

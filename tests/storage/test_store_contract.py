@@ -140,14 +140,16 @@ async def test_deleting_binary_removes_every_version_and_its_unused_blobs(
 ) -> None:
     old = await upload(store, tmp_path, "app", b"old", upload_ms=1)
     new = await upload(store, tmp_path, "app", b"new", upload_ms=2)
+    assert await store.latest_binary("app") == new  # looked up as a job would, before the delete
+    assert (await store.blob_file(new.sha256)).read_bytes() == b"new"
 
     assert await store.delete_binary("app") is True
 
-    assert await store.latest_binary("app") is None
-    assert await store.get_binaries([old.id, new.id]) == []
     for sha256 in (old.sha256, new.sha256):
         with pytest.raises(KeyError):
             await store.blob_file(sha256)
+    assert await store.latest_binary("app") is None
+    assert await store.get_binaries([old.id, new.id]) == []
 
 
 async def test_deleting_binary_keeps_blob_used_by_other_name(store: Store, tmp_path: Path) -> None:
