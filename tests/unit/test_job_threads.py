@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from driver.protocol import StartJob
 from driver.runner import JobThreads
@@ -39,22 +40,20 @@ class Jobs:
             self.release.setdefault(job_id, threading.Event()).set()
 
     def wait_started(self, *job_ids: str) -> None:
-        deadline = time.monotonic() + DEADLINE_S
-        while time.monotonic() < deadline:
-            with self.lock:
-                if set(job_ids) <= set(self.started):
-                    return
-            time.sleep(0.001)
-        raise AssertionError(f"not started: {set(job_ids) - set(self.started)}")
+        self._wait_for(job_ids, lambda: set(self.started), "started")
 
     def wait_ended(self, *job_ids: str) -> None:
+        self._wait_for(job_ids, lambda: set(self.ended), "ended")
+
+    def _wait_for(self, job_ids: tuple[str, ...], reached: Callable[[], set[str]], what: str) -> None:
         deadline = time.monotonic() + DEADLINE_S
         while time.monotonic() < deadline:
             with self.lock:
-                if set(job_ids) <= set(self.ended):
-                    return
+                missing = set(job_ids) - reached()
+            if not missing:
+                return
             time.sleep(0.001)
-        raise AssertionError(f"not ended: {set(job_ids) - set(self.ended)}")
+        raise AssertionError(f"not {what}: {missing}")
 
 
 def test_jobs_beyond_the_limit_wait_for_a_thread_and_threads_are_reused() -> None:
