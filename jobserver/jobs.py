@@ -357,7 +357,17 @@ class JobManager:
         that come meanwhile; then the job's reports go straight through again."""
         held = self._before_insert[job_id].reports
         while held:
-            await self._handle_report(context, held.pop(0))
+            message = held.pop(0)
+            try:
+                await self._handle_report(context, message)
+            except asyncio.CancelledError:
+                # The request handling them is cancelled (the server stops): the rest, this one
+                # again included (its changes are compare-and-set), goes on in the background.
+                held.insert(0, message)
+                self._spawn(self._report_held(context, job_id))
+                raise
+            except Exception:  # as the bus does: one report that fails does not stop the rest
+                log.exception("bus_message_handling_failed", message_type=message.TYPE)
         del self._before_insert[job_id]
 
     async def _handle_report(self, context: LiveContext, message: Message) -> None:
