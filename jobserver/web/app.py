@@ -10,12 +10,12 @@ from jobserver.config import Settings
 from jobserver.service import JobServer
 from jobserver.web import binaries, contexts, data, health, jobs
 from jobserver.web.keys import SERVER
-from jobserver.web.middleware import cors, errors, method_override
+from jobserver.web.middleware import conventions
 
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[errors, cors, method_override],
+        middlewares=[conventions],
         client_max_size=settings.max_upload_bytes,
     )
     for module in (binaries, contexts, jobs, data, health):

@@ -1,4 +1,8 @@
-"""Cross-cutting HTTP behaviour: the error envelope, CORS and the ``_method`` override."""
+"""Cross-cutting HTTP behaviour: the error envelope, CORS and the ``_method`` override.
+
+One middleware does all three: each middleware is a coroutine layer that every request and every
+response passes through, and on the job path a layer costs more than the work it does here.
+"""
 
 from __future__ import annotations
 
@@ -15,43 +19,44 @@ log = structlog.get_logger(__name__)
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
 CORS_ALLOWED_METHODS = "GET, POST, PUT, DELETE, HEAD, OPTIONS"
+_PREFLIGHT_HEADER = "Access-Control-Request-Method"
 
 
 @web.middleware
-async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Our errors become the contract's envelope; anything unexpected is logged once, never shown."""
+async def conventions(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Our errors become the contract's envelope, and anything unexpected is logged once, never
+    shown; ``?_method=`` replaces the request's method (sjs-contract §1.9); a request with an
+    ``Origin`` gets it echoed in the answer, errors included, and a CORS preflight is answered."""
+    origin = request.headers.get("Origin")
+    if origin is not None and request.method == "OPTIONS" and _PREFLIGHT_HEADER in request.headers:
+        return _preflight(request, origin)
+    response: web.StreamResponse
     try:
-        return await handler(request)
+        override = request.query.get("_method")
+        if override is None:
+            response = await handler(request)
+        else:
+            response = await _overridden(request, handler, override)
     except JobServerError as error:
-        return json_response(error.envelope(), error.http_status)
-    except web.HTTPException:
+        response = json_response(error.envelope(), error.http_status)
+    except web.HTTPException as error:
+        if origin is not None:
+            _allow(error, origin)
         raise
     except Exception:
-        reference = uuid.uuid4().hex[:12]
-        log.exception("request_failed", method=request.method, path=request.path, reference=reference)
-        message = f"Internal error (reference {reference}); the server log has the details"
-        return json_response({"status": "ERROR", "result": message}, 500)
+        response = _internal_error(request)
+    if origin is not None:
+        _allow(response, origin)
+    return response
 
 
-@web.middleware
-async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return await handler(request)
-    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-        response: web.StreamResponse = web.Response(status=200)
-        response.headers["Access-Control-Allow-Methods"] = CORS_ALLOWED_METHODS
-        requested = request.headers.get("Access-Control-Request-Headers")
-        if requested:
-            response.headers["Access-Control-Allow-Headers"] = requested
-        response.headers["Access-Control-Max-Age"] = "1800"
-    else:
-        try:
-            response = await handler(request)
-        except web.HTTPException as error:
-            response = error
-            _allow(response, origin)
-            raise
+def _preflight(request: web.Request, origin: str) -> web.Response:
+    response = web.Response(status=200)
+    response.headers["Access-Control-Allow-Methods"] = CORS_ALLOWED_METHODS
+    requested = request.headers.get("Access-Control-Request-Headers")
+    if requested:
+        response.headers["Access-Control-Allow-Headers"] = requested
+    response.headers["Access-Control-Max-Age"] = "1800"
     _allow(response, origin)
     return response
 
@@ -61,12 +66,7 @@ def _allow(response: web.StreamResponse, origin: str) -> None:
     response.headers["Access-Control-Allow-Credentials"] = "true"
 
 
-@web.middleware
-async def method_override(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """``?_method=DELETE`` replaces the request's method before routing (sjs-contract §1.9)."""
-    override = request.query.get("_method")
-    if override is None:
-        return await handler(request)
+async def _overridden(request: web.Request, handler: Handler, override: str) -> web.StreamResponse:
     method = override.upper()
     if method not in KNOWN_METHODS:
         raise web.HTTPNotImplemented(text=f"Unsupported HTTP method {override}")
@@ -79,3 +79,10 @@ async def method_override(request: web.Request, handler: Handler) -> web.StreamR
     # aiohttp resolves the route before middlewares run; there is no public way to re-route.
     rerouted._match_info = match_info  # type: ignore[attr-defined]
     return await match_info.handler(rerouted)
+
+
+def _internal_error(request: web.Request) -> web.Response:
+    reference = uuid.uuid4().hex[:12]
+    log.exception("request_failed", method=request.method, path=request.path, reference=reference)
+    message = f"Internal error (reference {reference}); the server log has the details"
+    return json_response({"status": "ERROR", "result": message}, 500)

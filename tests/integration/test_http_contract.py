@@ -153,6 +153,13 @@ async def test_cors_echoes_the_origin_and_answers_preflight(api: Api) -> None:
     assert response.headers["Access-Control-Max-Age"] == "1800"
     status, _, response = await api.call("GET", "/binaries")
     assert "Access-Control-Allow-Origin" not in response.headers
+    # errors too, so that a browser client can read the contract's envelope
+    cross_origin = {"Origin": "https://ui.example"}
+    status, body, response = await api.call("GET", "/jobs/unknown-id", headers=cross_origin)
+    assert (status, body["status"]) == (404, "ERROR")
+    assert response.headers["Access-Control-Allow-Origin"] == "https://ui.example"
+    status, _, response = await api.call("POST", "/binaries/x?_method=FROB", headers=cross_origin)
+    assert status == 501 and response.headers["Access-Control-Allow-Origin"] == "https://ui.example"
 
 
 async def test_context_errors_without_any_driver(api: Api) -> None:
