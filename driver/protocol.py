@@ -294,6 +294,10 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
     )
 }
 
+# What a driver says about one of its jobs (the server's job manager takes these).
+JOB_REPORTS: frozenset[type[Message]] = frozenset(
+    {JobStarted, JobResultChunk, JobFinished, JobFailed, JobKilled}
+)
 
 # Each message type's field names, in order (dataclasses.fields() rebuilds its tuple per call).
 _FIELD_NAMES: dict[type[Message], tuple[str, ...]] = {

@@ -258,7 +258,7 @@ def parse_body(text: str) -> dict[str, Any]:
     way HOCON would.
     """
     stripped = text.strip()
-    if not stripped:
+    if not stripped or stripped == "{}":
         return {}
     if stripped[0] == "{":
         try:

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import structlog
 
 from driver.protocol import (
+    JOB_REPORTS,
     ContextInitFailed,
     ContextReady,
     DriverHeartbeat,
@@ -232,6 +233,10 @@ class ContextManager:
                 await self._bus.send(identity, Reintroduce())
             return
         live.last_seen = time.monotonic()
+        if type(message) in JOB_REPORTS:  # the most frequent, first
+            if self.job_listener is not None:
+                await self.job_listener.on_job_message(live, message)
+            return
         if isinstance(message, DriverHeartbeat):
             await self._check_stuck_kills(live, set(message.running_job_ids))
             return

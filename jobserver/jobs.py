@@ -60,7 +60,7 @@ from jobserver.errors import (
     StoreUnavailable,
     error_map,
 )
-from jobserver.records import BinaryRecord, JobRecord, utc_now
+from jobserver.records import BinaryRecord, JobRecord, new_id, utc_now
 from jobserver.states import ACTIVE_JOB_STATES, ContextState, JobState
 from jobserver.storage import Store
 from jobserver.submission import (
@@ -156,7 +156,7 @@ class JobManager:
         )
         live = await self._context_for(request, job_config, main_class)
         job = JobRecord(
-            id=str(uuid.uuid4()),
+            id=new_id(),
             context_id=live.id,
             context_name=live.name,
             class_path=main_class,
@@ -421,7 +421,9 @@ class JobManager:
         task.add_done_callback(self._tasks.discard)
 
     async def _on_job_message(self, context: LiveContext, message: Message) -> None:
-        if isinstance(message, JobStarted):
+        if isinstance(message, JobFinished):
+            await self._on_finished(context, message)  # acknowledges it once it is stored
+        elif isinstance(message, JobStarted):
             # Not awaited: the job's next report need not wait for this write, and if it overtakes
             # it (FINISHED first), the compare-and-set turns the late RUNNING into a no-op.
             self._spawn(self._record_running(message.job_id))
@@ -430,8 +432,6 @@ class JobManager:
                 waiter.started.set_result(None)
         elif isinstance(message, JobResultChunk):
             self._chunks.setdefault(message.job_id, []).append(message.data)
-        elif isinstance(message, JobFinished):
-            await self._on_finished(context, message)  # acknowledges it once it is stored
         elif isinstance(message, JobFailed):
             context.job_ids.discard(message.job_id)
             await self._fail(message.job_id, message.error, kind=message.kind)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,16 @@ def utc_now() -> datetime.datetime:
     """Now, in UTC, to the millisecond (what the store keeps and the API prints)."""
     now = datetime.datetime.now(datetime.UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def new_id() -> str:
+    """A random (version 4) UUID as text, what ``str(uuid.uuid4())`` gives at half the cost: every
+    job's id is made on its way to its driver."""
+    random = bytearray(os.urandom(16))
+    random[6] = random[6] & 0x0F | 0x40  # version 4
+    random[8] = random[8] & 0x3F | 0x80  # RFC 4122 variant
+    text = random.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def to_epoch_ms(moment: datetime.datetime) -> int:

@@ -101,6 +101,7 @@ class SqliteStore(Store):
         self._newest_binaries: dict[str, BinaryRecord] = {}
         self._blob_files: dict[str, Path] = {}  # … and their blobs' files (checked once)
         self._binaries_version: int | None = None
+        self._version_cursor: sqlite3.Cursor | None = None  # on the loop's writer, for that check
 
     # --- plumbing ----------------------------------------------------------------------------------
 
@@ -185,6 +186,7 @@ class SqliteStore(Store):
         self._executor, self._connection = executor, connection
         self._reader = sqlite_connection.connect_reader(self._path)
         self._writer = sqlite_connection.connect_loop_writer(self._path)
+        self._version_cursor = self._writer.cursor()
 
     async def close(self) -> None:
         executor, connection = self._executor, self._connection
@@ -194,7 +196,7 @@ class SqliteStore(Store):
         for loop_connection in (self._reader, self._writer):
             if loop_connection is not None:
                 loop_connection.close()
-        self._reader = self._writer = None
+        self._reader = self._writer = self._version_cursor = None
         await asyncio.get_running_loop().run_in_executor(executor, sqlite_connection.close, connection)
         executor.shutdown(wait=True)
 
@@ -265,11 +267,14 @@ class SqliteStore(Store):
         writing connection, which makes no change to binaries itself: its ``data_version`` moves
         whenever another connection commits (this store's thread, which writes binaries, or
         another process)."""
-        writer = self._writer
-        if writer is None:
+        cursor = self._version_cursor
+        if cursor is None:
             return {}
-        with outages_reported():
-            version = writer.execute("PRAGMA data_version").fetchone()[0]
+        try:  # a cursor kept for it, and no context manager on the way: this runs on every job's way
+            version = cursor.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.OperationalError:
+            with outages_reported():
+                raise
         if version != self._binaries_version:
             self._binaries_version = version
             self._forget_binaries()
