@@ -195,11 +195,17 @@ class ServerLink:
         while not self._stopping:
             with self._lock:
                 waiting = self._frame_waiting()
+            poked = True
             if not waiting:
                 # Woken by the socket's fd, by a poke, or by the timeout: the socket is read next
                 # either way, since an edge consumed by another thread's call came with a poke.
-                poller.poll(max(1, int(timeout_s * 1000)))
-            self._drain_wakeups()
+                events = poller.poll(max(1, int(timeout_s * 1000)))
+                # The pipe is read only when poked (a read of an empty pipe is a system call on
+                # the way of every job the server sends); a poke after the poll makes the next
+                # poll return at once.
+                poked = any(fd == self._wake_read for fd, _ in events)
+            if poked:
+                self._drain_wakeups()
             self._receive_all(handle, running_job_ids, spark_ui)
             now = time.monotonic()
             if self._ended:
