@@ -37,6 +37,7 @@ from driver.protocol import (
     FetchBlob,
     FetchDataFile,
     Hello,
+    JobFinished,
     Message,
     NamedObjectsChanged,
     Reintroduce,
@@ -68,6 +69,8 @@ LISTED_STATES = (ContextState.RUNNING, ContextState.RESTARTING, ContextState.STO
 
 class JobListener(Protocol):
     async def on_job_message(self, context: LiveContext, message: Message) -> None: ...
+
+    def answer_early(self, context: LiveContext, message: JobFinished) -> None: ...
 
     async def on_context_ended(self, context: LiveContext, message: str) -> None: ...
 
@@ -216,6 +219,14 @@ class ContextManager:
             await live.process.terminate(grace_s=2.0)
 
     # --- driver messages -------------------------------------------------------------------------
+
+    def first_look(self, identity: bytes, message: Message) -> None:
+        """A message the bus read as it came, a loop turn before ``on_bus_message`` gets it: a
+        job's result from a known driver may answer its sync request at once."""
+        if type(message) is JobFinished and self.job_listener is not None:
+            live = self._by_identity.get(identity)
+            if live is not None:
+                self.job_listener.answer_early(live, message)
 
     async def on_bus_message(self, identity: bytes, message: Message) -> None:
         if isinstance(message, Hello):

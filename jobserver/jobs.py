@@ -96,6 +96,7 @@ class _Finish:
     result: bytes
     stored: asyncio.Future[None]  # done once the first attempt to store it is over
     hurry: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)  # store it now
+    early: bool = False  # answered from the bus's first look: its report is still to be handled
 
 
 @dataclass(eq=False)
@@ -332,6 +333,18 @@ class JobManager:
 
     # --- driver reports --------------------------------------------------------------------------
 
+    def answer_early(self, context: LiveContext, message: JobFinished) -> None:
+        """Answer the sync request waiting for this finished job from the bus's first look at
+        the report, a loop turn and the report's way through the handlers before its handling:
+        when the job is stored, its whole result is in this message, and the bus had nothing in
+        hand (so no earlier report of it is still to be handled). Its handling does the rest."""
+        job_id = message.job_id
+        if job_id in self._before_insert or job_id in self._chunks or job_id in self._finishing:
+            return
+        finish = self._answer_before_storing(context, job_id, message.result)
+        if finish is not None:
+            finish.early = True
+
     async def on_job_message(self, context: LiveContext, message: Message) -> None:
         unstored = self._before_insert.get(getattr(message, "job_id", ""))
         if unstored is not None:  # its insert is due or under way (other jobs' reports go on)
@@ -453,6 +466,11 @@ class JobManager:
         chunks = self._chunks.get(message.job_id)
         payload = b"".join([*chunks, message.result]) if chunks else message.result
         finish = self._finishing.get(message.job_id)  # answered already: store it now
+        if finish is not None and finish.early:  # … unless answered just now, by answer_early
+            finish.early = False
+            self._spawn(self._store_answered(context, message, finish))
+            await self._start_queued(context)  # its slot is free
+            return
         if finish is None:
             finish = self._answer_before_storing(context, message.job_id, payload)
             if finish is not None:

@@ -78,7 +78,7 @@ class JobServer:
             data=data,
         )
         try:
-            await bus.start(contexts.on_bus_message)
+            await bus.start(contexts.on_bus_message, contexts.first_look)
             contexts.set_bus_endpoint(bus.endpoint)
             await contexts.recover()
         except BaseException:
