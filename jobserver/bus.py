@@ -154,7 +154,8 @@ class Bus:
             log.warning("bus_frame_dropped", reason=str(error))
             return None
 
-    async def send(self, identity: bytes, message: Message) -> None:
+    def send(self, identity: bytes, message: Message) -> None:
+        """Queue the message for the peer; never waits (ZeroMQ's queue full is a BusError)."""
         if self._socket is None:
             raise BusError("the bus is not running")
         try:

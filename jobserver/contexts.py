@@ -241,7 +241,7 @@ class ContextManager:
             # frame is dropped; anything that matters (a job's final report) it sends again.
             log.info("bus_message_from_stranger", message_type=message.TYPE)
             with contextlib.suppress(BusError):
-                await self._bus.send(identity, Reintroduce())
+                self._bus.send(identity, Reintroduce())
             return
         live.last_seen = time.monotonic()
         if type(message) in JOB_REPORTS:  # the most frequent, first
@@ -275,7 +275,7 @@ class ContextManager:
     async def _reject(self, identity: bytes, context_id: str, pid: int) -> None:
         log.warning("driver_rejected", context_id=context_id, pid=pid)
         with contextlib.suppress(BusError):
-            await self._bus.send(identity, Rejected(reason="unknown context or wrong token"))
+            self._bus.send(identity, Rejected(reason="unknown context or wrong token"))
 
     def _attach(self, live: LiveContext, identity: bytes) -> None:
         if live.identity is not None:
@@ -308,7 +308,7 @@ class ContextManager:
             self._adopt(live, pid=hello.pid, pgid=hello.pgid, host=hello.host)
         self._attach(live, identity)
         log.info("driver_connected", context_id=live.id, pid=hello.pid)
-        await self.send(live, self._welcome(live))
+        self.send(live, self._welcome(live))
 
     async def _on_rejoin(self, identity: bytes, rejoin: Rejoin) -> None:
         live = self._live.get(rejoin.context_id)
@@ -328,10 +328,10 @@ class ContextManager:
             running=len(rejoin.running_job_ids),
             held_reports=len(rejoin.held_job_ids),
         )
-        await self.send(live, self._welcome(live))
+        self.send(live, self._welcome(live))
         if live.stopping:
             with contextlib.suppress(BusError):
-                await self.send(live, StopContext())
+                self.send(live, StopContext())
             return
         if rejoin.application_id:
             await self._on_ready(live, ContextReady(rejoin.application_id, rejoin.web_ui_url, ""))
@@ -406,10 +406,10 @@ class ContextManager:
         live = self._live.get(context_id)
         return sorted(live.stuck_job_ids) if live is not None else []
 
-    async def send(self, live: LiveContext, message: Message) -> None:
+    def send(self, live: LiveContext, message: Message) -> None:
         if live.identity is None:
             raise BusError(f"driver of context {live.name} is not connected")
-        await self._bus.send(live.identity, message)
+        self._bus.send(live.identity, message)
 
     # --- liveness --------------------------------------------------------------------------------
 
@@ -427,7 +427,7 @@ class ContextManager:
                     await self._declare_lost(live, silent_s)
                     continue
                 with contextlib.suppress(BusError):
-                    await self._bus.send(live.identity, ServerHeartbeat())
+                    self._bus.send(live.identity, ServerHeartbeat())
 
     async def _declare_lost(self, live: LiveContext, silent_s: float) -> None:
         reason = f"Driver of context {live.name} lost: no heartbeat for {silent_s:.1f} s"
@@ -481,7 +481,7 @@ class ContextManager:
             process.signal_group(signal.SIGKILL)
             return
         with contextlib.suppress(BusError):
-            await self.send(live, StopContext())
+            self.send(live, StopContext())
         self._spawn(self._escalate_stop(process))
 
     async def _escalate_stop(self, process: DriverProcess) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -19,7 +19,7 @@ from jobserver.storage import Store
 
 log = structlog.get_logger(__name__)
 
-Send = Callable[[LiveContext, Message], Awaitable[None]]
+Send = Callable[[LiveContext, Message], None]
 
 
 class FileSender:
@@ -36,7 +36,7 @@ class FileSender:
                 while True:
                     data = await asyncio.to_thread(source.read, self._chunk_bytes)
                     last = len(data) < self._chunk_bytes
-                    await self._send(live, BlobData(request_id=request.request_id, data=data, last=last))
+                    self._send(live, BlobData(request_id=request.request_id, data=data, last=last))
                     if last:
                         break
         except (KeyError, OSError, JobServerError, BusError) as error:
@@ -45,7 +45,7 @@ class FileSender:
                 request_id=request.request_id, data=b"", last=True, error=f"not available: {error}"
             )
             with contextlib.suppress(BusError):
-                await self._send(live, failure)
+                self._send(live, failure)
 
     async def _locate(self, request: FetchBlob | FetchDataFile) -> Path:
         if isinstance(request, FetchBlob):

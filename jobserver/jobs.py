@@ -182,7 +182,7 @@ class JobManager:
                 # Sent before it is stored: the driver starts the job without waiting for the
                 # write. The driver's reports about it wait for the insert.
                 unstored = self._before_insert[job.id] = _Unstored(live.id)
-                unreachable = await self._try_send_start(live, start)
+                unreachable = self._try_send_start(live, start)
                 if request.sync and unreachable is None:
                     # Its answer waits for the insert anyway: written a little later, or at
                     # once when its driver reports, the write keeps off the driver's way.
@@ -191,7 +191,7 @@ class JobManager:
         except BaseException:  # not accepted after all: stop it if sent, give its slot back
             if unstored is not None and unreachable is None:
                 with contextlib.suppress(BusError):
-                    await self._contexts.send(live, KillJob(job_id=job.id))
+                    self._contexts.send(live, KillJob(job_id=job.id))
             live.job_ids.discard(job.id)
             self._waiters.pop(job.id, None)
             await self._reports_after_insert(live, job.id, inline=False)
@@ -238,17 +238,17 @@ class JobManager:
         self._waiters[job.id] = waiter
         return waiter
 
-    async def _try_send_start(self, live: LiveContext, start: StartJob) -> BusError | None:
+    def _try_send_start(self, live: LiveContext, start: StartJob) -> BusError | None:
         """Send a job; if its driver cannot be reached, free its slot and say why."""
         try:
-            await self._contexts.send(live, start)
+            self._contexts.send(live, start)
         except BusError as error:
             live.job_ids.discard(start.job_id)
             return error
         return None
 
     async def _send_start(self, live: LiveContext, start: StartJob) -> None:
-        error = await self._try_send_start(live, start)
+        error = self._try_send_start(live, start)
         if error is not None:
             await self._fail_unreachable(live, start.job_id, error)
 
@@ -459,7 +459,7 @@ class JobManager:
     async def _acknowledge(self, context: LiveContext, job_id: str) -> None:
         """The report is stored: the driver may forget it."""
         with contextlib.suppress(BusError):
-            await self._contexts.send(context, JobReportAck(job_id=job_id))
+            self._contexts.send(context, JobReportAck(job_id=job_id))
 
     async def _on_finished(self, context: LiveContext, message: JobFinished) -> None:
         context.job_ids.discard(message.job_id)
@@ -509,7 +509,7 @@ class JobManager:
             return None
         if job_id in self._contested or context.id in self._contested:
             return None
-        record = dataclasses.replace(waiter.job, state=JobState.FINISHED, end_time=utc_now())
+        record = waiter.job.finished(utc_now())
         finish = _Finish(record, payload, asyncio.get_running_loop().create_future())
         self._finishing[job_id] = finish
         _wake(waiter, record, payload)
@@ -748,7 +748,7 @@ class JobManager:
             if not queued:
                 self._contexts.note_killed(live, job_id)
                 with contextlib.suppress(BusError):
-                    await self._contexts.send(live, KillJob(job_id=job_id))
+                    self._contexts.send(live, KillJob(job_id=job_id))
         await self._finalise(job_id, JobState.KILLED, None)
         if live is not None:
             await self._start_queued(live)

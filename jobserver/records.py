@@ -91,3 +91,20 @@ class JobRecord:
     uris: tuple[str, ...] = ()
     error: ErrorMap | None = None
     callback_url: str | None = None
+
+    def finished(self, end_time: datetime.datetime) -> JobRecord:
+        """This job, FINISHED at ``end_time``. ``dataclasses.replace`` spelled out: it walks the
+        fields' metadata, ~0.05 ms on the way of a sync job's answer right after a Spark job."""
+        return JobRecord(
+            id=self.id,
+            context_id=self.context_id,
+            context_name=self.context_name,
+            class_path=self.class_path,
+            state=JobState.FINISHED,
+            start_time=self.start_time,
+            end_time=end_time,
+            binary_ids=self.binary_ids,
+            uris=self.uris,
+            error=self.error,
+            callback_url=self.callback_url,
+        )
