@@ -343,6 +343,8 @@ class JobRunner:
 
     def _finish(self, job_id: str, payload: bytes) -> Message:
         size = self._result_chunk_bytes
+        if len(payload) <= size:  # most results: one message, and no copy
+            return JobFinished(job_id=job_id, result=payload)
         view = memoryview(payload)
         offset = 0
         while len(payload) - offset > size:
