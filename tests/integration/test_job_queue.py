@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import itertools
 from pathlib import Path
 
 from tests.support import FAKE_SPARK_HOMES, Api, running_server
@@ -75,3 +77,26 @@ async def test_sync_requests_that_time_out_answer_202_and_their_jobs_go_on(tmp_p
         assert (status, queued["status"]) == (202, "STARTED")
         assert (await api.wait_job_state(running["jobId"], "FINISHED"))["result"] == 3.0
         assert (await api.wait_job_state(queued["jobId"], "FINISHED"))["result"] == 0.1
+
+
+async def test_sync_answers_given_as_results_arrive_are_stored_and_free_the_slot(tmp_path: Path) -> None:
+    """Sync answers given as a result arrives (before it is stored) are what the store then holds,
+    and each frees the one slot for the next queued job, in order."""
+    async with running_server(tmp_path, ONE_SLOT_TWO_QUEUED) as api:
+        await api.upload("examples")
+        assert (await api.call("POST", "/contexts/busy"))[0] == 200
+        for at_once in (1, 3):  # alone, then three at once (one runs, two wait in the queue)
+            requests = [submit(api, 0.05, extra="&sync=true&timeout=30") for _ in range(at_once)]
+            answers = await asyncio.gather(*requests)
+            assert [(status, sorted(body), body["result"]) for status, body in answers] == [
+                (200, ["jobId", "result"], 0.05)
+            ] * at_once
+            for _, body in answers:
+                status, report, _ = await api.call("GET", f"/jobs/{body['jobId']}")
+                assert (status, report["status"], report["result"]) == (200, "FINISHED", 0.05)
+            reports = [await api.wait_job_state(body["jobId"], "FINISHED") for _, body in answers]
+            ends = sorted(end_time(report) for report in reports)
+            # one after the other (times are stored to the millisecond)
+            assert all(later - earlier >= 0.048 for earlier, later in itertools.pairwise(ends))
+        jobs = (await api.call("GET", "/jobs?status=FINISHED"))[1]
+        assert len(jobs) == 4
