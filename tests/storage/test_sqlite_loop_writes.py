@@ -47,6 +47,38 @@ async def test_a_binary_another_process_adds_is_the_next_one_found(
     assert newer is not None and newer.id != first.id and newer.upload_time == at(2000)
 
 
+def add_version_elsewhere(path: Path, sha256: str, upload_ms: int) -> None:
+    """Another process uploads a version of "app" (as far as our connections can tell)."""
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute(
+            "INSERT INTO binaries (app_name, binary_type, upload_time, sha256, size_bytes)"
+            " VALUES ('app', 'Wheel', ?, ?, 2)",
+            (upload_ms, sha256),
+        )
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize("when", ["before the store looks again", "after it has"])
+async def test_a_binary_another_process_adds_around_the_stores_own_writes_is_found(
+    store: SqliteStore, tmp_path: Path, when: str
+) -> None:
+    """The store's own job writes change the WAL's header too; the store looks again after each
+    (once its task yields). Another process's commit just before or after that is not missed."""
+    sha256 = await put_bytes(store, tmp_path, b"v1")
+    first = await store.add_binary_version("app", BinaryType.WHEEL, sha256, 2, at(1000))
+    assert await store.latest_binary("app") == first
+    for number, upload_ms in enumerate((2000, 3000)):
+        await store.insert_job(make_job(f"job-{number}"), {})
+        if when == "after it has":
+            await asyncio.sleep(0)  # the store's look after its own write
+        add_version_elsewhere(tmp_path / "db.sqlite", sha256, to_epoch_ms(at(upload_ms)))
+        newer = await store.latest_binary("app")
+        assert newer is not None and newer.upload_time == at(upload_ms)
+        assert await store.latest_binary("app") == newer  # and remembered
+
+
 def hold_write_lock(path: Path, seconds: float) -> threading.Event:
     """Another process's writer, as far as our connections can tell: holds the lock for a while."""
     taken = threading.Event()
