@@ -262,8 +262,8 @@ class ContextManager:
             live.named_objects = message.objects
         elif isinstance(message, FetchBlob | FetchDataFile):
             self._spawn(self._files.send(live, message))
-        elif self.job_listener is not None:
-            await self.job_listener.on_job_message(live, message)
+        else:  # job reports went to the job listener above; nothing else comes from a driver
+            log.warning("bus_message_unexpected", context_id=live.id, message_type=message.TYPE)
 
     def _trusted(self, live: LiveContext | None, token: str) -> bool:
         if live is None:

@@ -448,15 +448,15 @@ class JobManager:
         elif isinstance(message, JobFailed):
             context.job_ids.discard(message.job_id)
             await self._fail(message.job_id, message.error, kind=message.kind)
-            await self._acknowledge(context, message.job_id)
+            self._acknowledge(context, message.job_id)
             await self._after_job(context, failed=True)
         elif isinstance(message, JobKilled):
             context.job_ids.discard(message.job_id)
             await self._finalise(message.job_id, JobState.KILLED, killed_error(message.job_id))
-            await self._acknowledge(context, message.job_id)
+            self._acknowledge(context, message.job_id)
             await self._after_job(context, failed=False)
 
-    async def _acknowledge(self, context: LiveContext, job_id: str) -> None:
+    def _acknowledge(self, context: LiveContext, job_id: str) -> None:
         """The report is stored: the driver may forget it."""
         with contextlib.suppress(BusError):
             self._contexts.send(context, JobReportAck(job_id=job_id))
@@ -498,7 +498,7 @@ class JobManager:
             self._call_back(record, payload)
         await self._release(message.job_id, record, payload if record is not None else None)
         await self._after_job(context, failed=False)
-        await self._acknowledge(context, message.job_id)
+        self._acknowledge(context, message.job_id)
 
     def _answer_before_storing(self, context: LiveContext, job_id: str, payload: bytes) -> _Finish | None:
         """Wake the sync request waiting for this finished job now, ahead of the store write
