@@ -2,7 +2,7 @@
 threads as a sync job through the server, with none of the job server's code.
 
 A client process sends HTTP/1.1 requests over one keep-alive connection to an aiohttp server,
-which sends each over a ZeroMQ ROUTER socket (driven by ``add_reader``, as ``jobserver.bus`` does)
+which sends each over a ZeroMQ ROUTER socket (driven by ``add_reader``, as ``jobserver.drivers.bus`` does)
 to a "driver" process. The driver's main thread polls its DEALER socket and hands each message
 to a worker thread, which idles for a while (the job), then sends the answer back itself under
 the socket's lock, as ``driver.link`` does. The server answers the HTTP request.

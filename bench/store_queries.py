@@ -36,9 +36,9 @@ import aiohttp  # noqa: E402
 import psycopg  # noqa: E402
 from aiohttp.test_utils import TestServer  # noqa: E402
 
-from jobserver.config import load_settings  # noqa: E402
-from jobserver.records import ContextRecord, JobRecord, from_epoch_ms, to_epoch_ms, utc_now  # noqa: E402
-from jobserver.states import ContextState, JobState  # noqa: E402
+from jobserver.common.config import load_settings  # noqa: E402
+from jobserver.common.records import ContextRecord, JobRecord, from_epoch_ms, to_epoch_ms, utc_now  # noqa: E402
+from jobserver.common.states import ContextState, JobState  # noqa: E402
 from jobserver.storage import Store, create_store  # noqa: E402
 from jobserver.storage.rows import JOB_COLUMNS, column_list, job_values, to_json  # noqa: E402
 from jobserver.web.app import create_app  # noqa: E402

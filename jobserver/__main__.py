@@ -15,8 +15,8 @@ import sys
 
 from aiohttp import web
 
-from jobserver.config import load_settings
-from jobserver.errors import ConfigError
+from jobserver.common.config import load_settings
+from jobserver.common.errors import ConfigError
 from jobserver.logs import configure_logging
 from jobserver.web.app import create_app
 from jobserver.web.keys import SERVER

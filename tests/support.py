@@ -22,7 +22,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from jobserver.config import Settings, load_settings
+from jobserver.common.config import Settings, load_settings
 from jobserver.web.app import create_app
 
 REPO = Path(__file__).resolve().parent.parent

@@ -19,6 +19,6 @@ def create_store(store_url: str, *, blob_dir: Path) -> Store:
         from jobserver.storage.postgres import PostgresStore
 
         return PostgresStore(store_url, blob_dir=blob_dir)
-    from jobserver.errors import ConfigError
+    from jobserver.common.errors import ConfigError
 
     raise ConfigError(f"unsupported store url {store_url!r}: use sqlite:///path or postgresql://…")

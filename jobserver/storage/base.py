@@ -1,9 +1,9 @@
 """The one storage interface. Everything above it cannot tell SQLite from PostgreSQL.
 
 Rules every backend keeps (the contract tests in tests/storage check them on each backend):
-* Methods return domain records (jobserver.records), never rows.
+* Methods return domain records (jobserver.common.records), never rows.
 * State changes are compare-and-set: ``update_job`` / ``update_context`` change the row only when
-  its current state is one the target may be entered from (jobserver.states tables) and return
+  its current state is one the target may be entered from (jobserver.common.states tables) and return
   the new record, or ``None`` when nothing changed. Entering a final state sets ``end_time``.
 * Times are UTC with millisecond precision.
 * Blobs are content addressed by sha256 and stored once however many versions or names use them.
@@ -19,9 +19,9 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-from jobserver.errors import StoreUnavailable
-from jobserver.records import BinaryRecord, BinaryType, ContextRecord, ErrorMap, JobRecord
-from jobserver.states import ContextState, JobState
+from jobserver.common.errors import StoreUnavailable
+from jobserver.common.records import BinaryRecord, BinaryType, ContextRecord, ErrorMap, JobRecord
+from jobserver.common.states import ContextState, JobState
 
 # Retention spares unreferenced blobs younger than this: an upload puts its blob first and adds
 # the binary version that references it a moment later.

@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Json
 
-from jobserver.records import (
+from jobserver.common.records import (
     BinaryRecord,
     BinaryType,
     ContextRecord,
@@ -31,7 +31,7 @@ from jobserver.records import (
     to_epoch_ms,
     utc_now,
 )
-from jobserver.states import FINAL_JOB_STATES, ContextState, JobState, context_sources, job_sources
+from jobserver.common.states import FINAL_JOB_STATES, ContextState, JobState, context_sources, job_sources
 from jobserver.storage.base import BLOB_GRACE_PERIOD_S, Store
 from jobserver.storage.blobs import BlobFolder, check_sha256
 from jobserver.storage.postgres_blobs import delete_unused_blobs, export_blob, store_blob

@@ -20,8 +20,8 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from jobserver.errors import ConfigError
-from jobserver.records import to_epoch_ms, utc_now
+from jobserver.common.errors import ConfigError
+from jobserver.common.records import to_epoch_ms, utc_now
 from jobserver.storage.base import store_unavailable
 from jobserver.storage.migrations import pending_migrations
 

@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from jobserver.records import (
+from jobserver.common.records import (
     BinaryRecord,
     BinaryType,
     ContextRecord,
@@ -19,7 +19,7 @@ from jobserver.records import (
     from_epoch_ms,
     to_epoch_ms,
 )
-from jobserver.states import ContextState, JobState
+from jobserver.common.states import ContextState, JobState
 
 BINARY_COLUMNS = ("id", "app_name", "binary_type", "upload_time", "sha256", "size_bytes")
 CONTEXT_COLUMNS = (

@@ -28,8 +28,8 @@ from typing import Any, TypeVar
 
 import structlog
 
-from jobserver.errors import StoreUnavailable
-from jobserver.records import (
+from jobserver.common.errors import StoreUnavailable
+from jobserver.common.records import (
     BinaryRecord,
     BinaryType,
     ContextRecord,
@@ -39,7 +39,7 @@ from jobserver.records import (
     to_epoch_ms,
     utc_now,
 )
-from jobserver.states import FINAL_JOB_STATES, ContextState, JobState, context_sources, job_sources
+from jobserver.common.states import FINAL_JOB_STATES, ContextState, JobState, context_sources, job_sources
 from jobserver.storage import sqlite_connection, sqlite_retention
 from jobserver.storage.base import Store
 from jobserver.storage.blobs import BlobFolder

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from jobserver.records import to_epoch_ms, utc_now
+from jobserver.common.records import to_epoch_ms, utc_now
 from jobserver.storage.base import store_unavailable
 from jobserver.storage.migrations import pending_migrations
 

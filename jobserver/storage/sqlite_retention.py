@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from jobserver.states import FINAL_CONTEXT_STATES, FINAL_JOB_STATES
+from jobserver.common.states import FINAL_CONTEXT_STATES, FINAL_JOB_STATES
 from jobserver.storage.base import BLOB_GRACE_PERIOD_S
 from jobserver.storage.blobs import BlobFolder
 from jobserver.storage.sqlite_connection import transaction

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from jobserver.config import Settings
-from jobserver.service import JobServer
+from jobserver.common.config import Settings
+from jobserver.server import JobServer
 from jobserver.web import binaries, contexts, data, health, jobs
 from jobserver.web.keys import SERVER
 from jobserver.web.middleware import conventions

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from jobserver.config import expand_dotted, get_path, merge
-from jobserver.errors import JobServerError
+from jobserver.common.config import expand_dotted, get_path, merge
+from jobserver.common.errors import JobServerError
 from jobserver.web.keys import SERVER
 from jobserver.web.params import config_body, flag
 from jobserver.web.render import context_info, json_response, success

@@ -4,8 +4,8 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from jobserver.states import JobState
-from jobserver.submission import JobRequest
+from jobserver.common.states import JobState
+from jobserver.jobs.submission import JobRequest
 from jobserver.web.keys import SERVER
 from jobserver.web.params import config_body, flag, number
 from jobserver.web.render import job_report, json_response, raw_json_response, with_result

@@ -2,6 +2,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from jobserver.service import JobServer
+from jobserver.server import JobServer
 
 SERVER = web.AppKey("server", JobServer)

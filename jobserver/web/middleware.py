@@ -12,7 +12,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from jobserver.errors import JobServerError
+from jobserver.common.errors import JobServerError
 from jobserver.web.render import json_response
 
 log = structlog.get_logger(__name__)

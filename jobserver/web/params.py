@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from jobserver.config import BodyParseError, parse_body
-from jobserver.errors import BadRequest
+from jobserver.common.config import BodyParseError, parse_body
+from jobserver.common.errors import BadRequest
 
 _TRUE = frozenset({"true", "yes", "on"})
 _FALSE = frozenset({"false", "no", "off"})

@@ -8,9 +8,9 @@ from typing import Any
 
 from aiohttp import web
 
-from jobserver.records import BinaryRecord, ContextRecord, JobRecord
-from jobserver.states import JobState
-from jobserver.timeformat import instant, job_time
+from jobserver.common.records import BinaryRecord, ContextRecord, JobRecord
+from jobserver.common.states import JobState
+from jobserver.common.timeformat import instant, job_time
 
 ADHOC_CONTEXT_NAME = "<<ad-hoc>>"
 

@@ -8,7 +8,7 @@ import asyncio
 import zmq
 
 from driver.protocol import JobFinished, Message, encode
-from jobserver.bus import Bus
+from jobserver.drivers.bus import Bus
 from tests.support import wait_until
 
 SLOW = {"m2", "m5"}  # their handling waits, so that later messages arrive while it is busy

@@ -6,8 +6,8 @@ import datetime
 import hashlib
 from pathlib import Path
 
-from jobserver.records import BinaryRecord, BinaryType, ContextRecord, JobRecord, from_epoch_ms
-from jobserver.states import ContextState, JobState
+from jobserver.common.records import BinaryRecord, BinaryType, ContextRecord, JobRecord, from_epoch_ms
+from jobserver.common.states import ContextState, JobState
 from jobserver.storage import Store
 
 BASE_MS = 1_700_000_000_000

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import pytest
 
-from jobserver.errors import StoreUnavailable
+from jobserver.common.errors import StoreUnavailable
 from jobserver.storage import Store, create_store
 from tests.pg import PostgresServer
 from tests.storage.factories import make_job

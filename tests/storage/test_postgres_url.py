@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobserver.errors import ConfigError
+from jobserver.common.errors import ConfigError
 from jobserver.storage.postgres_connection import PoolSettings, split_pool_settings
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from jobserver.errors import StoreUnavailable
-from jobserver.records import BinaryType, to_epoch_ms
-from jobserver.states import JobState
+from jobserver.common.errors import StoreUnavailable
+from jobserver.common.records import BinaryType, to_epoch_ms
+from jobserver.common.states import JobState
 from jobserver.storage import create_store, sqlite, sqlite_connection
 from jobserver.storage.sqlite import SqliteStore
 from tests.storage.factories import at, make_job, put_bytes

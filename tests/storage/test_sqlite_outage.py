@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jobserver.errors import StoreUnavailable
+from jobserver.common.errors import StoreUnavailable
 from jobserver.storage import create_store
 from jobserver.storage.sqlite_connection import outages_reported
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jobserver.states import ContextState
+from jobserver.common.states import ContextState
 from jobserver.storage import Store
 from tests.storage.factories import make_context
 

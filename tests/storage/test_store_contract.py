@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from jobserver.records import BinaryRecord, BinaryType, ContextRecord, JobRecord, utc_now
-from jobserver.states import ContextState, JobState
+from jobserver.common.records import BinaryRecord, BinaryType, ContextRecord, JobRecord, utc_now
+from jobserver.common.states import ContextState, JobState
 from jobserver.storage import Store
 from jobserver.storage.migrations import list_migrations
 from tests.storage.conftest import Backend

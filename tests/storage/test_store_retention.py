@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from jobserver.records import BinaryType
-from jobserver.states import ContextState, JobState
+from jobserver.common.records import BinaryType
+from jobserver.common.states import ContextState, JobState
 from jobserver.storage import Store
 from jobserver.storage.base import BLOB_GRACE_PERIOD_S
 from tests.storage.conftest import Backend

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pyhocon import ConfigFactory
 
-from jobserver.config import (
+from jobserver.common.config import (
     BodyParseError,
     Settings,
     expand_dotted,
@@ -22,7 +22,7 @@ from jobserver.config import (
     parse_size_bytes,
     to_plain,
 )
-from jobserver.errors import ConfigError
+from jobserver.common.errors import ConfigError
 
 MIB = 1024**2
 

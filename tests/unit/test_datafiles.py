@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from jobserver import datafiles
-from jobserver.datafiles import DataFiles
-from jobserver.errors import BadRequest, PayloadTooLarge
+from jobserver.common.errors import BadRequest, PayloadTooLarge
+from jobserver.uploads import datafiles
+from jobserver.uploads.datafiles import DataFiles
 
 MAX_UPLOAD_BYTES = 64
 STORED_NAME = re.compile(r"^(?P<prefix>.+)-\d{4}-\d\d-\d\dT\d\d_\d\d_\d\d\.\d{3}(Z|[+-]\d\d_\d\d)\.dat$")

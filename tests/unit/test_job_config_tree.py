@@ -13,7 +13,7 @@ from pyhocon import ConfigFactory, ConfigTree, HOCONConverter
 
 from driver.runner import JobRunner, _config_tree, _config_tree_from_json
 from driver.spark import SESSION, SparkHandle
-from jobserver.config import merge
+from jobserver.common.config import merge
 
 CONFIG = {
     "spark": {"master": "local[2]", "jobserver": {"port": 8090, "sql": {"max-rows": 1000}}},

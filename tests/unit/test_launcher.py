@@ -11,7 +11,7 @@ import pytest
 
 import driver
 import sparkjobserver
-from jobserver.launcher import (
+from jobserver.drivers.launcher import (
     DRIVER_SCRIPT,
     TOKEN_ENV,
     DriverCommand,

@@ -2,8 +2,8 @@ import dataclasses
 import datetime
 import uuid
 
-from jobserver.records import JobRecord, new_id
-from jobserver.states import JobState
+from jobserver.common.records import JobRecord, new_id
+from jobserver.common.states import JobState
 
 
 def test_new_ids_are_random_version_4_uuids_in_their_usual_text() -> None:

@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from jobserver.records import BinaryRecord, BinaryType, ContextRecord, JobRecord
-from jobserver.states import ContextState, JobState
-from jobserver.timeformat import instant, job_time
+from jobserver.common.records import BinaryRecord, BinaryType, ContextRecord, JobRecord
+from jobserver.common.states import ContextState, JobState
+from jobserver.common.timeformat import instant, job_time
 from jobserver.web.render import (
     ADHOC_CONTEXT_NAME,
     binary_info,

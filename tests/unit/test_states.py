@@ -7,7 +7,7 @@ from enum import StrEnum
 
 import pytest
 
-from jobserver.states import (
+from jobserver.common.states import (
     ACTIVE_CONTEXT_STATES,
     ACTIVE_JOB_STATES,
     CONTEXT_TRANSITIONS,

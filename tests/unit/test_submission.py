@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobserver.submission import stops_on_job_error
+from jobserver.jobs.submission import stops_on_job_error
 
 STREAMING = "spark.jobserver.context.StreamingContextFactory"
 JAVA_STREAMING = "spark.jobserver.context.JavaStreamingContextFactory"

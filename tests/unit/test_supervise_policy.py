@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jobserver.supervise import backoff_s, supervised, without_flag
+from jobserver.contexts.relaunch import backoff_s, supervised, without_flag
 
 
 def test_the_context_flag_wins_over_the_server_default_in_every_spelling() -> None:

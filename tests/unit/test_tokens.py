@@ -5,7 +5,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from jobserver import tokens
+from jobserver.drivers import tokens
 
 
 def test_a_token_checks_for_its_context_only_and_under_its_key(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jobserver.states import ContextState, JobState
+from jobserver.common.states import ContextState, JobState
 
 ErrorMap = Mapping[str, str]
 

@@ -8,8 +8,8 @@ import time
 from dataclasses import dataclass, field
 
 from driver.protocol import StartJob
-from jobserver.records import ContextRecord
-from jobserver.supervisor import DriverProcess
+from jobserver.common.records import ContextRecord
+from jobserver.drivers.processes import DriverProcess
 
 
 @dataclass(eq=False)

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 # The error map is defined with the protocol because drivers build it too; re-exported here.
-from driver.protocol import describe_exception as describe_exception
 from driver.protocol import error_map as error_map
 
 ErrorMap = dict[str, str]
@@ -84,20 +83,6 @@ class JobLoadingMalformedUrl(JobServerError):
 class ContextInitError(JobServerError):
     http_status = 500
     label = "CONTEXT INIT ERROR"
-
-
-class ContextInitMalformedUrl(JobServerError):
-    http_status = 400
-    label = "CONTEXT INIT ERROR: Malformed URL"
-
-
-class ContextDeleteError(JobServerError):
-    http_status = 500
-    label = "CONTEXT DELETE ERROR"
-
-
-class StorageFailure(JobServerError):
-    label = "Storage Failure"
 
 
 class ConfigError(Exception):

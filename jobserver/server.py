@@ -17,16 +17,16 @@ from dataclasses import dataclass
 
 import structlog
 
-from jobserver.binaries import BinaryManager
-from jobserver.bus import Bus
-from jobserver.config import Settings
-from jobserver.contexts import ContextManager
-from jobserver.datafiles import DataFiles
-from jobserver.errors import StoreUnavailable
-from jobserver.jobs import JobManager
-from jobserver.launcher import DriverLaunch, build_bundle
-from jobserver.records import utc_now
+from jobserver.common.config import Settings
+from jobserver.common.errors import StoreUnavailable
+from jobserver.common.records import utc_now
+from jobserver.contexts.manager import ContextManager
+from jobserver.drivers.bus import Bus
+from jobserver.drivers.launcher import DriverLaunch, build_bundle
+from jobserver.jobs.manager import JobManager
 from jobserver.storage import Store, create_store
+from jobserver.uploads.binaries import BinaryManager
+from jobserver.uploads.datafiles import DataFiles
 
 log = structlog.get_logger(__name__)
 

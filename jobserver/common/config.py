@@ -20,9 +20,9 @@ from typing import Any
 
 from pyhocon import ConfigFactory, ConfigTree
 
-from jobserver.errors import ConfigError
+from jobserver.common.errors import ConfigError
 
-DEFAULTS_PATH = Path(__file__).resolve().parent.parent / "conf" / "defaults.conf"
+DEFAULTS_PATH = Path(__file__).resolve().parents[2] / "conf" / "defaults.conf"
 
 _SIZE_PATTERN = re.compile(r"^\s*(\d+)\s*([kmgt]?)b?\s*$", re.IGNORECASE)
 _DURATION_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|)\s*$", re.IGNORECASE)
@@ -312,6 +312,15 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any
         else:
             result[key] = value
     return result
+
+
+def string_list(value: Any) -> list[str]:
+    """A list setting given as a list or as a comma-separated string."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, list):
+        return [str(item).strip() for item in value if str(item).strip()]
+    return [part.strip() for part in str(value).split(",") if part.strip()]
 
 
 def get_path(values: Mapping[str, Any], dotted: str, default: Any = None) -> Any:

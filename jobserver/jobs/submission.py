@@ -1,6 +1,6 @@
 """What a POST /jobs asks for, and how its answer is decided (sjs-contract §2.3).
 
-Pure functions and records, no I/O: the JobManager (jobserver.jobs) uses them.
+Pure functions and records, no I/O: the JobManager (jobserver.jobs.manager) uses them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from driver.protocol import (
     FAILURE_VALIDATION,
     SQL_MAIN_CLASS,
 )
-from jobserver.errors import (
+from jobserver.common.config import string_list
+from jobserver.common.errors import (
     BadRequest,
     ErrorMap,
     JobLoadingFailed,
@@ -27,7 +28,7 @@ from jobserver.errors import (
     ValidationFailed,
     error_map,
 )
-from jobserver.records import JobRecord
+from jobserver.common.records import JobRecord
 
 KILLED_ERROR_CLASS = "spark.jobserver.JobManagerActor$JobKilledException"
 
@@ -77,14 +78,6 @@ def what_to_run(request: JobRequest, job_config: Mapping[str, Any]) -> tuple[str
     if isinstance(statement, str) and statement.strip():
         return SQL_MAIN_CLASS, []
     raise BadRequest("Cannot parse config: To start the job appName or cp parameters should be configured!")
-
-
-def string_list(value: Any) -> list[str]:
-    if value is None or value == "":
-        return []
-    if isinstance(value, list):
-        return [str(item).strip() for item in value if str(item).strip()]
-    return [part.strip() for part in str(value).split(",") if part.strip()]
 
 
 def stops_on_job_error(context_config: Mapping[str, Any]) -> bool:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import structlog
 
-from jobserver.errors import BadRequest, PayloadTooLarge
-from jobserver.records import utc_now
-from jobserver.timeformat import job_time
+from jobserver.common.errors import BadRequest, PayloadTooLarge
+from jobserver.common.records import utc_now
+from jobserver.common.timeformat import job_time
 
 log = structlog.get_logger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from jobserver.config import parse_bool
+from jobserver.common.config import parse_bool
 
 FLAG = "spark.driver.supervise"
 

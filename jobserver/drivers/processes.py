@@ -27,7 +27,7 @@ from pathlib import Path
 
 import structlog
 
-from jobserver.launcher import DriverCommand
+from jobserver.drivers.launcher import DriverCommand
 
 log = structlog.get_logger(__name__)
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import structlog
 
-from jobserver.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType
-from jobserver.records import BinaryRecord, BinaryType, utc_now
+from jobserver.common.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType
+from jobserver.common.records import BinaryRecord, BinaryType, utc_now
 from jobserver.storage import Store
 
 log = structlog.get_logger(__name__)

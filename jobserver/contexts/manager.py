@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import hmac
 import json
 import signal
@@ -47,18 +48,19 @@ from driver.protocol import (
     StopContext,
     Welcome,
 )
-from jobserver import supervise, tokens
-from jobserver.bus import Bus, BusError
-from jobserver.config import Settings, merge
-from jobserver.datafiles import DataFiles
-from jobserver.errors import BadRequest, ContextInitError, JobServerError, NotFound, error_map
-from jobserver.filesender import FileSender
-from jobserver.launcher import DriverLaunch, build_driver_command
-from jobserver.live import LiveContext, StopResult, log_tail
-from jobserver.records import ContextRecord, utc_now
-from jobserver.states import ContextState
+from jobserver.common.config import Settings, merge
+from jobserver.common.errors import BadRequest, ContextInitError, JobServerError, NotFound, error_map
+from jobserver.common.records import ContextRecord, utc_now
+from jobserver.common.states import ContextState
+from jobserver.contexts import relaunch as supervise
+from jobserver.contexts.live import LiveContext, StopResult, log_tail
+from jobserver.drivers import tokens
+from jobserver.drivers.bus import Bus, BusError
+from jobserver.drivers.file_sender import FileSender
+from jobserver.drivers.launcher import DriverLaunch, build_driver_command
+from jobserver.drivers.processes import DriverProcess, Supervisor
 from jobserver.storage import Store
-from jobserver.supervisor import DriverProcess, Supervisor
+from jobserver.uploads.datafiles import DataFiles
 
 log = structlog.get_logger(__name__)
 
@@ -88,7 +90,9 @@ class ContextManager:
         self, settings: Settings, store: Store, bus: Bus, launch: DriverLaunch, data: DataFiles
     ) -> None:
         self._settings = settings
-        self._files = FileSender(store, data, self.send, chunk_bytes=settings.result_chunk_bytes)
+        self._files = FileSender(
+            blob_file=store.blob_file, data_file=data.path_of, chunk_bytes=settings.result_chunk_bytes
+        )
         self._store = store
         self._bus = bus
         self._launch = launch
@@ -261,7 +265,7 @@ class ContextManager:
         elif isinstance(message, NamedObjectsChanged):
             live.named_objects = message.objects
         elif isinstance(message, FetchBlob | FetchDataFile):
-            self._spawn(self._files.send(live, message))
+            self._spawn(self._files.send(functools.partial(self.send, live), message))
         else:  # job reports went to the job listener above; nothing else comes from a driver
             log.warning("bus_message_unexpected", context_id=live.id, message_type=message.TYPE)
 

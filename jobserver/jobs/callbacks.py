@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import structlog
 
-from jobserver.records import JobRecord
-from jobserver.states import JobState
+from jobserver.common.records import JobRecord
+from jobserver.common.states import JobState
 
 log = structlog.get_logger(__name__)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jobserver.submission import string_list
+from jobserver.common.config import string_list
 
 TOKEN_ENV = "JOBSERVER_DRIVER_TOKEN"
 

@@ -47,11 +47,8 @@ from driver.protocol import (
     StartJob,
     package_fields,
 )
-from jobserver.bus import BusError
-from jobserver.callbacks import CallbackPolicy, callback_body, deliver
-from jobserver.config import Settings, get_path, merge
-from jobserver.contexts import ContextManager, LiveContext
-from jobserver.errors import (
+from jobserver.common.config import Settings, get_path, merge
+from jobserver.common.errors import (
     BadRequest,
     Conflict,
     ErrorMap,
@@ -60,10 +57,12 @@ from jobserver.errors import (
     StoreUnavailable,
     error_map,
 )
-from jobserver.records import BinaryRecord, JobRecord, new_id, utc_now
-from jobserver.states import ACTIVE_JOB_STATES, ContextState, JobState
-from jobserver.storage import Store
-from jobserver.submission import (
+from jobserver.common.records import BinaryRecord, JobRecord, new_id, utc_now
+from jobserver.common.states import ACTIVE_JOB_STATES, ContextState, JobState
+from jobserver.contexts.manager import ContextManager, LiveContext
+from jobserver.drivers.bus import BusError
+from jobserver.jobs.callbacks import CallbackPolicy, callback_body, deliver
+from jobserver.jobs.submission import (
     JobRequest,
     SubmitOutcome,
     killed_error,
@@ -71,6 +70,7 @@ from jobserver.submission import (
     stops_on_job_error,
     what_to_run,
 )
+from jobserver.storage import Store
 
 log = structlog.get_logger(__name__)
 
