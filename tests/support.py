@@ -62,6 +62,26 @@ async def wait_until(
     )
 
 
+def wait_for(
+    condition: Callable[[], Any],
+    *,
+    timeout_s: float = 30.0,
+    interval_s: float = 0.005,
+    what: str = "",
+) -> Any:
+    """``wait_until`` for tests that wait on threads rather than on the event loop."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(interval_s)
+    raise AssertionError(
+        f"timed out after {timeout_s} s waiting for {what or condition}; last value {last!r}"
+    )
+
+
 def processes_mentioning(text: str) -> list[int]:
     """Pids of live processes whose command line contains ``text`` (e.g. a server's work dir)."""
     pids = []
