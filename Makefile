@@ -29,6 +29,7 @@ test: install
 lint: install
 	$(BIN)/ruff check jobserver driver sparkjobserver tests bench examples
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 bench: install
 	$(BIN)/python bench/latency.py

@@ -10,8 +10,6 @@ drivers are left running for the next server process.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import datetime
 from dataclasses import dataclass
 
@@ -20,11 +18,13 @@ import structlog
 from jobserver.common.config import Settings
 from jobserver.common.errors import StoreUnavailable
 from jobserver.common.records import utc_now
+from jobserver.common.tasks import BackgroundTasks
 from jobserver.contexts.manager import ContextManager
 from jobserver.drivers.bus import Bus
 from jobserver.drivers.launcher import DriverLaunch, build_bundle
 from jobserver.jobs.manager import JobManager
-from jobserver.storage import Store, create_store
+from jobserver.storage import create_store
+from jobserver.storage.write_behind import WriteBehindStore
 from jobserver.uploads.binaries import BinaryManager
 from jobserver.uploads.datafiles import DataFiles
 
@@ -34,13 +34,13 @@ log = structlog.get_logger(__name__)
 @dataclass(eq=False)
 class JobServer:
     settings: Settings
-    store: Store
+    store: WriteBehindStore
     bus: Bus
+    tasks: BackgroundTasks
     contexts: ContextManager
     jobs: JobManager
     binaries: BinaryManager
     data: DataFiles
-    _background: list[asyncio.Task[None]] = dataclasses.field(default_factory=list)
     # Set by SIGUSR1 (bin/server_stop.sh --keep-contexts): stop without stopping the drivers.
     keep_contexts: bool = False
 
@@ -48,7 +48,9 @@ class JobServer:
     async def start(cls, settings: Settings) -> JobServer:
         for folder in (settings.work_dir, settings.blob_dir, settings.data_dir, settings.log_dir):
             folder.mkdir(parents=True, exist_ok=True)
-        store = create_store(settings.store_url, blob_dir=settings.blob_dir)
+        store = WriteBehindStore(
+            create_store(settings.store_url, blob_dir=settings.blob_dir), enabled=settings.write_behind
+        )
         await store.open()
         bus = Bus(
             bind_address=settings.bus_bind_address,
@@ -56,39 +58,32 @@ class JobServer:
             advertised_host=settings.bus_advertised_host,
             port_file=settings.work_dir / "bus.port",
         )
-        launch = DriverLaunch(
-            spark_home=settings.spark_home,
-            master=settings.master,
-            deploy_mode=settings.deploy_mode,
-            python=settings.driver_python,
-            bus_endpoint="",  # known once the bus is bound
-            bundle=build_bundle(settings.work_dir / "driver-bundle.zip"),
-        )
+        tasks = BackgroundTasks()
         data = DataFiles(settings.data_dir, max_upload_bytes=settings.max_upload_bytes)
-        contexts = ContextManager(settings, store, bus, launch, data)
+        contexts = ContextManager(settings, store, bus, _driver_launch(settings), data, tasks)
         server = cls(
             settings=settings,
             store=store,
             bus=bus,
+            tasks=tasks,
             contexts=contexts,
-            jobs=JobManager(settings, store, contexts),
+            jobs=JobManager(settings, store, contexts, tasks),
             binaries=BinaryManager(
                 store, blob_dir=settings.blob_dir, max_upload_bytes=settings.max_upload_bytes
             ),
             data=data,
         )
         try:
-            await bus.start(contexts.on_bus_message, contexts.first_look)
+            await bus.start(contexts.on_bus_message)
             contexts.set_bus_endpoint(bus.endpoint)
             await contexts.recover()
         except BaseException:
+            await tasks.close()
             await bus.close()
             await store.close()
             raise
-        server._background = [
-            asyncio.create_task(contexts.run_heartbeats(), name="heartbeats"),
-            asyncio.create_task(server._clean_periodically(), name="metadata-cleanup"),
-        ]
+        tasks.spawn(contexts.run_heartbeats(), name="heartbeats")
+        tasks.spawn(server._clean_periodically(), name="metadata-cleanup")
         await contexts.start_configured_contexts()
         log.info(
             "jobserver_started", port=settings.port, bus=bus.endpoint, store=_redacted(settings.store_url)
@@ -102,10 +97,7 @@ class JobServer:
         else:
             await self.contexts.shutdown()
         await self.jobs.close()
-        for task in self._background:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self.tasks.close()
         await self.bus.close()
         await self.store.close()
         log.info("jobserver_stopped")
@@ -122,6 +114,17 @@ class JobServer:
                 if any(counts.values()):
                     log.info("metadata_cleaned", before=before.isoformat(), **counts)
             await asyncio.sleep(self.settings.dao_cleanup_interval_s)
+
+
+def _driver_launch(settings: Settings) -> DriverLaunch:
+    return DriverLaunch(
+        spark_home=settings.spark_home,
+        master=settings.master,
+        deploy_mode=settings.deploy_mode,
+        python=settings.driver_python,
+        bus_endpoint="",  # known once the bus is bound
+        bundle=build_bundle(settings.work_dir / "driver-bundle.zip"),
+    )
 
 
 def _redacted(url: str) -> str:

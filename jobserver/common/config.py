@@ -45,6 +45,7 @@ class Settings:
     context_creation_timeout_s: float
     context_deletion_timeout_s: float
     reattach_grace_s: float
+    write_behind: bool  # a job's insert and an answered finish may trail the job path
     start_store_delay_s: float
     finish_store_delay_s: float
     supervise: bool  # spark.driver.supervise: the default of every context
@@ -111,16 +112,9 @@ def settings_from_tree(tree: ConfigTree) -> Settings:
     spark = plain.get("spark", {})
     jobserver = spark.get("jobserver", {})
     work_dir = Path(str(jobserver.get("work-dir", "jobserver-work"))).expanduser().resolve()
-    store_url = str(jobserver.get("store", {}).get("url", "") or "")
-    if not store_url:
-        store_url = f"sqlite:///{work_dir / 'metadata.db'}"
-    bus = jobserver.get("bus", {})
-    heartbeat = jobserver.get("heartbeat", {})
-    driver = jobserver.get("driver", {})
-    bus_bind = str(bus.get("bind-address", "127.0.0.1"))
-    advertised = str(bus.get("advertised-host", "") or "")
-    if not advertised:
-        advertised = socket.getfqdn() if bus_bind in ("0.0.0.0", "*", "") else bus_bind
+    store_url = (
+        str(jobserver.get("store", {}).get("url", "") or "") or f"sqlite:///{work_dir / 'metadata.db'}"
+    )
     contexts = spark.get("contexts", {}) or {}
     if not isinstance(contexts, dict):
         raise ConfigError("spark.contexts must be an object of context name to settings")
@@ -132,40 +126,62 @@ def settings_from_tree(tree: ConfigTree) -> Settings:
         bind_address=str(jobserver.get("bind-address", "0.0.0.0")),
         work_dir=work_dir,
         store_url=store_url,
-        max_jobs_per_context=_int(jobserver, "max-jobs-per-context"),
-        max_queued_jobs_per_context=_int(jobserver, "max-queued-jobs-per-context"),
-        kill_grace_s=parse_duration_s(jobserver["kill-grace"]),
-        restart_context_on_stuck_kill=parse_bool(jobserver.get("restart-context-on-stuck-kill", False)),
-        context_creation_timeout_s=parse_duration_s(jobserver["context-creation-timeout"]),
-        context_deletion_timeout_s=parse_duration_s(jobserver["context-deletion-timeout"]),
-        reattach_grace_s=parse_duration_s(jobserver["reattach-grace"]),
-        start_store_delay_s=parse_duration_s(jobserver["start-store-delay"]),
-        finish_store_delay_s=parse_duration_s(jobserver["finish-store-delay"]),
         supervise=parse_bool(spark.get("driver", {}).get("supervise", False)),
-        supervise_max_restarts=_int(jobserver["supervise"], "max-restarts"),
-        supervise_backoff_s=parse_duration_s(jobserver["supervise"]["backoff"]),
-        supervise_max_backoff_s=parse_duration_s(jobserver["supervise"]["max-backoff"]),
-        default_sync_timeout_s=parse_duration_s(jobserver["default-sync-timeout"]),
-        max_upload_bytes=parse_size_bytes(jobserver["max-upload-size"]),
-        result_chunk_bytes=parse_size_bytes(jobserver["result-chunk-size"]),
-        bus_port=_int(bus, "port"),
-        bus_bind_address=bus_bind,
-        bus_advertised_host=advertised,
-        heartbeat_interval_s=parse_duration_s(heartbeat["interval"]),
-        heartbeat_timeout_s=parse_duration_s(heartbeat["timeout"]),
-        driver_python=str(driver.get("python", "") or "") or sys.executable,
-        driver_server_silence_grace_s=parse_duration_s(driver["server-silence-grace"]),
-        driver_binaries_over_bus=_binaries_mode(driver.get("binaries", "auto")) == "bus",
-        server_id=str(jobserver.get("server-id", "") or "") or f"{socket.getfqdn()}:{jobserver['port']}",
-        callback_attempts=_int(jobserver["callback"], "attempts"),
-        callback_retry_interval_s=parse_duration_s(jobserver["callback"]["retry-interval"]),
-        callback_timeout_s=parse_duration_s(jobserver["callback"]["timeout"]),
-        dao_cleanup_after_s=parse_duration_s(jobserver["dao-cleanup-after"]),
-        dao_cleanup_interval_s=parse_duration_s(jobserver["dao-cleanup-interval"]),
         context_defaults=spark.get("context-settings", {}) or {},
         startup_contexts=contexts,
         plain=plain,
+        **_job_settings(jobserver),
+        **_driver_settings(jobserver),
     )
+
+
+def _job_settings(jobserver: Mapping[str, Any]) -> dict[str, Any]:
+    """Slots, queues, timeouts and retention: the keys under spark.jobserver that jobs live by."""
+    return {
+        "max_jobs_per_context": _int(jobserver, "max-jobs-per-context"),
+        "max_queued_jobs_per_context": _int(jobserver, "max-queued-jobs-per-context"),
+        "kill_grace_s": parse_duration_s(jobserver["kill-grace"]),
+        "restart_context_on_stuck_kill": parse_bool(jobserver.get("restart-context-on-stuck-kill", False)),
+        "context_creation_timeout_s": parse_duration_s(jobserver["context-creation-timeout"]),
+        "context_deletion_timeout_s": parse_duration_s(jobserver["context-deletion-timeout"]),
+        "reattach_grace_s": parse_duration_s(jobserver["reattach-grace"]),
+        "write_behind": parse_bool(jobserver.get("write-behind", True)),
+        "start_store_delay_s": parse_duration_s(jobserver["start-store-delay"]),
+        "finish_store_delay_s": parse_duration_s(jobserver["finish-store-delay"]),
+        "supervise_max_restarts": _int(jobserver["supervise"], "max-restarts"),
+        "supervise_backoff_s": parse_duration_s(jobserver["supervise"]["backoff"]),
+        "supervise_max_backoff_s": parse_duration_s(jobserver["supervise"]["max-backoff"]),
+        "default_sync_timeout_s": parse_duration_s(jobserver["default-sync-timeout"]),
+        "max_upload_bytes": parse_size_bytes(jobserver["max-upload-size"]),
+        "result_chunk_bytes": parse_size_bytes(jobserver["result-chunk-size"]),
+        "callback_attempts": _int(jobserver["callback"], "attempts"),
+        "callback_retry_interval_s": parse_duration_s(jobserver["callback"]["retry-interval"]),
+        "callback_timeout_s": parse_duration_s(jobserver["callback"]["timeout"]),
+        "dao_cleanup_after_s": parse_duration_s(jobserver["dao-cleanup-after"]),
+        "dao_cleanup_interval_s": parse_duration_s(jobserver["dao-cleanup-interval"]),
+        "server_id": str(jobserver.get("server-id", "") or "") or f"{socket.getfqdn()}:{jobserver['port']}",
+    }
+
+
+def _driver_settings(jobserver: Mapping[str, Any]) -> dict[str, Any]:
+    """How drivers reach the server (the bus), how the two watch each other, and how drivers run."""
+    bus = jobserver.get("bus", {})
+    heartbeat = jobserver.get("heartbeat", {})
+    driver = jobserver.get("driver", {})
+    bus_bind = str(bus.get("bind-address", "127.0.0.1"))
+    advertised = str(bus.get("advertised-host", "") or "")
+    if not advertised:
+        advertised = socket.getfqdn() if bus_bind in ("0.0.0.0", "*", "") else bus_bind
+    return {
+        "bus_port": _int(bus, "port"),
+        "bus_bind_address": bus_bind,
+        "bus_advertised_host": advertised,
+        "heartbeat_interval_s": parse_duration_s(heartbeat["interval"]),
+        "heartbeat_timeout_s": parse_duration_s(heartbeat["timeout"]),
+        "driver_python": str(driver.get("python", "") or "") or sys.executable,
+        "driver_server_silence_grace_s": parse_duration_s(driver["server-silence-grace"]),
+        "driver_binaries_over_bus": _binaries_mode(driver.get("binaries", "auto")) == "bus",
+    }
 
 
 def parse_bool(value: Any) -> bool:
@@ -219,7 +235,7 @@ def parse_size_bytes(value: Any) -> int:
     if not match:
         raise ConfigError(f"{value!r} is not a size (e.g. 512k, 30m, 1g)")
     exponent = " kmgt".index(match.group(2).lower() or " ")
-    return int(match.group(1)) * 1024**exponent
+    return int(match.group(1)) << (10 * exponent)
 
 
 def _render_timedelta(value: datetime.timedelta) -> str:

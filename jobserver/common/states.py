@@ -91,6 +91,6 @@ def check_transition(source: JobState | ContextState, target: JobState | Context
     # Both enums are StrEnums, equal by value across types: check the kinds match first.
     if type(source) is not type(target):
         raise IllegalTransition(source, target)
-    table: dict = JOB_TRANSITIONS if isinstance(target, JobState) else CONTEXT_TRANSITIONS
-    if source not in table[target]:
+    sources = JOB_TRANSITIONS[target] if isinstance(target, JobState) else CONTEXT_TRANSITIONS[target]
+    if source not in sources:
         raise IllegalTransition(source, target)

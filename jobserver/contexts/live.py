@@ -1,41 +1,39 @@
-"""A context's run-time state on the server: its driver process, bus identity, slots and queue."""
+"""A context's run-time state on the server (``LiveContext``), and the registry of them all."""
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import time
 from dataclasses import dataclass, field
 
-from driver.protocol import StartJob
+from driver.protocol import Message
 from jobserver.common.records import ContextRecord
+from jobserver.common.states import ContextState
+from jobserver.contexts.phases import Phase, check_phase_change
+from jobserver.drivers.bus import Bus, BusError
 from jobserver.drivers.processes import DriverProcess
 
 
 @dataclass(eq=False)
 class LiveContext:
-    """What the server knows at run time about a context whose driver it launched."""
+    """What the server knows at run time about a context whose driver it launched (or adopted)."""
 
     record: ContextRecord
-    token: str
+    bus: Bus
+    phase: Phase = Phase.LAUNCHING
+    token: str = ""  # issued by this server process; "" for a driver an earlier one launched
     process: DriverProcess | None = None
-    identity: bytes | None = None
+    identity: bytes | None = None  # its connection on the bus, once it has said who it is
     last_seen: float = field(default_factory=time.monotonic)
     ready: asyncio.Future[ContextRecord] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
     ended: asyncio.Event = field(default_factory=asyncio.Event)
-    stopping: bool = False
-    end_reason: str | None = None  # why the driver is being ended, when the server ends it
-    job_ids: set[str] = field(default_factory=set)  # jobs sent to the driver, holding its slots
-    # Jobs waiting for a slot, first come first served, with what to send when one frees.
-    queue: collections.OrderedDict[str, StartJob] = field(default_factory=collections.OrderedDict)
+    rejoined: asyncio.Event = field(default_factory=asyncio.Event)  # an adopted driver said who it is
+    end_reason: str | None = None  # why the server ends the driver, when the server ends it
     named_objects: list[dict[str, str]] = field(default_factory=list)  # as the driver last said
     killed_at: dict[str, float] = field(default_factory=dict)  # killed jobs the driver still runs
     stuck_job_ids: set[str] = field(default_factory=set)  # … for longer than kill-grace
-    # Launched by an earlier server process; its driver has not rejoined this one yet.
-    awaiting_rejoin: bool = False
-    rejoined: asyncio.Event = field(default_factory=asyncio.Event)  # … and now it has
     restarts: int = 0  # supervise mode: relaunches so far
 
     @property
@@ -46,10 +44,83 @@ class LiveContext:
     def name(self) -> str:
         return self.record.name
 
+    @property
+    def accepts_jobs(self) -> bool:
+        return self.phase is Phase.RUNNING
 
-@dataclass(frozen=True, slots=True)
-class StopResult:
-    finished: bool  # False: the stop goes on in the background (HTTP 202)
+    @property
+    def stopping(self) -> bool:
+        """A stop was asked for (also of a context whose driver has yet to rejoin this server)."""
+        return self.phase is Phase.STOPPING or self.record.state is ContextState.STOPPING
+
+    def transition(self, target: Phase) -> None:
+        check_phase_change(self.phase, target)
+        self.phase = target
+
+    def send(self, message: Message) -> None:
+        """Queue a message for the driver; BusError when it is not connected (or gone)."""
+        if self.identity is None:
+            raise BusError(f"driver of context {self.name} is not connected")
+        self.bus.send(self.identity, message)
+
+    def note_killed(self, job_id: str) -> None:
+        self.killed_at[job_id] = time.monotonic()
+
+    def fail_waiters(self, error: BaseException) -> None:
+        """Whoever waits for it to be ready gets ``error`` (nobody may wait: retrieved here)."""
+        if not self.ready.done():
+            self.ready.set_exception(error)
+            self.ready.exception()
+
+
+class LiveContexts:
+    """Every live context, by id and by the bus connection of its driver."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, LiveContext] = {}
+        self._by_identity: dict[bytes, LiveContext] = {}
+
+    def add(self, context: LiveContext) -> None:
+        self._by_id[context.id] = context
+
+    def remove(self, context: LiveContext) -> None:
+        if self._by_id.get(context.id) is context:
+            del self._by_id[context.id]
+        self.disconnect(context)
+
+    def get(self, context_id: str) -> LiveContext | None:
+        return self._by_id.get(context_id)
+
+    def holds(self, context: LiveContext) -> bool:
+        return self._by_id.get(context.id) is context
+
+    def by_identity(self, identity: bytes) -> LiveContext | None:
+        return self._by_identity.get(identity)
+
+    def by_name(self, name: str) -> LiveContext | None:
+        """The context of that name, unless it is stopping."""
+        for context in self._by_id.values():
+            if context.name == name and not context.stopping:
+                return context
+        return None
+
+    def all(self) -> list[LiveContext]:
+        return list(self._by_id.values())
+
+    def connect(self, context: LiveContext, identity: bytes) -> None:
+        self.disconnect(context)
+        context.identity = identity
+        context.last_seen = time.monotonic()
+        self._by_identity[identity] = context
+
+    def disconnect(self, context: LiveContext) -> None:
+        if context.identity is not None and self._by_identity.get(context.identity) is context:
+            del self._by_identity[context.identity]
+        context.identity = None
+
+    def clear(self) -> None:
+        self._by_id.clear()
+        self._by_identity.clear()
 
 
 def log_tail(process: DriverProcess | None, lines: int = 30) -> str:

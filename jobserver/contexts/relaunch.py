@@ -1,4 +1,4 @@
-"""Supervise mode: which contexts are launched again when their driver dies, and how soon.
+"""Supervise mode: which contexts are launched again when their driver dies, how often and how soon.
 
 The server itself relaunches supervised drivers (sjs-contract §7.4 left it to Spark's standalone
 cluster manager, which limited it to one master and one deploy mode); the flag is per context
@@ -8,16 +8,40 @@ cluster manager, which limited it to one master and one deploy mode); the flag i
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from jobserver.common.config import parse_bool
+from jobserver.common.config import Settings, parse_bool
 
 FLAG = "spark.driver.supervise"
 
 
-def supervised(context_config: Mapping[str, Any], default: bool) -> bool:
-    value = _flattened(context_config.get("launcher") or {}).get(FLAG)
-    return default if value is None else parse_bool(value)
+@dataclass(frozen=True, slots=True)
+class RelaunchPolicy:
+    default: bool  # spark.driver.supervise
+    max_restarts: int
+    first_backoff_s: float
+    max_backoff_s: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RelaunchPolicy:
+        return cls(
+            default=settings.supervise,
+            max_restarts=settings.supervise_max_restarts,
+            first_backoff_s=settings.supervise_backoff_s,
+            max_backoff_s=settings.supervise_max_backoff_s,
+        )
+
+    def supervises(self, context_config: Mapping[str, Any]) -> bool:
+        value = _flattened(context_config.get("launcher") or {}).get(FLAG)
+        return self.default if value is None else parse_bool(value)
+
+    def allows(self, restarts_so_far: int) -> bool:
+        return restarts_so_far < self.max_restarts
+
+    def backoff_s(self, restart: int) -> float:
+        """Wait before relaunch number ``restart`` (1, 2, …): doubling from the first backoff."""
+        return float(min(self.first_backoff_s * 2 ** max(restart - 1, 0), self.max_backoff_s))
 
 
 def without_flag(context_config: Mapping[str, Any]) -> dict[str, Any]:
@@ -28,11 +52,6 @@ def without_flag(context_config: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(launcher, Mapping):
         config["launcher"] = {key: value for key, value in _flattened(launcher).items() if key != FLAG}
     return config
-
-
-def backoff_s(restart: int, first_s: float, max_s: float) -> float:
-    """Wait before relaunch number ``restart`` (1, 2, …): doubling from ``first_s``."""
-    return min(first_s * 2 ** max(restart - 1, 0), max_s)
 
 
 def _flattened(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

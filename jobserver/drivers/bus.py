@@ -10,11 +10,6 @@ sends never wait (a full queue is an error). zmq.asyncio does the same with a fu
 which cost more than the send itself on every job's path. ZeroMQ's fd only says that the socket
 has news, and any call on the socket may consume that news; so the reader drains the socket until
 it says it has no frame, and a send that finds a frame waiting wakes the reader.
-
-When the reader is idle, the fd's callback reads the first frame itself and shows it to an
-optional ``first_look`` function at once, a loop turn before the handler gets it (still first,
-in order): what can be decided without waiting for anything (a sync request's answer) need not
-wait for the reader task's turn.
 """
 
 from __future__ import annotations
@@ -32,7 +27,6 @@ from driver.protocol import Message, ProtocolError, decode, encode
 log = structlog.get_logger(__name__)
 
 MessageHandler = Callable[[bytes, Message], Awaitable[None]]
-FirstLook = Callable[[bytes, Message], None]
 
 
 class BusError(Exception):
@@ -53,9 +47,6 @@ class Bus:
         self._socket: zmq.Socket[bytes] | None = None
         self._receiver: asyncio.Task[None] | None = None
         self._readable = asyncio.Event()  # the socket may have a frame to read
-        self._first_look: FirstLook | None = None
-        self._idle = False  # the reader waits for news, with nothing in hand
-        self._early: tuple[bytes, Message] | None = None  # read by the fd's callback, handled next
         self._fd: int | None = None
         self.port = 0
 
@@ -64,10 +55,8 @@ class Bus:
         """The address drivers connect to."""
         return f"tcp://{self._advertised_host}:{self.port}"
 
-    async def start(self, handler: MessageHandler, first_look: FirstLook | None = None) -> None:
-        """Serve: every message goes to ``handler``, in arrival order; ``first_look`` (which must
-        not block, and must leave the rest to ``handler``) sees some of them a loop turn earlier."""
-        self._first_look = first_look
+    async def start(self, handler: MessageHandler) -> None:
+        """Serve: every message goes to ``handler``, one at a time, in arrival order."""
         socket = self._context.socket(zmq.ROUTER)
         socket.setsockopt(zmq.LINGER, 0)
         # Fail loudly instead of silently dropping frames addressed to a vanished driver.
@@ -101,16 +90,8 @@ class Bus:
     def _on_fd_readable(self) -> None:
         # Reading EVENTS lets ZeroMQ take in its news, which also drains the fd: without that the
         # loop would call this on every turn while the receiver is busy with a message.
-        if self._socket is None or not self._frame_waiting():
-            return
-        if self._idle and self._early is None and self._first_look is not None:
-            self._early = self._read()
-            if self._early is not None:
-                try:
-                    self._first_look(*self._early)
-                except Exception:  # the handler still gets the message
-                    log.exception("bus_first_look_failed", message_type=self._early[1].TYPE)
-        self._readable.set()
+        if self._socket is not None and self._frame_waiting():
+            self._readable.set()
 
     def _frame_waiting(self) -> bool:
         assert self._socket is not None
@@ -118,19 +99,13 @@ class Bus:
 
     async def _receive(self, handler: MessageHandler) -> None:
         while True:
-            incoming, self._early = self._early, None
+            if not self._frame_waiting():
+                self._readable.clear()
+                await self._readable.wait()
+                continue
+            incoming = self._read()
             if incoming is None:
-                if not self._frame_waiting():
-                    self._readable.clear()
-                    self._idle = True
-                    try:
-                        await self._readable.wait()
-                    finally:
-                        self._idle = False
-                    continue
-                incoming = self._read()
-                if incoming is None:
-                    continue
+                continue
             identity, message = incoming
             try:
                 await handler(identity, message)

@@ -93,14 +93,7 @@ def build_driver_command(
         # In cluster mode the driver does not inherit spark-submit's environment.
         spark_conf[f"spark.yarn.appMasterEnv.{TOKEN_ENV}"] = token
         spark_conf[f"spark.kubernetes.driverEnv.{TOKEN_ENV}"] = token
-    options: list[str] = []
-    for key, value in launcher.items():
-        if key.startswith("spark."):
-            spark_conf[key] = _render(value)
-        elif isinstance(value, bool):  # spark-submit's switches (--verbose, --supervise) take no value
-            options += [f"--{key}"] if value else []
-        else:
-            options += [f"--{key}", _render(value)]
+    options = _submit_options(launcher, spark_conf)
     argv = [
         str(launch.spark_home / "bin" / "spark-submit"),
         "--master",
@@ -126,6 +119,19 @@ def build_driver_command(
         TOKEN_ENV: token,
     }
     return DriverCommand(argv=argv, env=env)
+
+
+def _submit_options(launcher: Mapping[str, Any], spark_conf: dict[str, str]) -> list[str]:
+    """spark-submit's own options from ``launcher { … }``; its ``spark.*`` keys go to ``spark_conf``."""
+    options: list[str] = []
+    for key, value in launcher.items():
+        if key.startswith("spark."):
+            spark_conf[key] = _render(value)
+        elif isinstance(value, bool):  # spark-submit's switches (--verbose, --supervise) take no value
+            options += [f"--{key}"] if value else []
+        else:
+            options += [f"--{key}", _render(value)]
+    return options
 
 
 def context_jars(context_config: Mapping[str, Any], spark_jars: str = "") -> list[str]:

@@ -5,7 +5,7 @@ Python driver it forks are signalled together. Stopping escalates: the caller's 
 message first, then SIGTERM to the group, then SIGKILL to the group.
 
 A driver launched by an earlier server process (which crashed, or stopped with --keep-contexts)
-is adopted when it rejoins: the supervisor then watches the driver's pid (a pidfd, so no polling)
+is adopted when it rejoins: the watcher then watches the driver's pid (a pidfd, so no polling)
 and signals its process group as for its own children. Drivers on other hosts (cluster deploy
 mode) cannot be signalled; they are ended by the context manager through the bus.
 
@@ -27,6 +27,7 @@ from pathlib import Path
 
 import structlog
 
+from jobserver.common.tasks import BackgroundTasks
 from jobserver.drivers.launcher import DriverCommand
 
 log = structlog.get_logger(__name__)
@@ -135,11 +136,12 @@ def _alive(pid: int) -> bool:
     return True
 
 
-class Supervisor:
+class ProcessWatcher:
     """Starts (or adopts) driver processes and reports each exit exactly once through ``on_exit``."""
 
-    def __init__(self, on_exit: ExitCallback) -> None:
+    def __init__(self, on_exit: ExitCallback, tasks: BackgroundTasks) -> None:
         self._on_exit = on_exit
+        self._tasks = tasks
         self._processes: dict[str, DriverProcess] = {}
         self._working_dirs: dict[str, Path] = {}
         self._watchers: dict[str, asyncio.Task[None]] = {}
@@ -179,7 +181,7 @@ class Supervisor:
     def _watch(self, driver: DriverProcess, working_dir: Path) -> None:
         self._processes[driver.context_id] = driver
         self._working_dirs[driver.context_id] = working_dir
-        watcher = asyncio.create_task(self._await_exit(driver), name=f"watch-driver-{driver.context_id}")
+        watcher = self._tasks.spawn(self._await_exit(driver), name=f"watch-driver-{driver.context_id}")
         self._watchers[driver.context_id] = watcher
 
         def forget(task: asyncio.Task[None]) -> None:

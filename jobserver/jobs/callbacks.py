@@ -46,7 +46,7 @@ async def deliver(url: str, body: bytes, job_id: str, policy: CallbackPolicy) ->
         try:
             status = await asyncio.to_thread(_post, url, body, policy.timeout_s)
         except (OSError, urllib.error.URLError) as error:
-            status, reason = None, str(error)
+            reason = str(error)
         else:
             reason = f"HTTP {status}"
             if status < 400:

@@ -23,7 +23,7 @@ async def list_contexts(request: web.Request) -> web.Response:
 @routes.get("/contexts/{name}")
 async def get_context(request: web.Request) -> web.Response:
     contexts = request.app[SERVER].contexts
-    record, _ = await contexts.get(request.match_info["name"])
+    record = await contexts.get(request.match_info["name"])
     info = context_info(record)
     stuck = contexts.stuck_job_ids(record.id)
     if stuck:  # killed jobs whose code ignores the kill (spark.jobserver.kill-grace)
@@ -51,8 +51,8 @@ async def create_context(request: web.Request) -> web.Response:
 @routes.delete("/contexts/{name}")
 async def delete_context(request: web.Request) -> web.Response:
     force = flag(request.query, "force", False)
-    outcome = await request.app[SERVER].contexts.delete(request.match_info["name"], force=force)
-    if not outcome.finished:
+    ended = await request.app[SERVER].contexts.delete(request.match_info["name"], force=force)
+    if not ended:  # the stop goes on in the background
         return web.Response(status=202, headers={"Location": str(request.url)})
     return success("Context stopped")
 

@@ -77,7 +77,7 @@ async def _overridden(request: web.Request, handler: Handler, override: str) -> 
     match_info.add_app(request.app)
     match_info.freeze()
     # aiohttp resolves the route before middlewares run; there is no public way to re-route.
-    rerouted._match_info = match_info  # type: ignore[attr-defined]
+    rerouted._match_info = match_info
     return await match_info.handler(rerouted)
 
 

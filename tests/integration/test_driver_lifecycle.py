@@ -104,8 +104,8 @@ class SlowStart:
 
 
 async def test_a_sync_job_whose_driver_dies_before_it_is_stored_ends_error(tmp_path: Path) -> None:
-    # A sync job is stored when its driver first reports on it or start-store-delay after it
-    # was sent: here the driver is killed before either.
+    # A sync job is stored when its driver first reports on it, when anything else needs it
+    # stored, or start-store-delay after it was sent: here the driver is killed before any.
     overrides = fake_spark("light", **{"spark.jobserver.start-store-delay": "60s"})
     package = tmp_path / "slow_start.egg"
     with zipfile.ZipFile(package, "w") as archive:
@@ -127,7 +127,6 @@ async def test_a_sync_job_whose_driver_dies_before_it_is_stored_ends_error(tmp_p
             return marker.exists()
 
         await wait_until(validating, what="the job validating in its driver")
-        assert (await api.call("GET", "/jobs"))[1] == []  # sent, not stored yet
         for pid in processes_mentioning(info["id"]):
             os.kill(pid, signal.SIGKILL)
         status, body, _ = await asyncio.wait_for(request, 30)

@@ -1,0 +1,213 @@
+"""What drivers say over the bus, and the server's heartbeats back.
+
+A driver proves who it is with the token it was launched with (``Hello``, or ``Rejoin`` when it
+outlived an earlier server process); from then on its bus connection stands for its context.
+Anything else from an unknown connection is answered with ``Reintroduce``. Job reports go to the
+job domain (``ContextEvents.on_job_report``); the rest is the context's own business: ready or
+failed to start, heartbeats (and killed jobs the driver still runs), named objects, file requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import socket
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import structlog
+
+from driver.protocol import (
+    JOB_REPORTS,
+    ContextInitFailed,
+    ContextReady,
+    DriverHeartbeat,
+    DriverStopping,
+    FetchBlob,
+    FetchDataFile,
+    Hello,
+    Message,
+    NamedObjectsChanged,
+    Reintroduce,
+    Rejected,
+    Rejoin,
+    ServerHeartbeat,
+    StopContext,
+    Welcome,
+)
+from jobserver.common.config import Settings
+from jobserver.common.tasks import BackgroundTasks
+from jobserver.contexts.events import ContextEvents
+from jobserver.contexts.lifecycle import ContextLifecycle
+from jobserver.contexts.live import LiveContext, LiveContexts
+from jobserver.contexts.phases import REJOINED_PHASES, Phase
+from jobserver.drivers.bus import Bus, BusError
+from jobserver.drivers.file_sender import FileSender
+
+log = structlog.get_logger(__name__)
+
+
+class DriverMessages:
+    def __init__(
+        self,
+        settings: Settings,
+        bus: Bus,
+        registry: LiveContexts,
+        lifecycle: ContextLifecycle,
+        events: ContextEvents,
+        files: FileSender,
+        tasks: BackgroundTasks,
+        restart: Callable[[LiveContext], Coroutine[Any, Any, None]],
+    ) -> None:
+        self._settings = settings
+        self._bus = bus
+        self._registry = registry
+        self._lifecycle = lifecycle
+        self._events = events
+        self._files = files
+        self._tasks = tasks
+        self._restart = restart  # a context whose killed job ignores the kill, when so configured
+        self._host = socket.gethostname()
+        self._server_config_json = json.dumps(settings.plain).encode()
+
+    async def on_bus_message(self, identity: bytes, message: Message) -> None:
+        if isinstance(message, Hello):
+            await self._on_hello(identity, message)
+            return
+        if isinstance(message, Rejoin):
+            await self._on_rejoin(identity, message)
+            return
+        context = self._registry.by_identity(identity)
+        if context is None:
+            # A driver of an earlier server process (or a confused peer): ask who it is. Its frame
+            # is dropped; anything that matters (a job's final report) it sends again.
+            log.info("bus_message_from_stranger", message_type=message.TYPE)
+            with contextlib.suppress(BusError):
+                self._bus.send(identity, Reintroduce())
+            return
+        context.last_seen = time.monotonic()
+        if type(message) in JOB_REPORTS:  # the most frequent, first
+            await self._events.on_job_report(context, message)
+        elif isinstance(message, DriverHeartbeat):
+            self._check_stuck_kills(context, set(message.running_job_ids))
+        elif isinstance(message, ContextReady):
+            await self._lifecycle.on_ready(context, message)
+        elif isinstance(message, ContextInitFailed):
+            error = message.error.get("message", "context init failed")
+            log.warning("context_init_failed", context_id=context.id, error=error)
+            await self._lifecycle.fail_start(context, error, message.error)
+        elif isinstance(message, DriverStopping):
+            log.info("driver_stopping", context_id=context.id, reason=message.reason)
+        elif isinstance(message, NamedObjectsChanged):
+            context.named_objects = message.objects
+        elif isinstance(message, FetchBlob | FetchDataFile):
+            self._tasks.spawn(self._files.send(context.send, message), name=f"file-{message.request_id}")
+        else:
+            log.warning("bus_message_unexpected", context_id=context.id, message_type=message.TYPE)
+
+    def _reject(self, identity: bytes, context_id: str, pid: int) -> None:
+        log.warning("driver_rejected", context_id=context_id, pid=pid)
+        with contextlib.suppress(BusError):
+            self._bus.send(identity, Rejected(reason="unknown context or wrong token"))
+
+    async def _on_hello(self, identity: bytes, hello: Hello) -> None:
+        context = self._registry.get(hello.context_id)
+        if context is None or not self._lifecycle.trusts(context, hello.token):
+            self._reject(identity, hello.context_id, hello.pid)
+            return
+        if context.phase is Phase.AWAITING_REJOIN:  # launched before a restart, still starting Spark
+            self._lifecycle.adopt(
+                context, pid=hello.pid, pgid=hello.pgid, host=hello.host, local_host=self._host
+            )
+            context.transition(REJOINED_PHASES[context.record.state])
+        self._registry.connect(context, identity)
+        log.info("driver_connected", context_id=context.id, pid=hello.pid)
+        context.send(self._welcome(context))
+        if context.stopping:  # a stop was asked for before the server restarted
+            with contextlib.suppress(BusError):
+                context.send(StopContext())
+
+    async def _on_rejoin(self, identity: bytes, rejoin: Rejoin) -> None:
+        context = self._registry.get(rejoin.context_id)
+        if context is None or not self._lifecycle.trusts(context, rejoin.token):
+            self._reject(identity, rejoin.context_id, rejoin.pid)
+            return
+        if context.identity == identity and context.phase is not Phase.AWAITING_REJOIN:
+            return  # it asked twice
+        self._lifecycle.adopt(
+            context, pid=rejoin.pid, pgid=rejoin.pgid, host=rejoin.host, local_host=self._host
+        )
+        if context.phase is Phase.AWAITING_REJOIN:
+            context.transition(REJOINED_PHASES[context.record.state])
+        self._registry.connect(context, identity)
+        log.info(
+            "driver_rejoined",
+            context_id=context.id,
+            context_name=context.name,
+            pid=rejoin.pid,
+            running=len(rejoin.running_job_ids),
+            held_reports=len(rejoin.held_job_ids),
+        )
+        context.send(self._welcome(context))
+        if context.stopping:
+            with contextlib.suppress(BusError):
+                context.send(StopContext())
+            return
+        if rejoin.application_id:
+            await self._lifecycle.on_ready(
+                context, ContextReady(rejoin.application_id, rejoin.web_ui_url, "")
+            )
+        await self._events.on_driver_rejoined(context, rejoin.running_job_ids, rejoin.held_job_ids)
+
+    def _welcome(self, context: LiveContext) -> Welcome:
+        return Welcome(
+            heartbeat_interval_s=self._settings.heartbeat_interval_s,
+            server_silence_grace_s=self._settings.driver_server_silence_grace_s,
+            max_jobs=self._settings.max_jobs_per_context,
+            result_chunk_bytes=self._settings.result_chunk_bytes,
+            context_config_json=json.dumps(context.record.config).encode(),
+            server_config_json=self._server_config_json,
+        )
+
+    def _check_stuck_kills(self, context: LiveContext, running: set[str]) -> None:
+        """Killed jobs the driver still runs after kill-grace are reported (and, if configured,
+        their context is restarted); the driver's heartbeat lists what it runs."""
+        now = time.monotonic()
+        for job_id, killed in list(context.killed_at.items()):
+            if job_id not in running:
+                del context.killed_at[job_id]
+                context.stuck_job_ids.discard(job_id)
+            elif now - killed > self._settings.kill_grace_s and job_id not in context.stuck_job_ids:
+                context.stuck_job_ids.add(job_id)
+                log.warning(
+                    "job_ignores_kill", context_id=context.id, job_id=job_id, seconds=round(now - killed)
+                )
+                if self._settings.restart_context_on_stuck_kill and not context.stopping:
+                    self._tasks.spawn(self._restart(context), name=f"restart-{context.id}")
+
+    async def run_heartbeats(self) -> None:
+        """Every interval: tell each driver we are alive, and end drivers that went silent."""
+        while True:
+            await asyncio.sleep(self._settings.heartbeat_interval_s)
+            now = time.monotonic()
+            for context in self._registry.all():
+                if context.identity is None or context.ended.is_set():
+                    continue
+                silent_s = now - context.last_seen
+                # A stopping driver that goes silent is ended by the stop's own escalation.
+                lost = silent_s > self._settings.heartbeat_timeout_s and not context.stopping
+                if lost and context.end_reason is None:
+                    self._declare_lost(context, silent_s)
+                    continue
+                with contextlib.suppress(BusError):
+                    context.send(ServerHeartbeat())
+
+    def _declare_lost(self, context: LiveContext, silent_s: float) -> None:
+        reason = f"Driver of context {context.name} lost: no heartbeat for {silent_s:.1f} s"
+        log.warning("driver_lost", context_id=context.id, silent_s=round(silent_s, 1))
+        context.end_reason = reason
+        if context.process is not None:
+            context.process.signal_group(signal.SIGKILL)
