@@ -6,10 +6,11 @@ folder before it touches the file system, so no request can read, write or delet
 
 from __future__ import annotations
 
+import datetime
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import structlog
@@ -26,9 +27,12 @@ MAX_PREFIX_BYTES = 200
 
 
 class DataFiles:
-    def __init__(self, data_dir: Path, *, max_upload_bytes: int) -> None:
+    def __init__(
+        self, data_dir: Path, *, max_upload_bytes: int, clock: Callable[[], datetime.datetime] = utc_now
+    ) -> None:
         self._dir = data_dir
         self._max_upload_bytes = max_upload_bytes
+        self._clock = clock  # an upload's time is in its file's name
 
     def list(self) -> list[str]:
         if not self._dir.is_dir():
@@ -43,7 +47,7 @@ class DataFiles:
         base = _safe_component(prefix)
         if base is None or len(base.encode()) > MAX_PREFIX_BYTES:
             raise BadRequest(f"Failed to store data file '{prefix}'.")
-        name = f"{base}-{job_time(utc_now()).replace(':', '_')}.dat"
+        name = f"{base}-{job_time(self._clock()).replace(':', '_')}.dat"
         descriptor, temporary = tempfile.mkstemp(dir=self._dir, prefix=".upload-")
         size = 0
         try:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 import pytest_asyncio
 
@@ -40,9 +40,18 @@ async def api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
     }
     async with running_server(work_dir, overrides) as api:
         await api.upload("examples")
-        status, body, _ = await api.call("POST", f"/contexts/{CONTEXT}")
+        # Its Spark UI on: a test watches Spark's own REST API for the jobs a job starts.
+        status, body, _ = await api.call("POST", f"/contexts/{CONTEXT}?spark.ui.enabled=true")
         assert (status, body) == (200, {"status": "SUCCESS", "result": "Context initialized"})
         yield api
+
+
+async def spark_jobs_running(api: Api) -> bool:
+    """Whether Spark's REST API (the context's UI) lists a running Spark job."""
+    _, info, _ = await api.call("GET", f"/contexts/{CONTEXT}")
+    jobs_url = f"{info['url']}/api/v1/applications/{info['applicationId']}/jobs?status=running"
+    async with aiohttp.ClientSession() as session, session.get(jobs_url) as response:
+        return response.status == 200 and bool(await response.json())
 
 
 def job_path(main_class: str, *, app: str = "examples", sync: bool = False, extra: str = "") -> str:
@@ -209,10 +218,10 @@ async def test_killing_a_running_job_cancels_its_spark_work_and_it_stays_killed(
     assert status == 202
     job_id = body["jobId"]
     await api.wait_job_state(job_id, "RUNNING")
-    # Let its Spark job start: the kill must cancel the job group's Spark work, which an
+    # Once its Spark job runs: the kill must cancel the job group's Spark work, which an
     # interrupt of the job's thread alone would not (the thread waits inside py4j). Tasks still
     # running would hold both cores for two minutes, past the sync timeout below.
-    await asyncio.sleep(3)
+    await wait_until(lambda: spark_jobs_running(api), what="the job's Spark job running")
     status, answer, _ = await api.call("DELETE", f"/jobs/{job_id}")
     assert (status, answer) == (200, {"status": "KILLED"})
     report = await api.wait_job_state(job_id, "KILLED")

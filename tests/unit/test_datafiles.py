@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from jobserver.common.errors import BadRequest, PayloadTooLarge
-from jobserver.uploads import datafiles
 from jobserver.uploads.datafiles import DataFiles
 
 MAX_UPLOAD_BYTES = 64
@@ -59,8 +58,9 @@ def files_under(root: Path) -> set[Path]:
     return {path for path in root.rglob("*") if path.is_file()}
 
 
-def freeze_clock(monkeypatch: pytest.MonkeyPatch, moment: datetime.datetime) -> None:
-    monkeypatch.setattr(datafiles, "utc_now", lambda: moment)
+def frozen_at(folder: Path, moment: datetime.datetime) -> DataFiles:
+    """Data files whose clock always reads ``moment``."""
+    return DataFiles(folder, max_upload_bytes=MAX_UPLOAD_BYTES, clock=lambda: moment)
 
 
 # --- storing -------------------------------------------------------------------------------------
@@ -78,9 +78,9 @@ async def test_stored_file_is_named_prefix_and_upload_time_inside_the_folder(
 
 
 async def test_stored_name_embeds_the_job_time_with_underscores_for_colons(
-    data_files: DataFiles, folder: Path, monkeypatch: pytest.MonkeyPatch, india_server_zone: None
+    folder: Path, india_server_zone: None
 ) -> None:
-    freeze_clock(monkeypatch, datetime.datetime(2016, 7, 4, 3, 39, 57, 928_000, tzinfo=datetime.UTC))
+    data_files = frozen_at(folder, datetime.datetime(2016, 7, 4, 3, 39, 57, 928_000, tzinfo=datetime.UTC))
     stored = await data_files.store("x.txt", body(b"data"))
     assert stored == str(folder / "x.txt-2016-07-04T09_09_57.928+05_30.dat")
 
@@ -189,10 +189,8 @@ async def test_body_that_breaks_off_leaves_no_file(data_files: DataFiles, folder
     assert list(folder.iterdir()) == []
 
 
-async def test_two_uploads_in_the_same_millisecond_are_both_kept(
-    data_files: DataFiles, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    freeze_clock(monkeypatch, datetime.datetime(2024, 1, 1, 12, 0, 0, 5_000, tzinfo=datetime.UTC))
+async def test_two_uploads_in_the_same_millisecond_are_both_kept(folder: Path) -> None:
+    data_files = frozen_at(folder, datetime.datetime(2024, 1, 1, 12, 0, 0, 5_000, tzinfo=datetime.UTC))
     first = await data_files.store("input.csv", body(b"first upload"))
     second = await data_files.store("input.csv", body(b"second upload"))
     assert first != second
