@@ -97,8 +97,8 @@ class JobServer:
         else:
             await self.contexts.shutdown()
         await self.jobs.close()
+        await self.bus.close()  # no more driver messages, so nothing new starts in the background
         await self.tasks.close()
-        await self.bus.close()
         await self.store.close()
         log.info("jobserver_stopped")
 

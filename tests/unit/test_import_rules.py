@@ -11,8 +11,9 @@ LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
 
 def test_import_rules_of_the_house_are_kept() -> None:
-    # driver never imports jobserver; jobserver takes only driver.protocol from driver; only
-    # jobserver.web imports aiohttp. The contracts themselves live in .importlinter.
+    # jobserver's packages are layers; the storage backends and the route modules stand alone;
+    # driver never imports jobserver, which takes only driver.protocol from it; only jobserver.web
+    # imports aiohttp. The contracts themselves live in .importlinter.
     assert (REPOSITORY_ROOT / ".importlinter").is_file()
     finished = subprocess.run(
         [str(LINT_IMPORTS), "--no-cache"],
