@@ -164,7 +164,6 @@ class Driver:
                 self._runner.on_blob_data(message)
         elif isinstance(message, JobReportAck):  # a job's end is over on both sides
             if self._runner is not None:
-                self._runner.drop_leftovers()
                 self._runner.prepare_config()
         elif isinstance(message, StopContext | Rejected):
             self._link.stop_serving()

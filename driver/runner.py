@@ -171,10 +171,6 @@ class JobRunner:
         # The server's config parsed ahead, for the next job: a job's config is its posted config
         # merged into a tree of its own, and parsing one costs more than the rest of a job's start.
         self._spare_config: tuple[bytes, Any] | None = None
-        # What ended jobs leave behind (their job objects, configs, environments and results),
-        # dropped by the main loop once their ends are acknowledged: freeing a job's config tree
-        # costs tens of microseconds right after a Spark job, and a report waited for it.
-        self._leftovers: list[list[Any]] = []
         self._context_name = str((context_config.get("context") or {}).get("name", ""))
 
     def running_job_ids(self) -> list[str]:
@@ -229,9 +225,8 @@ class JobRunner:
         job_id = request.job_id
         with self._lock:
             self._threads[job_id] = threading.get_ident()
-        leftovers: list[Any] = []
         try:
-            outcome = self._execute(request, leftovers)
+            outcome = self._execute(request)
         except JobKilledError:
             outcome = JobKilled(job_id=job_id)
         except BaseException as error:  # the job's own code may raise anything
@@ -248,8 +243,6 @@ class JobRunner:
         try:
             self._post(outcome)
         finally:
-            with self._lock:
-                self._leftovers.append(leftovers)
             self._release(job_id)
 
     def announce_started(self, now: float) -> float | None:
@@ -297,8 +290,8 @@ class JobRunner:
         with self._lock:
             return job_id in self._killed
 
-    def _execute(self, request: StartJob, leftovers: list[Any]) -> Message:
-        """Run the job; what it makes that could be large goes into ``leftovers``."""
+    def _execute(self, request: StartJob) -> Message:
+        """Load, prepare and run the job; returns its outcome."""
         job_id = request.job_id
         spark = self._spark.for_job(job_id)
         try:
@@ -312,9 +305,7 @@ class JobRunner:
             if spark.queries is not None:
                 spark.queries.job_started(job_id)
             config = self._job_config(request.config_json)
-            leftovers += (job, config)
             data = job.prepare(spark, config)
-            leftovers.append(data)
         except JobRejected as rejected:
             return JobFailed(job_id=job_id, kind=rejected.kind, error=rejected.details)
         with self._lock:  # the clock is read under the lock: a tick that skipped this job came before
@@ -332,10 +323,8 @@ class JobRunner:
             fetch_data_file=self.data_file,
             named_objects=self.named_objects,
         )
-        leftovers.append(environment)
         try:
             result = job.run(spark, data, environment)
-            leftovers.append(result)
         except JobProblems as problems:
             error = error_map(str(problems), "sparkjobserver.api.ValidationProblem")
             return JobFailed(job_id=job_id, kind=FAILURE_ERROR, error=error)
@@ -351,13 +340,6 @@ class JobRunner:
             self._post(JobResultChunk(job_id=job_id, data=bytes(view[offset : offset + size])))
             offset += size
         return JobFinished(job_id=job_id, result=bytes(view[offset:]))
-
-    def drop_leftovers(self) -> None:
-        """Free what ended jobs left behind (called by the main loop when a job's end is
-        acknowledged, off every job's way)."""
-        with self._lock:
-            leftovers, self._leftovers = self._leftovers, []
-        del leftovers
 
     def prepare_config(self) -> None:
         """Parse the server's config for the next job, unless done (called by the main loop
