@@ -242,6 +242,7 @@ class JobRunner:
                 self._reporting.add(job_id)
         try:
             self._post(outcome)
+            log.info("job %s ended: %s", job_id, outcome.TYPE)
         finally:
             self._release(job_id)
 
