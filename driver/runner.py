@@ -8,7 +8,6 @@ exactly that job's Spark work; the thread itself is interrupted at its next Pyth
 from __future__ import annotations
 
 import collections
-import contextlib
 import ctypes
 import functools
 import hashlib
@@ -22,6 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -61,69 +61,6 @@ DOWNLOAD_TIMEOUT_S = 60.0
 ANNOUNCE_AFTER_S = 0.005
 
 
-class JobThreads:
-    """The threads jobs run on, started as needed up to ``limit``; a job waits in the queue while
-    all are busy.
-
-    A job reaches an idle thread through one queue (one futex wake-up). ThreadPoolExecutor adds a
-    Future, a work item and its idle-semaphore bookkeeping, in Python, on both sides of the
-    hand-over, on every job's way.
-    """
-
-    def __init__(self, run: Callable[[StartJob], None], *, limit: int) -> None:
-        self._run = run
-        self._limit = limit
-        self._queue: queue.SimpleQueue[StartJob | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._started = 0
-        self._idle = 0  # threads waiting for a job that no job has been handed to yet
-        self._waiting = 0  # jobs in the queue that no thread has been handed to yet
-        self._closed = False
-
-    def submit(self, request: StartJob) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            name = ""
-            if self._idle:
-                self._idle -= 1  # that thread takes this job
-            elif self._started < self._limit:
-                name = f"job_{self._started}"
-                self._started += 1
-            else:
-                self._waiting += 1  # the next thread to finish takes it
-        self._queue.put(request)
-        if name:
-            threading.Thread(target=self._serve, name=name, daemon=True).start()
-
-    def close(self) -> None:
-        """Jobs not started yet are dropped; each thread ends after its current job."""
-        with self._lock:
-            self._closed = True
-            started = self._started
-            self._waiting = 0
-        with contextlib.suppress(queue.Empty):
-            while True:
-                self._queue.get_nowait()
-        for _ in range(started):
-            self._queue.put(None)
-
-    def _serve(self) -> None:
-        while True:
-            request = self._queue.get()
-            if request is None:
-                return
-            try:
-                self._run(request)
-            except BaseException:  # _run reports its job's end itself; the thread goes on
-                log.exception("job thread failed")
-            with self._lock:
-                if self._waiting:
-                    self._waiting -= 1
-                else:
-                    self._idle += 1
-
-
 class JobKilledError(BaseException):
     """Raised inside a job's thread when the job is killed (BaseException: jobs rarely catch it)."""
 
@@ -150,7 +87,7 @@ class JobRunner:
         self._result_chunk_bytes = max(result_chunk_bytes, 1024)
         # The server admits at most max_jobs at once, but frees a killed job's slot before its
         # thread has unwound: the spare threads keep the next job from waiting behind it.
-        self._threads_for_jobs = JobThreads(self._run, limit=max(max_jobs, 1) * 2)
+        self._job_threads = ThreadPoolExecutor(max_workers=max(max_jobs, 1) * 2, thread_name_prefix="job")
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)  # notified whenever a job thread ends
         self._import_lock = threading.Lock()
@@ -182,7 +119,7 @@ class JobRunner:
         # thread need not wake the loop for that (a wake-up on every job's path).
         with self._lock:
             self._unannounced[request.job_id] = time.monotonic()
-        self._threads_for_jobs.submit(request)
+        self._job_threads.submit(self._run, request).add_done_callback(_log_if_failed)
 
     def kill(self, job_id: str) -> None:
         with self._lock:
@@ -198,7 +135,7 @@ class JobRunner:
             self._spark.streaming.stop_for_kill(job_id)
         with self._lock:
             # Only while the thread still runs this job's code: an exception set later would hit
-            # its report, the next job it runs, or the executor's own loop.
+            # its report, the next job it runs, or the thread pool's own loop.
             if self._threads.get(job_id) == thread_id and job_id not in self._reporting:
                 # Python code that never calls Spark stops at its next bytecode instruction.
                 _set_async_exception(thread_id, JobKilledError)
@@ -212,7 +149,7 @@ class JobRunner:
         self._spark.stop_streaming()
         for job_id in self.running_job_ids():
             self.kill(job_id)
-        self._threads_for_jobs.close()
+        self._job_threads.shutdown(wait=False, cancel_futures=True)
         deadline = time.monotonic() + grace_s
         with self._idle:
             while self._threads and time.monotonic() < deadline:
@@ -482,6 +419,13 @@ def _set_async_exception(thread_id: int, exception: type[BaseException] | None) 
     ctypes.pythonapi.PyThreadState_SetAsyncExc(
         ctypes.c_ulong(thread_id), ctypes.py_object(exception) if exception is not None else None
     )
+
+
+def _log_if_failed(future: Future[None]) -> None:
+    """A job thread's own failure (``_run`` reports every job's end itself): the pool would keep it
+    in the future, unseen."""
+    if not future.cancelled() and future.exception() is not None:
+        log.error("job thread failed", exc_info=future.exception())
 
 
 def _local_path_of_uri(location: str) -> Path:
