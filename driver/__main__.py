@@ -31,7 +31,6 @@ from driver.protocol import (
     ContextInitFailed,
     ContextReady,
     DriverStopping,
-    JobReportAck,
     KillJob,
     Message,
     Rejected,
@@ -121,7 +120,6 @@ class Driver:
             result_chunk_bytes=self._welcome.result_chunk_bytes,
             server_config_json=self._server_config_json,
         )
-        self._runner.prepare_config()
         self._spark = spark
         self.booted_ok = True
         # As the server does: Spark's and the driver's objects, loaded by now, leave the collector's
@@ -162,9 +160,6 @@ class Driver:
         elif isinstance(message, BlobData):
             if self._runner is not None:
                 self._runner.on_blob_data(message)
-        elif isinstance(message, JobReportAck):  # a job's end is over on both sides
-            if self._runner is not None:
-                self._runner.prepare_config()
         elif isinstance(message, StopContext | Rejected):
             self._link.stop_serving()
         elif not isinstance(message, ServerHeartbeat):

@@ -175,6 +175,8 @@ class ServerLink:
     ) -> str:
         """Dispatch server messages until ``stop_serving`` or server silence; returns why it ended.
 
+        Acknowledgements, Reintroduce and a restarted server's Welcome are the link's own
+        business; ``handle`` gets every other message.
         ``tick(now)`` runs on every turn of the loop and returns when it wants the next turn.
         ``spark_ui()`` gives the application id and web UI address ("" while Spark starts), for a
         Rejoin."""
@@ -232,7 +234,6 @@ class ServerLink:
             if isinstance(message, JobReportAck):
                 with self._lock:
                     self._held.pop(message.job_id, None)
-                handle(message)
             elif isinstance(message, Reintroduce):
                 self._rejoin(running_job_ids(), *spark_ui())
             elif isinstance(message, Welcome):

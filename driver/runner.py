@@ -7,12 +7,9 @@ exactly that job's Spark work; the thread itself is interrupted at its next Pyth
 
 from __future__ import annotations
 
-import collections
 import ctypes
-import functools
 import hashlib
 import importlib
-import json
 import logging
 import queue
 import shutil
@@ -23,8 +20,8 @@ import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
+from driver.job_config import JsonValue, config_tree, job_config
 from driver.jobgroups import JobGroups
 from driver.jobkinds import JobProblems, JobRejected, load_job
 from driver.named_objects import NamedObjects
@@ -73,7 +70,7 @@ class JobRunner:
         wake: Callable[[], None],
         *,
         max_jobs: int,
-        context_config: Mapping[str, Any],
+        context_config: Mapping[str, JsonValue],
         package_dir: Path,
         result_chunk_bytes: int,
         server_config_json: Callable[[], bytes] = lambda: b"{}",
@@ -82,7 +79,6 @@ class JobRunner:
         self._job_groups = JobGroups(spark.spark_context)
         self._post = post
         self._wake = wake  # makes the main loop call announce_started soon (for a job that is late)
-        self._context_config = context_config
         self._package_dir = package_dir
         self._result_chunk_bytes = max(result_chunk_bytes, 1024)
         # The server admits at most max_jobs at once, but frees a killed job's slot before its
@@ -103,12 +99,9 @@ class JobRunner:
         # interrupts them (an exception raised in the middle of that would lose the outcome).
         self._reporting: set[str] = set()
         self._loaded_packages: dict[str, Path] = {}  # sha256 -> local file on sys.path
-        self._context_tree: Any = None
         self._server_config_json = server_config_json  # as the server last said (it may restart)
-        # The server's config parsed ahead, for the next job: a job's config is its posted config
-        # merged into a tree of its own, and parsing one costs more than the rest of a job's start.
-        self._spare_config: tuple[bytes, Any] | None = None
-        self._context_name = str((context_config.get("context") or {}).get("name", ""))
+        self._context_config_tree = config_tree(context_config)
+        self._context_name = str(_object_at(context_config, "context").get("name", ""))
 
     def running_job_ids(self) -> list[str]:
         with self._lock:
@@ -242,7 +235,7 @@ class JobRunner:
             self._job_groups.enter(job_id, description)  # set at the job's first call into Spark
             if spark.queries is not None:
                 spark.queries.job_started(job_id)
-            config = self._job_config(request.config_json)
+            config = job_config(self._server_config_json(), request.config_json)
             data = job.prepare(spark, config)
         except JobRejected as rejected:
             return JobFailed(job_id=job_id, kind=rejected.kind, error=rejected.details)
@@ -257,7 +250,7 @@ class JobRunner:
         environment = JobEnvironment(
             job_id,
             self._context_name,
-            self._context_config_tree(),
+            self._context_config_tree,
             fetch_data_file=self.data_file,
             named_objects=self.named_objects,
         )
@@ -278,35 +271,6 @@ class JobRunner:
             self._post(JobResultChunk(job_id=job_id, data=bytes(view[offset : offset + size])))
             offset += size
         return JobFinished(job_id=job_id, result=bytes(view[offset:]))
-
-    def prepare_config(self) -> None:
-        """Parse the server's config for the next job, unless done (called by the main loop
-        when a job's end is acknowledged: the moment its context has least else to do)."""
-        server_config = self._server_config_json()
-        with self._lock:
-            if self._spare_config is not None and self._spare_config[0] is server_config:
-                return
-        tree = _config_tree_from_json(server_config)
-        with self._lock:
-            self._spare_config = (server_config, tree)
-
-    def _job_config(self, posted_json: bytes) -> Any:
-        """The job's config: what it was posted with, merged over the server's."""
-        server_config = self._server_config_json()
-        with self._lock:
-            spare, self._spare_config = self._spare_config, None
-        if spare is not None and spare[0] is server_config:
-            tree = spare[1]
-        else:
-            tree = _config_tree_from_json(server_config)
-        if posted_json != b"{}":
-            _merge_tree(tree, json.loads(posted_json, object_pairs_hook=_tree_node))
-        return tree
-
-    def _context_config_tree(self) -> Any:
-        if self._context_tree is None:
-            self._context_tree = _config_tree(self._context_config)
-        return self._context_tree
 
     # --- packages --------------------------------------------------------------------------------
 
@@ -457,57 +421,6 @@ def _prefer_on_path(package: Path) -> None:
     importlib.invalidate_caches()
 
 
-def _config_tree(values: Mapping[str, Any], *, root: bool = True) -> Any:
-    """A pyhocon ConfigTree of plain JSON values, built directly.
-
-    ``ConfigFactory.from_dict`` parses every key as a path, and ``ConfigTree(pairs)`` looks every
-    key up again through that parser (its ``__init__`` scans its items for substitutions): about
-    0.4 ms for a job config, which holds the whole server config. The values here come from JSON
-    with nested keys already split and hold no substitutions, so each node is filled as the
-    ordered dict it is, at C speed.
-    """
-
-    def convert(value: Any) -> Any:
-        if isinstance(value, Mapping):
-            return _config_tree(value, root=False)
-        if isinstance(value, list):
-            return [convert(item) for item in value]
-        return value
-
-    return _tree_node([(key, convert(value)) for key, value in values.items()], root=root)
-
-
-def _merge_tree(tree: Any, override: Any) -> None:
-    """Merge the nodes of ``override`` into ``tree`` as the server merges configs: objects key by
-    key, anything else replaces (keys as they are, without HOCON's path parsing)."""
-    for key, value in collections.OrderedDict.items(override):
-        existing = dict.get(tree, key)
-        if isinstance(value, dict) and isinstance(existing, dict):
-            _merge_tree(existing, value)
-        else:
-            collections.OrderedDict.__setitem__(tree, key, value)
-
-
-def _config_tree_from_json(document: bytes) -> Any:
-    """``_config_tree(json.loads(document))``, with the nodes made by the JSON parser itself
-    (~0.04 ms for a job config, half of parsing to dicts and converting them)."""
-    tree = json.loads(document, object_pairs_hook=_tree_node)
-    tree.root = True
-    tree.history = {}
-    return tree
-
-
-def _tree_node(pairs: list[tuple[str, Any]], *, root: bool = False) -> Any:
-    tree = _config_tree_class().__new__(_config_tree_class())
-    tree.root = root  # what ConfigTree.__init__ sets, minus its per-key scan
-    if root:
-        tree.history = {}
-    collections.OrderedDict.__init__(tree, pairs)
-    return tree
-
-
-@functools.cache
-def _config_tree_class() -> Any:
-    from pyhocon import ConfigTree  # imported once a job needs it, not when the driver starts
-
-    return ConfigTree
+def _object_at(values: Mapping[str, JsonValue], key: str) -> Mapping[str, JsonValue]:
+    value = values.get(key)
+    return value if isinstance(value, dict) else {}
