@@ -40,7 +40,7 @@ from driver.protocol import (
     Welcome,
     describe_exception,
 )
-from driver.runner import JobRunner
+from driver.runner import ANNOUNCE_AFTER_S, JobRunner
 from driver.spark import SparkHandle, build_spark
 
 TOKEN_ENV = "JOBSERVER_DRIVER_TOKEN"
@@ -115,6 +115,7 @@ class Driver:
             self._link.post,
             self._link.wake,
             max_jobs=self._welcome.max_jobs,
+            announce_after_s=ANNOUNCE_AFTER_S,
             context_config=self._context_config,
             package_dir=package_dir,
             result_chunk_bytes=self._welcome.result_chunk_bytes,

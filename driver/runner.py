@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+from driver.announcements import StartAnnouncements
 from driver.job_config import JsonValue, config_tree, job_config
 from driver.jobgroups import JobGroups
 from driver.jobkinds import JobProblems, JobRejected, load_job
@@ -37,7 +38,6 @@ from driver.protocol import (
     JobKilled,
     JobPackage,
     JobResultChunk,
-    JobStarted,
     Message,
     NamedObjectsChanged,
     StartJob,
@@ -70,6 +70,7 @@ class JobRunner:
         wake: Callable[[], None],
         *,
         max_jobs: int,
+        announce_after_s: float,
         context_config: Mapping[str, JsonValue],
         package_dir: Path,
         result_chunk_bytes: int,
@@ -78,7 +79,7 @@ class JobRunner:
         self._spark = spark
         self._job_groups = JobGroups(spark.spark_context)
         self._post = post
-        self._wake = wake  # makes the main loop call announce_started soon (for a job that is late)
+        self._announcements = StartAnnouncements(post, wake, after_s=announce_after_s)
         self._package_dir = package_dir
         self._result_chunk_bytes = max(result_chunk_bytes, 1024)
         # The server admits at most max_jobs at once, but frees a killed job's slot before its
@@ -87,8 +88,6 @@ class JobRunner:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)  # notified whenever a job thread ends
         self._import_lock = threading.Lock()
-        self._unannounced: dict[str, float] = {}  # job id -> when it was handed over, until JobStarted
-        self._running: set[str] = set()  # unannounced jobs that are loaded and validated
         self._downloads: dict[str, queue.SimpleQueue[BlobData]] = {}  # request id -> its parts
         self.named_objects = NamedObjects(
             on_change=lambda objects: post(NamedObjectsChanged(objects=objects))
@@ -108,10 +107,8 @@ class JobRunner:
             return list(self._threads)
 
     def start(self, request: StartJob) -> None:
-        # Called by the main loop, whose next tick sees when this job's JobStarted may be due: its
-        # thread need not wake the loop for that (a wake-up on every job's path).
-        with self._lock:
-            self._unannounced[request.job_id] = time.monotonic()
+        """Called by the main loop."""
+        self._announcements.handed_over(request.job_id)
         self._job_threads.submit(self._run, request).add_done_callback(_log_if_failed)
 
     def kill(self, job_id: str) -> None:
@@ -166,9 +163,8 @@ class JobRunner:
                 outcome = JobFailed(job_id=job_id, kind=FAILURE_ERROR, error=describe_exception(error))
         finally:
             self._job_groups.leave()
+            self._announcements.ended(job_id)  # it ends before it was announced: say only that
             with self._lock:
-                self._unannounced.pop(job_id, None)  # it ends before it was announced: say only that
-                self._running.discard(job_id)
                 self._reporting.add(job_id)
         try:
             self._post(outcome)
@@ -177,26 +173,8 @@ class JobRunner:
             self._release(job_id)
 
     def announce_started(self, now: float) -> float | None:
-        """Report JobStarted for jobs running longer than ANNOUNCE_AFTER_S (called by the main
-        loop); returns the seconds until the next one is due, if any job is still unannounced.
-
-        A job that ends sooner is reported once, by its outcome alone: one message instead of
-        two on the path of every short job.
-        """
-        next_due: float | None = None
-        with self._lock:
-            for job_id, handed_over in list(self._unannounced.items()):
-                due_in = handed_over + ANNOUNCE_AFTER_S - now
-                if due_in <= 0 and job_id not in self._running:
-                    continue  # still loading or validating: its thread wakes us once it runs
-                if due_in <= 0:
-                    del self._unannounced[job_id]
-                    self._running.discard(job_id)
-                    # Posted under the lock: the job's outcome cannot be queued before it.
-                    self._post(JobStarted(job_id=job_id))
-                elif next_due is None or due_in < next_due:
-                    next_due = due_in
-        return next_due
+        """Called by the main loop on every tick: see ``StartAnnouncements.announce_due``."""
+        return self._announcements.announce_due(now)
 
     def _release(self, job_id: str) -> None:
         while True:
@@ -239,12 +217,7 @@ class JobRunner:
             data = job.prepare(spark, config)
         except JobRejected as rejected:
             return JobFailed(job_id=job_id, kind=rejected.kind, error=rejected.details)
-        with self._lock:  # the clock is read under the lock: a tick that skipped this job came before
-            self._running.add(job_id)
-            handed_over = self._unannounced.get(job_id)
-            late = handed_over is not None and handed_over + ANNOUNCE_AFTER_S <= time.monotonic()
-        if late:  # its JobStarted fell due while it loaded: the main loop sends it now
-            self._wake()
+        self._announcements.running(job_id)
         from sparkjobserver.native import JobEnvironment
 
         environment = JobEnvironment(

@@ -14,7 +14,7 @@ from types import ModuleType
 import pytest
 
 from driver.protocol import JobFinished, JobKilled, Message, StartJob
-from driver.runner import JobRunner
+from driver.runner import ANNOUNCE_AFTER_S, JobRunner
 from driver.spark import SESSION, SparkHandle
 from tests.support import wait_for
 
@@ -84,6 +84,7 @@ def make_runner(tmp_path: Path, posted: Posted, *, max_jobs: int) -> JobRunner:
         posted,
         lambda: None,
         max_jobs=max_jobs,
+        announce_after_s=ANNOUNCE_AFTER_S,
         context_config={},
         package_dir=tmp_path / "packages",
         result_chunk_bytes=1 << 20,
