@@ -1,9 +1,10 @@
 """The driver's job threads as the server sees them: a killed job still unwinding does not hold up
-the next job, and a driver that stops reports its running jobs killed."""
+the next job, a driver that stops reports its running jobs killed, and each end is logged."""
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import textwrap
 import threading
@@ -124,3 +125,19 @@ def test_a_stopping_driver_reports_its_running_jobs_killed(tmp_path: Path, jobs:
     assert runner.shutdown(5.0) == []
     assert sorted(posted.outcomes(), key=str) == [JobKilled(job_id="first"), JobKilled(job_id="second")]
     assert runner.running_job_ids() == []
+
+
+def test_a_jobs_end_is_logged_as_its_report_goes_out(
+    tmp_path: Path, jobs: ModuleType, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="driver.runner")
+    posted = Posted()
+    runner = make_runner(tmp_path, posted, max_jobs=1)
+    try:
+        start(runner, "job-1", "quick")
+        wait_for(
+            lambda: "job job-1 ended: job_finished" in caplog.messages, timeout_s=10, what="the log line"
+        )
+        assert posted.outcomes() == [JobFinished(job_id="job-1", result=b'"quick"')]
+    finally:
+        runner.shutdown(5.0)
