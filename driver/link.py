@@ -177,6 +177,7 @@ class ServerLink:
 
         Acknowledgements, Reintroduce and a restarted server's Welcome are the link's own
         business; ``handle`` gets every other message.
+
         ``tick(now)`` runs on every turn of the loop and returns when it wants the next turn.
         ``spark_ui()`` gives the application id and web UI address ("" while Spark starts), for a
         Rejoin."""
