@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 if not __package__:
@@ -25,13 +26,13 @@ if not __package__:
     _here = Path(__file__).resolve().parent
     sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _here]
 
+from driver.job_config import JsonValue
 from driver.link import LinkError, ServerLink
 from driver.protocol import (
     BlobData,
     ContextInitFailed,
     ContextReady,
     DriverStopping,
-    JobReportAck,
     KillJob,
     Message,
     Rejected,
@@ -41,8 +42,11 @@ from driver.protocol import (
     Welcome,
     describe_exception,
 )
-from driver.runner import JobRunner
+from driver.runner import ANNOUNCE_AFTER_S, JobRunner
 from driver.spark import SparkHandle, build_spark
+
+# Builds the context's Spark from the context's settings.
+SparkFactory = Callable[[Mapping[str, JsonValue]], SparkHandle]
 
 TOKEN_ENV = "JOBSERVER_DRIVER_TOKEN"
 HANDSHAKE_TIMEOUT_S = 30.0
@@ -60,7 +64,8 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, make_spark: SparkFactory = build_spark) -> int:
+    """Run the driver; ``make_spark`` builds the context's Spark (a stand-in in some tests)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
     token = os.environ.pop(TOKEN_ENV, "")
@@ -71,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("cannot join the job server: %s", error)
         link.close()
         return 2
-    driver = Driver(link, welcome, context_id=arguments.context_id)
+    driver = Driver(link, welcome, make_spark=make_spark)
     # SIGTERM (the server's escalation, or the cluster manager) ends the loop like a stop request.
     signal.signal(signal.SIGTERM, lambda *_: link.stop_serving())
     # Spark starts on its own thread so that the main thread heartbeats from the first second.
@@ -90,18 +95,18 @@ def main(argv: list[str] | None = None) -> int:
 class Driver:
     """The context's state in this process: Spark (once it is up) and the job runner."""
 
-    def __init__(self, link: ServerLink, welcome: Welcome, *, context_id: str) -> None:
+    def __init__(self, link: ServerLink, welcome: Welcome, *, make_spark: SparkFactory) -> None:
         self._link = link
         self._welcome = welcome
-        self._context_id = context_id
-        self._context_config = json.loads(welcome.context_config_json)
+        self._make_spark = make_spark
+        self._context_config: dict[str, JsonValue] = json.loads(welcome.context_config_json)
         self._spark: SparkHandle | None = None
         self._runner: JobRunner | None = None
         self.booted_ok: bool | None = None
 
     def boot(self) -> None:
         try:
-            spark = build_spark(self._context_config)
+            spark = self._make_spark(self._context_config)
         except Exception as error:
             log.exception("cannot create the Spark context")
             self.booted_ok = False
@@ -116,12 +121,12 @@ class Driver:
             self._link.post,
             self._link.wake,
             max_jobs=self._welcome.max_jobs,
+            announce_after_s=ANNOUNCE_AFTER_S,
             context_config=self._context_config,
             package_dir=package_dir,
             result_chunk_bytes=self._welcome.result_chunk_bytes,
             server_config_json=self._server_config_json,
         )
-        self._runner.prepare_config()
         self._spark = spark
         self.booted_ok = True
         # As the server does: Spark's and the driver's objects, loaded by now, leave the collector's
@@ -162,10 +167,6 @@ class Driver:
         elif isinstance(message, BlobData):
             if self._runner is not None:
                 self._runner.on_blob_data(message)
-        elif isinstance(message, JobReportAck):  # a job's end is over on both sides
-            if self._runner is not None:
-                self._runner.drop_leftovers()
-                self._runner.prepare_config()
         elif isinstance(message, StopContext | Rejected):
             self._link.stop_serving()
         elif not isinstance(message, ServerHeartbeat):

@@ -15,13 +15,17 @@ py4j gateway (a stand-in for Spark), the group is set at once.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from py4j.java_gateway import GatewayClient
+    from pyspark import SparkContext
 
 INTERRUPT_ON_CANCEL = True
 
 
 class JobGroups:
-    def __init__(self, spark_context: Any) -> None:
+    def __init__(self, spark_context: SparkContext) -> None:
         self._spark_context = spark_context
         self._local = threading.local()
         client = getattr(getattr(spark_context, "_gateway", None), "_gateway_client", None)
@@ -41,15 +45,17 @@ class JobGroups:
         self._local.pending = None
 
 
-def _defer_to_first_command(client: Any, spark_context: Any, local: threading.local) -> None:
+def _defer_to_first_command(
+    client: GatewayClient, spark_context: SparkContext, local: threading.local
+) -> None:
     send = client.send_command
 
-    def send_command(*args: Any, **kwargs: Any) -> Any:
-        pending = getattr(local, "pending", None)
+    def send_command(*args: object, **kwargs: object) -> object:
+        pending: tuple[str, str] | None = getattr(local, "pending", None)  # group id, description
         if pending is not None:
             local.pending = None  # setJobGroup's own command passes through here too
             try:
-                spark_context.setJobGroup(*pending, INTERRUPT_ON_CANCEL)
+                spark_context.setJobGroup(pending[0], pending[1], INTERRUPT_ON_CANCEL)
             except BaseException:
                 local.pending = pending
                 raise

@@ -21,9 +21,10 @@ import importlib
 import importlib.util
 import inspect
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from driver.protocol import (
     FAILURE_INVALID_TYPE,
@@ -36,8 +37,19 @@ from driver.protocol import (
 )
 from driver.spark import SESSION, SPARK_CONTEXT, STREAMING, SparkHandle
 
+if TYPE_CHECKING:
+    from py4j.java_gateway import JavaObject
+    from pyhocon import ConfigTree
+    from pyspark.streaming import StreamingContext
+
+    from sparkjobserver.native import JobEnvironment
+
 DEFAULT_SQL_MAX_ROWS = 1000
 INVALID_TYPE = "Invalid job type for this context"
+
+# A job's own callable: a function, or a method of the job's class, called with the context first.
+EntryPoint = Callable[..., object]
+Result = TypeVar("Result")
 
 # What each context kind hands a job, by the class names a job may annotate its context with.
 _CONTEXT_TYPE_NAMES = {SESSION: "SparkSession", SPARK_CONTEXT: "SparkContext", STREAMING: "StreamingContext"}
@@ -65,76 +77,88 @@ class JobProblems(Exception):
 class Job:
     """One loaded job: ``prepare`` runs before the job is reported started, ``run`` after."""
 
-    def prepare(self, spark: SparkHandle, config: Any) -> Any:
+    def prepare(self, spark: SparkHandle, config: ConfigTree) -> object:
+        """What ``run`` receives as its data; raises JobRejected to refuse the job."""
         return config
 
-    def run(self, spark: SparkHandle, data: Any, env: Any) -> Any:
+    def run(self, spark: SparkHandle, data: object, env: JobEnvironment) -> object:
         raise NotImplementedError
 
-    def entry_points(self) -> list[Any]:
+    def entry_points(self) -> list[EntryPoint]:
         """The job's own callables whose first parameter receives the context."""
         return []
 
 
 class CompatJob(Job):
-    def __init__(self, instance: Any) -> None:
-        self._instance = instance
+    """A job of spark-jobserver's Python API: an object with ``validate`` and ``run_job``."""
 
-    def entry_points(self) -> list[Any]:
-        return [self._instance.validate, self._instance.run_job]
+    def __init__(self, validate: EntryPoint, run_job: EntryPoint) -> None:
+        self._validate = validate
+        self._run_job = run_job
 
-    def run(self, spark: SparkHandle, data: Any, env: Any) -> Any:
+    def entry_points(self) -> list[EntryPoint]:
+        return [self._validate, self._run_job]
+
+    def run(self, spark: SparkHandle, data: object, env: JobEnvironment) -> object:
         from sparkjobserver.api import JobEnvironment, is_validation_failure
 
-        checked = self._instance.validate(spark.job_context, None, data)
-        if is_validation_failure(checked):
+        checked = self._validate(spark.job_context, None, data)
+        if isinstance(checked, list) and is_validation_failure(checked):
             raise JobProblems("Validation failed: " + "; ".join(str(problem.problem) for problem in checked))
-        legacy_env = JobEnvironment(env.job_id, env.named_objects, env.context_config)
-        return self._instance.run_job(spark.job_context, legacy_env, checked)
+        # spark-jobserver's API names a NamedObjects skeleton of its own; its jobs get the driver's.
+        named_objects = env.named_objects
+        legacy_env = JobEnvironment(env.job_id, named_objects, env.context_config)  # type: ignore[arg-type]
+        return self._run_job(spark.job_context, legacy_env, checked)
 
 
 class NativeClassJob(Job):
-    def __init__(self, instance: Any) -> None:
-        self._instance = instance
+    """A job class of the native API: ``run``, and optionally ``validate``."""
 
-    def entry_points(self) -> list[Any]:
-        validate = getattr(self._instance, "validate", None)
-        return [self._instance.run, *([validate] if callable(validate) else [])]
+    def __init__(self, run: EntryPoint, validate: EntryPoint | None) -> None:
+        self._run = run
+        self._validate = validate
 
-    def prepare(self, spark: SparkHandle, config: Any) -> Any:
-        validate = getattr(self._instance, "validate", None)
-        return _validated(lambda: validate(spark.job_context, config)) if validate else config
+    def entry_points(self) -> list[EntryPoint]:
+        return [self._run] if self._validate is None else [self._run, self._validate]
 
-    def run(self, spark: SparkHandle, data: Any, env: Any) -> Any:
-        return self._instance.run(spark.job_context, data, env)
+    def prepare(self, spark: SparkHandle, config: ConfigTree) -> object:
+        validate = self._validate
+        if validate is None:
+            return config
+        return _validated(lambda: validate(spark.job_context, config))
+
+    def run(self, spark: SparkHandle, data: object, env: JobEnvironment) -> object:
+        return self._run(spark.job_context, data, env)
 
 
 class FunctionJob(Job):
-    def __init__(self, function: Any) -> None:
+    """A function of the native API: ``run(spark, config)`` or ``run(spark, config, env)``."""
+
+    def __init__(self, function: EntryPoint) -> None:
         self._function = function
         try:
             self._wants_env = len(inspect.signature(function).parameters) >= 3
         except (TypeError, ValueError):
             self._wants_env = False
 
-    def entry_points(self) -> list[Any]:
+    def entry_points(self) -> list[EntryPoint]:
         return [self._function]
 
-    def run(self, spark: SparkHandle, data: Any, env: Any) -> Any:
+    def run(self, spark: SparkHandle, data: object, env: JobEnvironment) -> object:
         arguments = (spark.job_context, data, env) if self._wants_env else (spark.job_context, data)
         return _validated(lambda: self._function(*arguments), rejected=False)
 
 
 class SqlJob(Job):
-    def prepare(self, spark: SparkHandle, config: Any) -> Any:
+    def prepare(self, spark: SparkHandle, config: ConfigTree) -> tuple[str, int]:
         statement = config.get("sql", None)
         if not isinstance(statement, str) or not statement.strip():
             raise JobRejected(FAILURE_VALIDATION, "an SQL job needs a statement in sql")
         max_rows = int(config.get("spark.jobserver.sql.max-rows", DEFAULT_SQL_MAX_ROWS))
         return statement, max_rows
 
-    def run(self, spark: SparkHandle, data: Any, env: Any) -> Any:
-        statement, max_rows = data
+    def run(self, spark: SparkHandle, data: object, env: JobEnvironment) -> object:
+        statement, max_rows = cast("tuple[str, int]", data)  # what prepare made
         frame = spark.session.sql(statement)
         rows = frame.limit(max_rows + 1).collect()
         return {
@@ -146,7 +170,7 @@ class SqlJob(Job):
         }
 
 
-def _validated(call: Any, *, rejected: bool = True) -> Any:
+def _validated(call: Callable[[], Result], *, rejected: bool = True) -> Result:
     from sparkjobserver.native import ValidationError
 
     try:
@@ -169,7 +193,7 @@ def load_job(main_class: str, jars: Sequence[Path] = (), *, context_kind: str = 
     return job
 
 
-def _check_fits(entry_point: Any, context_kind: str) -> None:
+def _check_fits(entry_point: EntryPoint, context_kind: str) -> None:
     """Reject a job whose first parameter is annotated with another context type than this
     context's; unannotated (or otherwise annotated) jobs are taken as they come."""
     function = getattr(entry_point, "__func__", entry_point)  # a bound method's function
@@ -183,7 +207,7 @@ def _check_fits(entry_point: Any, context_kind: str) -> None:
 
 
 @functools.lru_cache(maxsize=256)
-def _context_annotation(function: Any, bound: bool) -> str:
+def _context_annotation(function: EntryPoint, bound: bool) -> str:
     """The bare type name the context parameter is annotated with ("" when it is not)."""
     try:
         parameters = list(inspect.signature(function).parameters.values())
@@ -218,10 +242,14 @@ def _load_python_job(main_class: str) -> Job:
         instance = target()
     except Exception as error:
         raise JobRejected(FAILURE_LOADING, str(error), describe_exception(error)) from error
-    if callable(getattr(instance, "validate", None)) and callable(getattr(instance, "run_job", None)):
-        return CompatJob(instance)
-    if callable(getattr(instance, "run", None)):
-        return NativeClassJob(instance)
+    validate = getattr(instance, "validate", None)
+    validate = validate if callable(validate) else None
+    run_job = getattr(instance, "run_job", None)
+    if validate is not None and callable(run_job):
+        return CompatJob(validate, run_job)
+    run = getattr(instance, "run", None)
+    if callable(run):
+        return NativeClassJob(run, validate)
     raise JobRejected(FAILURE_INVALID_TYPE, INVALID_TYPE)
 
 
@@ -234,13 +262,13 @@ class JvmJob(Job):
         self._main_class = main_class
         self._jars = tuple(jars)
 
-    def prepare(self, spark: SparkHandle, config: Any) -> Any:
-        jvm = spark.spark_context._jvm
+    def prepare(self, spark: SparkHandle, config: ConfigTree) -> tuple[JavaObject, str]:
+        gateway = spark.gateway
+        jvm = gateway.jvm
         try:
             job_class = jvm.java.lang.Class.forName(self._main_class, True, _class_loader(spark, self._jars))
         except Exception as error:  # py4j wraps ClassNotFoundException
             raise JobRejected(FAILURE_NOT_FOUND, f"classPath {self._main_class} not found") from error
-        gateway = spark.spark_context._gateway
         parameter_types = gateway.new_array(jvm.java.lang.Class, 2)
         parameter_types[0] = jvm.java.lang.Class.forName(_JVM_CONTEXT_TYPES[spark.kind])
         parameter_types[1] = jvm.java.lang.Class.forName("java.lang.String")
@@ -252,25 +280,29 @@ class JvmJob(Job):
             config.as_plain_ordered_dict() if hasattr(config, "as_plain_ordered_dict") else config
         )
 
-    def run(self, spark: SparkHandle, data: Any, env: Any) -> Any:
-        method, config_json = data
-        gateway = spark.spark_context._gateway
+    def run(self, spark: SparkHandle, data: object, env: JobEnvironment) -> object:
+        method, config_json = cast("tuple[JavaObject, str]", data)  # what prepare made
+        gateway = spark.gateway
         arguments = gateway.new_array(gateway.jvm.java.lang.Object, 2)
-        arguments[0] = spark.job_context._jssc if spark.kind == STREAMING else spark.session._jsparkSession
+        if spark.kind == STREAMING:
+            arguments[0] = cast("StreamingContext", spark.job_context)._jssc
+        else:
+            arguments[0] = spark.session._jsparkSession
         arguments[1] = config_json
         return _from_java(method.invoke(None, arguments))
 
 
-_class_loaders: dict[tuple[Path, ...], Any] = {}
+_class_loaders: dict[tuple[Path, ...], JavaObject] = {}
 
 
-def _class_loader(spark: SparkHandle, jars: Sequence[Path]) -> Any:
+def _class_loader(spark: SparkHandle, jars: Sequence[Path]) -> JavaObject:
     """One class loader per set of jars, over the JVM's own: jars uploaded after the context
     started load too, and two versions of a jar do not mix."""
     key = tuple(jars)
     if key not in _class_loaders:
-        jvm = spark.spark_context._jvm
-        urls = spark.spark_context._gateway.new_array(jvm.java.net.URL, len(jars))
+        gateway = spark.gateway
+        jvm = gateway.jvm
+        urls = gateway.new_array(jvm.java.net.URL, len(jars))
         for index, jar in enumerate(jars):
             urls[index] = jvm.java.io.File(str(jar)).toURI().toURL()
         parent = jvm.java.lang.Thread.currentThread().getContextClassLoader()
@@ -278,7 +310,7 @@ def _class_loader(spark: SparkHandle, jars: Sequence[Path]) -> Any:
     return _class_loaders[key]
 
 
-def _from_java(value: Any) -> Any:
+def _from_java(value: object) -> object:
     from py4j.java_collections import JavaArray, JavaList, JavaMap, JavaSet
 
     if isinstance(value, JavaMap):
@@ -297,7 +329,7 @@ def _python_module_exists(module_name: str) -> bool:
         return False
 
 
-def _import(module_name: str, main_class: str) -> Any:
+def _import(module_name: str, main_class: str) -> ModuleType:
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as error:

@@ -79,11 +79,6 @@ class ServerLink:
         # Frames that could not leave at once: (frame, job id when part of a job's final report)
         self._outbox: collections.deque[tuple[bytes, str | None]] = collections.deque()
         self._held: dict[str, list[bytes]] = {}  # sent reports not yet acknowledged
-        # Jobs whose final report is not logged yet -> that report's type and when it was sent.
-        # The main loop logs a job's end at its acknowledgement (or a heartbeat interval later
-        # without one): the job's thread, which sends the report, then has nothing else to do
-        # while the answer is on its way.
-        self._ended: dict[str, tuple[str, float]] = {}
         self._rejoining = False
         self.pid = os.getpid()
         self.pgid = os.getpgid(0)
@@ -118,8 +113,6 @@ class ServerLink:
         frame = encode(message)
         held_as = message.job_id if isinstance(message, REPORT_TYPES) else None
         with self._lock:
-            if isinstance(message, JobFinished | JobFailed | JobKilled):
-                self._ended[message.job_id] = (message.TYPE, time.monotonic())
             sent = not self._outbox and self._try_send(frame)
             if sent:
                 if held_as is not None:
@@ -182,6 +175,9 @@ class ServerLink:
     ) -> str:
         """Dispatch server messages until ``stop_serving`` or server silence; returns why it ended.
 
+        Acknowledgements, Reintroduce and a restarted server's Welcome are the link's own
+        business; ``handle`` gets every other message.
+
         ``tick(now)`` runs on every turn of the loop and returns when it wants the next turn.
         ``spark_ui()`` gives the application id and web UI address ("" while Spark starts), for a
         Rejoin."""
@@ -208,8 +204,6 @@ class ServerLink:
                 self._drain_wakeups()
             self._receive_all(handle, running_job_ids, spark_ui)
             now = time.monotonic()
-            if self._ended:
-                self._log_unacknowledged(now - interval_s)
             due_s = tick(now)
             timeout_s = interval_s if due_s is None else min(interval_s, due_s)
             self._flush_outbox()
@@ -241,24 +235,12 @@ class ServerLink:
             if isinstance(message, JobReportAck):
                 with self._lock:
                     self._held.pop(message.job_id, None)
-                    ended = self._ended.pop(message.job_id, None)
-                if ended is not None:
-                    log.info("job %s ended: %s", message.job_id, ended[0])
-                handle(message)
             elif isinstance(message, Reintroduce):
                 self._rejoin(running_job_ids(), *spark_ui())
             elif isinstance(message, Welcome):
                 self._on_welcome_back(message)
             else:
                 handle(message)
-
-    def _log_unacknowledged(self, sent_before: float) -> None:
-        with self._lock:
-            late = [(job_id, kind) for job_id, (kind, sent) in self._ended.items() if sent < sent_before]
-            for job_id, _ in late:
-                del self._ended[job_id]
-        for job_id, kind in late:
-            log.info("job %s ended: %s (not acknowledged yet)", job_id, kind)
 
     def _rejoin(self, running: list[str], application_id: str, web_ui_url: str | None) -> None:
         if self._rejoining:  # one introduction per server; it answers every stray frame
@@ -310,7 +292,6 @@ class ServerLink:
             return list(self._held)
 
     def close(self) -> None:
-        self._log_unacknowledged(float("inf"))
         self._flush_outbox()
         self._socket.close()
         self._zmq.term()

@@ -10,15 +10,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 DEFAULT_STORAGE_LEVEL = "MEMORY_AND_DISK"
+
+Value = TypeVar("Value")
 
 
 @dataclass(frozen=True, slots=True)
 class NamedObject:
     name: str
-    value: Any  # a pyspark DataFrame or RDD (or any object a job wants to share)
+    value: object  # a pyspark DataFrame or RDD (or any object a job wants to share)
     storage_level: str | None
 
 
@@ -29,7 +31,7 @@ class NamedObjects:
         self._creating: dict[str, threading.Lock] = {}
         self._on_change = on_change
 
-    def get(self, name: str) -> Any | None:
+    def get(self, name: str) -> object | None:
         with self._lock:
             entry = self._objects.get(name)
         return entry.value if entry is not None else None
@@ -37,11 +39,11 @@ class NamedObjects:
     def get_or_else_create(
         self,
         name: str,
-        create: Callable[[], Any],
+        create: Callable[[], object],
         *,
         storage_level: str | None = DEFAULT_STORAGE_LEVEL,
         force_computation: bool = True,
-    ) -> Any:
+    ) -> object:
         """The object called ``name``; made by ``create`` (persisted at ``storage_level`` and,
         with ``force_computation``, computed now) only if nobody has made it yet."""
         with self._lock:
@@ -60,11 +62,11 @@ class NamedObjects:
     def update(
         self,
         name: str,
-        value: Any,
+        value: Value,
         *,
         storage_level: str | None = DEFAULT_STORAGE_LEVEL,
         force_computation: bool = True,
-    ) -> Any:
+    ) -> Value:
         """Replace (or add) ``name``; the previous object is unpersisted."""
         prepared = _prepared(value, storage_level, force_computation)
         previous = self._store(NamedObject(name, prepared, storage_level))
@@ -110,7 +112,7 @@ class NamedObjects:
         return entry
 
 
-def _prepared(value: Any, storage_level: str | None, force_computation: bool) -> Any:
+def _prepared(value: Value, storage_level: str | None, force_computation: bool) -> Value:
     if storage_level and hasattr(value, "persist"):
         from pyspark import StorageLevel
 
@@ -121,12 +123,12 @@ def _prepared(value: Any, storage_level: str | None, force_computation: bool) ->
     return value
 
 
-def _unpersist(value: Any) -> None:
+def _unpersist(value: object) -> None:
     if hasattr(value, "unpersist"):
         value.unpersist()
 
 
-def _kind(value: Any) -> str:
+def _kind(value: object) -> str:
     names = {cls.__name__ for cls in type(value).__mro__}
     if "DataFrame" in names:
         return "DataFrame"

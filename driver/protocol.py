@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import msgpack
 
@@ -307,7 +307,8 @@ _FIELD_NAMES: dict[type[Message], tuple[str, ...]] = {
 
 def encode(message: Message) -> bytes:
     fields = {name: getattr(message, name) for name in _FIELD_NAMES[type(message)]}
-    return msgpack.packb([PROTOCOL_VERSION, message.TYPE, fields], use_bin_type=True)
+    frame: bytes = msgpack.packb([PROTOCOL_VERSION, message.TYPE, fields], use_bin_type=True)
+    return frame
 
 
 def decode(frame: bytes) -> Message:
@@ -328,7 +329,7 @@ def decode(frame: bytes) -> Message:
         raise ProtocolError(f"message {type_name} has wrong fields: {error}") from error
 
 
-def package_fields(package: JobPackage) -> dict[str, Any]:
+def package_fields(package: JobPackage) -> dict[str, str]:
     # Field by field: dataclasses.asdict deep-copies and costs ten times as much, on every job.
     return {field.name: getattr(package, field.name) for field in _PACKAGE_FIELDS}
 

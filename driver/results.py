@@ -62,7 +62,7 @@ class ResultEncodingError(ValueError):
     """The job's result cannot be rendered as JSON."""
 
 
-def encode_result(value: Any) -> bytes:
+def encode_result(value: object) -> bytes:
     """Encode a job result as compact UTF-8 JSON; see the module docstring for the mapping."""
     try:
         return _dumps(_normalise(value, set()))

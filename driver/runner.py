@@ -1,46 +1,35 @@
 """Runs jobs on worker threads of the driver, each in its own Spark job group.
 
-A job is found by ``mainClass`` in the packages of its cp (eggs or wheels, added to ``sys.path``
-here and to the executors through ``addPyFile``). The job group is the job id, so a kill cancels
-exactly that job's Spark work; the thread itself is interrupted at its next Python instruction.
+A job is found by ``mainClass`` in the packages of its cp (``driver.packages``). The job group is
+the job id, so a kill cancels exactly that job's Spark work; the thread itself is interrupted at
+its next Python instruction. The job's thread sends its own outcome (one thread wake-up less than
+handing it to the main thread); the main loop sends the ``JobStarted`` of long jobs
+(``driver.announcements``).
 """
 
 from __future__ import annotations
 
-import collections
-import contextlib
 import ctypes
-import functools
-import hashlib
-import importlib
-import json
 import logging
-import queue
-import shutil
-import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
+from driver.announcements import StartAnnouncements
+from driver.job_config import JsonValue, config_tree, job_config
 from driver.jobgroups import JobGroups
-from driver.jobkinds import JobProblems, JobRejected, load_job
+from driver.jobkinds import Job, JobProblems, JobRejected, load_job
 from driver.named_objects import NamedObjects
+from driver.packages import JobPackages
 from driver.protocol import (
     FAILURE_ERROR,
-    FAILURE_LOADING,
-    FAILURE_MALFORMED_URL,
     BlobData,
-    FetchBlob,
-    FetchDataFile,
     JobFailed,
     JobFinished,
     JobKilled,
-    JobPackage,
     JobResultChunk,
-    JobStarted,
     Message,
     NamedObjectsChanged,
     StartJob,
@@ -48,80 +37,14 @@ from driver.protocol import (
     error_map,
 )
 from driver.results import encode_result
+from driver.server_files import ServerFiles
 from driver.spark import SparkHandle
 
 log = logging.getLogger("driver.runner")
 
-
-# How long a job waits for the next part of a package it fetches from the server.
-DOWNLOAD_TIMEOUT_S = 60.0
-
 # Jobs that end within this time of their StartJob are reported by their outcome only; longer ones
 # get a JobStarted first (once loaded and validated).
 ANNOUNCE_AFTER_S = 0.005
-
-
-class JobThreads:
-    """The threads jobs run on, started as needed up to ``limit``; a job waits in the queue while
-    all are busy.
-
-    A job reaches an idle thread through one queue (one futex wake-up). ThreadPoolExecutor adds a
-    Future, a work item and its idle-semaphore bookkeeping, in Python, on both sides of the
-    hand-over, on every job's way.
-    """
-
-    def __init__(self, run: Callable[[StartJob], None], *, limit: int) -> None:
-        self._run = run
-        self._limit = limit
-        self._queue: queue.SimpleQueue[StartJob | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._started = 0
-        self._idle = 0  # threads waiting for a job that no job has been handed to yet
-        self._waiting = 0  # jobs in the queue that no thread has been handed to yet
-        self._closed = False
-
-    def submit(self, request: StartJob) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            name = ""
-            if self._idle:
-                self._idle -= 1  # that thread takes this job
-            elif self._started < self._limit:
-                name = f"job_{self._started}"
-                self._started += 1
-            else:
-                self._waiting += 1  # the next thread to finish takes it
-        self._queue.put(request)
-        if name:
-            threading.Thread(target=self._serve, name=name, daemon=True).start()
-
-    def close(self) -> None:
-        """Jobs not started yet are dropped; each thread ends after its current job."""
-        with self._lock:
-            self._closed = True
-            started = self._started
-            self._waiting = 0
-        with contextlib.suppress(queue.Empty):
-            while True:
-                self._queue.get_nowait()
-        for _ in range(started):
-            self._queue.put(None)
-
-    def _serve(self) -> None:
-        while True:
-            request = self._queue.get()
-            if request is None:
-                return
-            try:
-                self._run(request)
-            except BaseException:  # _run reports its job's end itself; the thread goes on
-                log.exception("job thread failed")
-            with self._lock:
-                if self._waiting:
-                    self._waiting -= 1
-                else:
-                    self._idle += 1
 
 
 class JobKilledError(BaseException):
@@ -136,57 +59,57 @@ class JobRunner:
         wake: Callable[[], None],
         *,
         max_jobs: int,
-        context_config: Mapping[str, Any],
+        announce_after_s: float,
+        context_config: Mapping[str, JsonValue],
         package_dir: Path,
         result_chunk_bytes: int,
         server_config_json: Callable[[], bytes] = lambda: b"{}",
     ) -> None:
+        """``wake`` makes the main loop tick soon; ``server_config_json`` gives the server's config
+        as the server last said it (a restarted server may say otherwise)."""
         self._spark = spark
-        self._job_groups = JobGroups(spark.spark_context)
         self._post = post
-        self._wake = wake  # makes the main loop call announce_started soon (for a job that is late)
-        self._context_config = context_config
-        self._package_dir = package_dir
+        self._job_groups = JobGroups(spark.spark_context)
+        self._announcements = StartAnnouncements(post, wake, after_s=announce_after_s)
+        self._server_files = ServerFiles(post, folder=package_dir)
+        self._packages = JobPackages(spark.spark_context, self._server_files, folder=package_dir)
+        self._server_config_json = server_config_json
+        self._context_name = str(_object_at(context_config, "context").get("name", ""))
+        self._context_config_tree = config_tree(context_config)
         self._result_chunk_bytes = max(result_chunk_bytes, 1024)
-        # The server admits at most max_jobs at once, but frees a killed job's slot before its
-        # thread has unwound: the spare threads keep the next job from waiting behind it.
-        self._threads_for_jobs = JobThreads(self._run, limit=max(max_jobs, 1) * 2)
-        self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)  # notified whenever a job thread ends
-        self._import_lock = threading.Lock()
-        self._unannounced: dict[str, float] = {}  # job id -> when it was handed over, until JobStarted
-        self._running: set[str] = set()  # unannounced jobs that are loaded and validated
-        self._downloads: dict[str, queue.SimpleQueue[BlobData]] = {}  # request id -> its parts
         self.named_objects = NamedObjects(
             on_change=lambda objects: post(NamedObjectsChanged(objects=objects))
         )
+        # The server admits at most max_jobs at once, but frees a killed job's slot before its
+        # thread has unwound: the spare threads keep the next job from waiting behind it.
+        self._job_threads = ThreadPoolExecutor(max_workers=max(max_jobs, 1) * 2, thread_name_prefix="job")
+        # One job at a time switches sys.path and imports: a purge of another version's modules
+        # must not run while a second thread imports.
+        self._import_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)  # notified whenever a job thread ends
         self._threads: dict[str, int] = {}  # job id -> thread ident while it runs
         self._killed: set[str] = set()
         # Jobs whose code has returned and whose thread is sending their outcome: a kill no longer
         # interrupts them (an exception raised in the middle of that would lose the outcome).
         self._reporting: set[str] = set()
-        self._loaded_packages: dict[str, Path] = {}  # sha256 -> local file on sys.path
-        self._context_tree: Any = None
-        self._server_config_json = server_config_json  # as the server last said (it may restart)
-        # The server's config parsed ahead, for the next job: a job's config is its posted config
-        # merged into a tree of its own, and parsing one costs more than the rest of a job's start.
-        self._spare_config: tuple[bytes, Any] | None = None
-        # What ended jobs leave behind (their job objects, configs, environments and results),
-        # dropped by the main loop once their ends are acknowledged: freeing a job's config tree
-        # costs tens of microseconds right after a Spark job, and a report waited for it.
-        self._leftovers: list[list[Any]] = []
-        self._context_name = str((context_config.get("context") or {}).get("name", ""))
 
     def running_job_ids(self) -> list[str]:
         with self._lock:
             return list(self._threads)
 
     def start(self, request: StartJob) -> None:
-        # Called by the main loop, whose next tick sees when this job's JobStarted may be due: its
-        # thread need not wake the loop for that (a wake-up on every job's path).
-        with self._lock:
-            self._unannounced[request.job_id] = time.monotonic()
-        self._threads_for_jobs.submit(request)
+        """Called by the main loop."""
+        self._announcements.handed_over(request.job_id)
+        self._job_threads.submit(self._run, request).add_done_callback(_log_if_failed)
+
+    def announce_started(self, now: float) -> float | None:
+        """Called by the main loop on every tick: see ``StartAnnouncements.announce_due``."""
+        return self._announcements.announce_due(now)
+
+    def on_blob_data(self, part: BlobData) -> None:
+        """Called by the main loop with a part of a file a job thread fetches."""
+        self._server_files.on_blob_data(part)
 
     def kill(self, job_id: str) -> None:
         with self._lock:
@@ -202,7 +125,7 @@ class JobRunner:
             self._spark.streaming.stop_for_kill(job_id)
         with self._lock:
             # Only while the thread still runs this job's code: an exception set later would hit
-            # its report, the next job it runs, or the executor's own loop.
+            # its report, the next job it runs, or the thread pool's own loop.
             if self._threads.get(job_id) == thread_id and job_id not in self._reporting:
                 # Python code that never calls Spark stops at its next bytecode instruction.
                 _set_async_exception(thread_id, JobKilledError)
@@ -216,22 +139,21 @@ class JobRunner:
         self._spark.stop_streaming()
         for job_id in self.running_job_ids():
             self.kill(job_id)
-        self._threads_for_jobs.close()
+        self._job_threads.shutdown(wait=False, cancel_futures=True)
         deadline = time.monotonic() + grace_s
         with self._idle:
             while self._threads and time.monotonic() < deadline:
                 self._idle.wait(max(deadline - time.monotonic(), 0.0))
             return list(self._threads)
 
-    # --- one job ---------------------------------------------------------------------------------
+    # --- one job, on its thread --------------------------------------------------------------------
 
     def _run(self, request: StartJob) -> None:
         job_id = request.job_id
         with self._lock:
             self._threads[job_id] = threading.get_ident()
-        leftovers: list[Any] = []
         try:
-            outcome = self._execute(request, leftovers)
+            outcome = self._execute(request)
         except JobKilledError:
             outcome = JobKilled(job_id=job_id)
         except BaseException as error:  # the job's own code may raise anything
@@ -241,38 +163,64 @@ class JobRunner:
                 outcome = JobFailed(job_id=job_id, kind=FAILURE_ERROR, error=describe_exception(error))
         finally:
             self._job_groups.leave()
+            self._announcements.ended(job_id)  # it ends before it was announced: say only that
             with self._lock:
-                self._unannounced.pop(job_id, None)  # it ends before it was announced: say only that
-                self._running.discard(job_id)
                 self._reporting.add(job_id)
         try:
             self._post(outcome)
+            log.info("job %s ended: %s", job_id, outcome.TYPE)
         finally:
-            with self._lock:
-                self._leftovers.append(leftovers)
             self._release(job_id)
 
-    def announce_started(self, now: float) -> float | None:
-        """Report JobStarted for jobs running longer than ANNOUNCE_AFTER_S (called by the main
-        loop); returns the seconds until the next one is due, if any job is still unannounced.
+    def _execute(self, request: StartJob) -> Message:
+        """Load, prepare and run the job; returns its outcome."""
+        job_id = request.job_id
+        spark = self._spark.for_job(job_id)
+        try:
+            job, data = self._prepare(request, spark)
+        except JobRejected as rejected:
+            return JobFailed(job_id=job_id, kind=rejected.kind, error=rejected.details)
+        self._announcements.running(job_id)
+        # Imported as the job runs: a job's package may bundle its own sparkjobserver, before
+        # which the driver's modules give way (driver.packages), and the job then gets its own.
+        from sparkjobserver.native import JobEnvironment
 
-        A job that ends sooner is reported once, by its outcome alone: one message instead of
-        two on the path of every short job.
-        """
-        next_due: float | None = None
-        with self._lock:
-            for job_id, handed_over in list(self._unannounced.items()):
-                due_in = handed_over + ANNOUNCE_AFTER_S - now
-                if due_in <= 0 and job_id not in self._running:
-                    continue  # still loading or validating: its thread wakes us once it runs
-                if due_in <= 0:
-                    del self._unannounced[job_id]
-                    self._running.discard(job_id)
-                    # Posted under the lock: the job's outcome cannot be queued before it.
-                    self._post(JobStarted(job_id=job_id))
-                elif next_due is None or due_in < next_due:
-                    next_due = due_in
-        return next_due
+        environment = JobEnvironment(
+            job_id,
+            self._context_name,
+            self._context_config_tree,
+            fetch_data_file=self._server_files.data_file,
+            named_objects=self.named_objects,
+        )
+        try:
+            result = job.run(spark, data, environment)
+        except JobProblems as problems:
+            error = error_map(str(problems), "sparkjobserver.api.ValidationProblem")
+            return JobFailed(job_id=job_id, kind=FAILURE_ERROR, error=error)
+        return self._finish(job_id, encode_result(result))
+
+    def _prepare(self, request: StartJob, spark: SparkHandle) -> tuple[Job, object]:
+        """The loaded job and what its validation made of its config; raises JobRejected."""
+        with self._import_lock:
+            jars = self._packages.load(request.packages)
+            job = load_job(request.main_class, jars, context_kind=spark.kind)
+        description = f"jobserver job {request.job_id} ({request.main_class})"
+        self._job_groups.enter(request.job_id, description)  # set at the job's first call into Spark
+        if spark.queries is not None:
+            spark.queries.job_started(request.job_id)
+        config = job_config(self._server_config_json(), request.config_json)
+        return job, job.prepare(spark, config)
+
+    def _finish(self, job_id: str, payload: bytes) -> Message:
+        size = self._result_chunk_bytes
+        if len(payload) <= size:  # most results: one message, and no copy
+            return JobFinished(job_id=job_id, result=payload)
+        view = memoryview(payload)
+        offset = 0
+        while len(payload) - offset > size:
+            self._post(JobResultChunk(job_id=job_id, data=bytes(view[offset : offset + size])))
+            offset += size
+        return JobFinished(job_id=job_id, result=bytes(view[offset:]))
 
     def _release(self, job_id: str) -> None:
         while True:
@@ -297,202 +245,6 @@ class JobRunner:
         with self._lock:
             return job_id in self._killed
 
-    def _execute(self, request: StartJob, leftovers: list[Any]) -> Message:
-        """Run the job; what it makes that could be large goes into ``leftovers``."""
-        job_id = request.job_id
-        spark = self._spark.for_job(job_id)
-        try:
-            # One job at a time switches sys.path and imports: a purge of another version's
-            # modules must not run while a second thread imports.
-            with self._import_lock:
-                jars = self._load_packages(request.packages)
-                job = load_job(request.main_class, jars, context_kind=spark.kind)
-            description = f"jobserver job {job_id} ({request.main_class})"
-            self._job_groups.enter(job_id, description)  # set at the job's first call into Spark
-            if spark.queries is not None:
-                spark.queries.job_started(job_id)
-            config = self._job_config(request.config_json)
-            leftovers += (job, config)
-            data = job.prepare(spark, config)
-            leftovers.append(data)
-        except JobRejected as rejected:
-            return JobFailed(job_id=job_id, kind=rejected.kind, error=rejected.details)
-        with self._lock:  # the clock is read under the lock: a tick that skipped this job came before
-            self._running.add(job_id)
-            handed_over = self._unannounced.get(job_id)
-            late = handed_over is not None and handed_over + ANNOUNCE_AFTER_S <= time.monotonic()
-        if late:  # its JobStarted fell due while it loaded: the main loop sends it now
-            self._wake()
-        from sparkjobserver.native import JobEnvironment
-
-        environment = JobEnvironment(
-            job_id,
-            self._context_name,
-            self._context_config_tree(),
-            fetch_data_file=self.data_file,
-            named_objects=self.named_objects,
-        )
-        leftovers.append(environment)
-        try:
-            result = job.run(spark, data, environment)
-            leftovers.append(result)
-        except JobProblems as problems:
-            error = error_map(str(problems), "sparkjobserver.api.ValidationProblem")
-            return JobFailed(job_id=job_id, kind=FAILURE_ERROR, error=error)
-        return self._finish(job_id, encode_result(result))
-
-    def _finish(self, job_id: str, payload: bytes) -> Message:
-        size = self._result_chunk_bytes
-        if len(payload) <= size:  # most results: one message, and no copy
-            return JobFinished(job_id=job_id, result=payload)
-        view = memoryview(payload)
-        offset = 0
-        while len(payload) - offset > size:
-            self._post(JobResultChunk(job_id=job_id, data=bytes(view[offset : offset + size])))
-            offset += size
-        return JobFinished(job_id=job_id, result=bytes(view[offset:]))
-
-    def drop_leftovers(self) -> None:
-        """Free what ended jobs left behind (called by the main loop when a job's end is
-        acknowledged, off every job's way)."""
-        with self._lock:
-            leftovers, self._leftovers = self._leftovers, []
-        del leftovers
-
-    def prepare_config(self) -> None:
-        """Parse the server's config for the next job, unless done (called by the main loop
-        when a job's end is acknowledged: the moment its context has least else to do)."""
-        server_config = self._server_config_json()
-        with self._lock:
-            if self._spare_config is not None and self._spare_config[0] is server_config:
-                return
-        tree = _config_tree_from_json(server_config)
-        with self._lock:
-            self._spare_config = (server_config, tree)
-
-    def _job_config(self, posted_json: bytes) -> Any:
-        """The job's config: what it was posted with, merged over the server's."""
-        server_config = self._server_config_json()
-        with self._lock:
-            spare, self._spare_config = self._spare_config, None
-        if spare is not None and spare[0] is server_config:
-            tree = spare[1]
-        else:
-            tree = _config_tree_from_json(server_config)
-        if posted_json != b"{}":
-            _merge_tree(tree, json.loads(posted_json, object_pairs_hook=_tree_node))
-        return tree
-
-    def _context_config_tree(self) -> Any:
-        if self._context_tree is None:
-            self._context_tree = _config_tree(self._context_config)
-        return self._context_tree
-
-    # --- packages --------------------------------------------------------------------------------
-
-    def _load_packages(self, packages: list[dict[str, str]]) -> list[Path]:
-        """Make the job's packages importable; returns its jars (for a JVM job), in cp order."""
-        jars = []
-        for fields in packages:
-            package = JobPackage(**fields)
-            is_jar = package.binary_type == "Jar" or package.location.endswith(".jar")
-            with self._lock:
-                local = self._loaded_packages.get(package.sha256)
-            if local is None:
-                local = self._fetch(package)
-                if is_jar:  # for the executors; the driver loads its classes through its own loader
-                    self._spark.spark_context._jsc.addJar(str(local))
-                else:
-                    self._spark.spark_context.addPyFile(str(local))
-                with self._lock:
-                    self._loaded_packages[package.sha256] = local
-            if is_jar:
-                jars.append(local)
-            else:
-                _prefer_on_path(local)
-        return jars
-
-    def _fetch(self, package: JobPackage) -> Path:
-        """A local copy of the package, named by content, checked against its sha256."""
-        self._package_dir.mkdir(parents=True, exist_ok=True)
-        # addPyFile puts only .zip/.egg/.jar on the executors' path, and a wheel is a zip.
-        suffix = ".jar" if package.binary_type == "Jar" or package.location.endswith(".jar") else ".zip"
-        target = self._package_dir / f"{package.sha256 or Path(package.name).stem}{suffix}"
-        if target.exists():
-            return target
-        if package.binary_type == "Uri":
-            source = _local_path_of_uri(package.location)
-            if not source.is_file():
-                raise JobRejected(FAILURE_LOADING, f"package {package.name} is not readable at {source}")
-            shutil.copyfile(source, target)
-            return target
-        source = Path(package.location) if package.location else None
-        if source is not None and source.is_file():
-            shutil.copyfile(source, target)
-            if _sha256_of(target) == package.sha256:
-                return target
-            target.unlink()  # a same-named file on another host: fetch the real bytes
-        self._download(FetchBlob(request_id=uuid.uuid4().hex, sha256=package.sha256), target, package.name)
-        if _sha256_of(target) != package.sha256:
-            target.unlink()
-            raise JobRejected(FAILURE_LOADING, f"package {package.name} arrived damaged (sha256 mismatch)")
-        return target
-
-    def data_file(self, name: str) -> str:
-        """A local path of a data file (``JobEnvironment.data_file``): the server's own file when
-        this driver shares its host, else a copy fetched over the bus once."""
-        given = Path(name)
-        if given.is_absolute() and given.is_file():
-            return str(given)
-        folder = self._package_dir / "data"
-        folder.mkdir(parents=True, exist_ok=True)
-        local = folder / given.name
-        if not local.exists():
-            self._download(FetchDataFile(request_id=uuid.uuid4().hex, name=name), local, given.name)
-        return str(local)
-
-    def _download(self, request: FetchBlob | FetchDataFile, target: Path, what: str) -> None:
-        """Ask the server for a file's bytes over the bus (this driver runs on another host)."""
-        request_id = request.request_id
-        arrivals: queue.SimpleQueue[BlobData] = queue.SimpleQueue()
-        with self._lock:
-            self._downloads[request_id] = arrivals
-        partial = target.with_suffix(".part")
-        try:
-            self._post(request)
-            with open(partial, "wb") as output:
-                while True:
-                    try:
-                        part = arrivals.get(timeout=DOWNLOAD_TIMEOUT_S)
-                    except queue.Empty:
-                        message = f"{what} did not arrive within {DOWNLOAD_TIMEOUT_S:.0f} s"
-                        raise JobRejected(FAILURE_LOADING, message) from None
-                    if part.error:
-                        raise JobRejected(FAILURE_LOADING, part.error)
-                    output.write(part.data)
-                    if part.last:
-                        break
-            partial.replace(target)
-        finally:
-            with self._lock:
-                self._downloads.pop(request_id, None)
-            partial.unlink(missing_ok=True)
-
-    def on_blob_data(self, part: BlobData) -> None:
-        """Called by the main loop: hand a part of a download to the job thread waiting for it."""
-        with self._lock:
-            arrivals = self._downloads.get(part.request_id)
-        if arrivals is not None:
-            arrivals.put(part)
-
-
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as source:
-        for block in iter(lambda: source.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def _set_async_exception(thread_id: int, exception: type[BaseException] | None) -> None:
     """Raise ``exception`` in another thread at its next instruction; None clears a pending one."""
@@ -501,86 +253,13 @@ def _set_async_exception(thread_id: int, exception: type[BaseException] | None) 
     )
 
 
-def _local_path_of_uri(location: str) -> Path:
-    for prefix in ("file://", "local://"):
-        if location.startswith(prefix):
-            return Path(location.removeprefix(prefix))
-    raise JobRejected(
-        FAILURE_MALFORMED_URL, f"cannot load {location}: only file:// and local:// URIs are readable"
-    )
+def _log_if_failed(future: Future[None]) -> None:
+    """A job thread's own failure (``_run`` reports every job's end itself): the pool would keep it
+    in the future, unseen."""
+    if not future.cancelled() and future.exception() is not None:
+        log.error("job thread failed", exc_info=future.exception())
 
 
-def _prefer_on_path(package: Path) -> None:
-    """Put ``package`` first on sys.path and forget modules another version of it provided."""
-    entry = str(package)
-    if sys.path and sys.path[0] == entry:
-        return
-    if entry in sys.path:
-        sys.path.remove(entry)
-    sys.path.insert(0, entry)
-    import zipfile
-
-    with zipfile.ZipFile(package) as archive:
-        tops = {name.split("/", 1)[0] for name in archive.namelist() if "/" in name}
-    for name, module in list(sys.modules.items()):
-        top = name.split(".", 1)[0]
-        origin = getattr(module, "__file__", None) or ""
-        if top in tops and origin and not origin.startswith(entry):
-            sys.modules.pop(name, None)
-    importlib.invalidate_caches()
-
-
-def _config_tree(values: Mapping[str, Any], *, root: bool = True) -> Any:
-    """A pyhocon ConfigTree of plain JSON values, built directly.
-
-    ``ConfigFactory.from_dict`` parses every key as a path, and ``ConfigTree(pairs)`` looks every
-    key up again through that parser (its ``__init__`` scans its items for substitutions): about
-    0.4 ms for a job config, which holds the whole server config. The values here come from JSON
-    with nested keys already split and hold no substitutions, so each node is filled as the
-    ordered dict it is, at C speed.
-    """
-
-    def convert(value: Any) -> Any:
-        if isinstance(value, Mapping):
-            return _config_tree(value, root=False)
-        if isinstance(value, list):
-            return [convert(item) for item in value]
-        return value
-
-    return _tree_node([(key, convert(value)) for key, value in values.items()], root=root)
-
-
-def _merge_tree(tree: Any, override: Any) -> None:
-    """Merge the nodes of ``override`` into ``tree`` as the server merges configs: objects key by
-    key, anything else replaces (keys as they are, without HOCON's path parsing)."""
-    for key, value in collections.OrderedDict.items(override):
-        existing = dict.get(tree, key)
-        if isinstance(value, dict) and isinstance(existing, dict):
-            _merge_tree(existing, value)
-        else:
-            collections.OrderedDict.__setitem__(tree, key, value)
-
-
-def _config_tree_from_json(document: bytes) -> Any:
-    """``_config_tree(json.loads(document))``, with the nodes made by the JSON parser itself
-    (~0.04 ms for a job config, half of parsing to dicts and converting them)."""
-    tree = json.loads(document, object_pairs_hook=_tree_node)
-    tree.root = True
-    tree.history = {}
-    return tree
-
-
-def _tree_node(pairs: list[tuple[str, Any]], *, root: bool = False) -> Any:
-    tree = _config_tree_class().__new__(_config_tree_class())
-    tree.root = root  # what ConfigTree.__init__ sets, minus its per-key scan
-    if root:
-        tree.history = {}
-    collections.OrderedDict.__init__(tree, pairs)
-    return tree
-
-
-@functools.cache
-def _config_tree_class() -> Any:
-    from pyhocon import ConfigTree  # imported once a job needs it, not when the driver starts
-
-    return ConfigTree
+def _object_at(values: Mapping[str, JsonValue], key: str) -> Mapping[str, JsonValue]:
+    value = values.get(key)
+    return value if isinstance(value, dict) else {}

@@ -10,10 +10,18 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from driver.streaming import QueryTracker, StreamingContexts, track_queries
+
+if TYPE_CHECKING:
+    from py4j.java_gateway import JavaGateway
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+    from pyspark.streaming import StreamingContext
+
+    from driver.job_config import JsonValue
 
 SESSION = "session"
 SPARK_CONTEXT = "spark_context"
@@ -47,8 +55,8 @@ class UnknownFactory(ValueError):
 @dataclass(frozen=True, slots=True)
 class SparkHandle:
     kind: str
-    session: Any  # pyspark.sql.SparkSession
-    spark_context: Any  # pyspark.SparkContext
+    session: SparkSession
+    spark_context: SparkContext
     streaming: StreamingContexts | None = None  # a streaming context's StreamingContext
     queries: QueryTracker | None = None  # Structured Streaming queries by job
     job_id: str = ""  # set on the handle a job receives (for_job)
@@ -67,11 +75,16 @@ class SparkHandle:
         )
 
     @property
-    def job_context(self) -> Any:
+    def job_context(self) -> SparkSession | SparkContext | StreamingContext:
         """The object a job's ``context`` argument receives."""
         if self.kind == STREAMING and self.streaming is not None:
             return self.streaming.context_for(self.job_id)
         return self.session if self.kind == SESSION else self.spark_context
+
+    @property
+    def gateway(self) -> JavaGateway:
+        """py4j's gateway to this driver's JVM."""
+        return java_gateway(self.spark_context)
 
     @property
     def application_id(self) -> str:
@@ -108,7 +121,15 @@ class SparkHandle:
         self.session.stop()
 
 
-def factory_kind(context_config: Mapping[str, Any]) -> str:
+def java_gateway(spark_context: SparkContext) -> JavaGateway:
+    """The gateway of a running SparkContext (pyspark's is None until one starts)."""
+    gateway = spark_context._gateway
+    if gateway is None:
+        raise RuntimeError("Spark has no JVM gateway: it has not started")
+    return gateway
+
+
+def factory_kind(context_config: Mapping[str, JsonValue]) -> str:
     factory = str(
         context_config.get("context-factory") or "spark.jobserver.python.PythonSessionContextFactory"
     )
@@ -119,10 +140,15 @@ def factory_kind(context_config: Mapping[str, Any]) -> str:
     return kind
 
 
-def streaming_settings(context_config: Mapping[str, Any]) -> tuple[float, bool, bool]:
+def streaming_settings(context_config: Mapping[str, JsonValue]) -> tuple[float, bool, bool]:
     """``streaming.batch_interval`` (ms) in seconds, ``stopGracefully``, ``stopSparkContext``."""
-    streaming = context_config.get("streaming") or {}
-    interval_ms = float(streaming.get("batch_interval", DEFAULT_BATCH_INTERVAL_MS))
+    streaming = context_config.get("streaming")
+    if not isinstance(streaming, dict):
+        streaming = {}
+    interval = streaming.get("batch_interval", DEFAULT_BATCH_INTERVAL_MS)
+    if not isinstance(interval, int | float | str):
+        raise ValueError(f"streaming.batch_interval must be a number of ms, not {interval!r}")
+    interval_ms = float(interval)
     if interval_ms <= 0:
         raise ValueError(f"streaming.batch_interval must be a positive number of ms, not {interval_ms:g}")
     return (
@@ -132,11 +158,11 @@ def streaming_settings(context_config: Mapping[str, Any]) -> tuple[float, bool, 
     )
 
 
-def _flag(value: Any) -> bool:
+def _flag(value: JsonValue) -> bool:
     return value if isinstance(value, bool) else str(value).lower() in ("true", "on", "yes", "1")
 
 
-def missing_local_jars(context_config: Mapping[str, Any]) -> list[str]:
+def missing_local_jars(context_config: Mapping[str, JsonValue]) -> list[str]:
     """The context's jars (``dependent-jar-uris``, ``cp``) that name a local file that is not there.
 
     spark-submit only warns about those and starts without them; a context whose classes are
@@ -153,7 +179,7 @@ def missing_local_jars(context_config: Mapping[str, Any]) -> list[str]:
     return missing
 
 
-def build_spark(context_config: Mapping[str, Any]) -> SparkHandle:
+def build_spark(context_config: Mapping[str, JsonValue]) -> SparkHandle:
     """Create the one SparkSession of this driver process (spark-submit already set its conf)."""
     kind = factory_kind(context_config)
     streaming_config = streaming_settings(context_config) if kind == STREAMING else None
@@ -174,10 +200,12 @@ def build_spark(context_config: Mapping[str, Any]) -> SparkHandle:
     if streaming_config is not None:
         batch_interval_s, stop_gracefully, stop_spark_context = streaming_config
 
-        def make_streaming_context() -> Any:
+        def make_streaming_context() -> StreamingContext:
             from pyspark.streaming import StreamingContext
 
-            return StreamingContext(spark_context, batch_interval_s)
+            # pyspark annotates the batch duration as whole seconds, but turns it into
+            # milliseconds before it truncates: streaming.batch_interval is in ms.
+            return StreamingContext(spark_context, batch_interval_s)  # type: ignore[arg-type]
 
         streaming = StreamingContexts(
             make_streaming_context, stop_gracefully=stop_gracefully, stop_spark_context=stop_spark_context
@@ -187,5 +215,5 @@ def build_spark(context_config: Mapping[str, Any]) -> SparkHandle:
         session=session,
         spark_context=spark_context,
         streaming=streaming,
-        queries=track_queries(session),
+        queries=track_queries(session, java_gateway(spark_context)),
     )

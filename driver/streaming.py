@@ -13,7 +13,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from py4j.java_gateway import JavaGateway, JavaObject
+    from pyspark.sql import SparkSession
+    from pyspark.streaming import StreamingContext
 
 log = logging.getLogger("driver.streaming")
 
@@ -33,7 +38,7 @@ class StreamingContexts:
 
     def __init__(
         self,
-        make_context: Callable[[], Any],
+        make_context: Callable[[], StreamingContext],
         *,
         stop_gracefully: bool,
         stop_spark_context: bool,
@@ -42,10 +47,10 @@ class StreamingContexts:
         self._stop_gracefully = stop_gracefully
         self._stop_spark_context = stop_spark_context
         self._lock = threading.Lock()
-        self._current: Any = None
+        self._current: StreamingContext | None = None
         self._users: set[str] = set()  # jobs that were handed the current one
 
-    def context_for(self, job_id: str) -> Any:
+    def context_for(self, job_id: str) -> StreamingContext:
         with self._lock:
             if self._current is None or _has_stopped(self._current):
                 # A job stopped the last one itself (stopSparkContext=False): start afresh.
@@ -62,7 +67,7 @@ class StreamingContexts:
         """Stop the StreamingContext the killed job was handed, keeping Spark; in the
         background, since that takes seconds and the caller is the thread that heartbeats."""
         with self._lock:
-            if job_id not in self._users:
+            if job_id not in self._users or self._current is None:
                 return None
             streaming_context, self._current = self._current, None
             self._users.clear()
@@ -94,7 +99,7 @@ def _in_background(name: str, work: Callable[[], None]) -> threading.Thread:
     return thread
 
 
-def _has_stopped(streaming_context: Any) -> bool:
+def _has_stopped(streaming_context: StreamingContext) -> bool:
     state = getattr(streaming_context, "_jssc", None)
     if state is None:  # a stand-in without a JVM side
         return bool(getattr(streaming_context, "stopped", False))
@@ -193,28 +198,28 @@ class QueryListener:
     def __init__(self, tracker: QueryTracker) -> None:
         self._tracker = tracker
 
-    def onQueryStarted(self, event: Any) -> None:
+    def onQueryStarted(self, event: JavaObject) -> None:
         iterator = event.jobTags().iterator()
         tags = []
         while iterator.hasNext():
             tags.append(str(iterator.next()))
         self._tracker.on_query_started(str(event.id().toString()), tags)
 
-    def onQueryProgress(self, event: Any) -> None:
+    def onQueryProgress(self, event: JavaObject) -> None:
         pass
 
-    def onQueryIdle(self, event: Any) -> None:
+    def onQueryIdle(self, event: JavaObject) -> None:
         pass
 
-    def onQueryTerminated(self, event: Any) -> None:
+    def onQueryTerminated(self, event: JavaObject) -> None:
         self._tracker.on_query_terminated(str(event.id().toString()))
 
     class Java:
         implements = ["org.apache.spark.sql.streaming.PythonStreamingQueryListener"]
 
 
-def track_queries(session: Any) -> QueryTracker:
-    """A QueryTracker listening to ``session``'s streaming queries."""
+def track_queries(session: SparkSession, gateway: JavaGateway) -> QueryTracker:
+    """A QueryTracker listening to ``session``'s streaming queries (``gateway`` is Spark's)."""
     from pyspark.java_gateway import ensure_callback_server_started
 
     spark_context = session.sparkContext
@@ -225,8 +230,7 @@ def track_queries(session: Any) -> QueryTracker:
             query.stop()
 
     tracker = QueryTracker(spark_context.addJobTag, stop_query)
-    gateway = spark_context._gateway
-    ensure_callback_server_started(gateway)
+    ensure_callback_server_started(gateway)  # type: ignore[no-untyped-call]  # pyspark leaves it unannotated
     wrapper = gateway.jvm.org.apache.spark.sql.streaming.PythonStreamingQueryListenerWrapper(
         QueryListener(tracker)
     )

@@ -11,7 +11,12 @@ of the API that existing jobs use, so they stay as spark-jobserver spelled them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from py4j.java_gateway import JavaGateway, JavaObject
+    from pyhocon import ConfigTree
+    from pyspark import SparkConf
 
 __all__ = [
     "JobEnvironment",
@@ -31,7 +36,7 @@ class JobEnvironment:
     ``contextConfig`` is the context's configuration as a pyhocon ``ConfigTree``.
     """
 
-    def __init__(self, job_id: str, named_objects: NamedObjects | None, context_config: Any) -> None:
+    def __init__(self, job_id: str, named_objects: NamedObjects | None, context_config: ConfigTree) -> None:
         self.jobId = job_id
         self.namedObjects = named_objects
         self.contextConfig = context_config
@@ -87,7 +92,10 @@ def _is_validation_problem(item: object) -> bool:
 
 
 class SparkJob:
-    """Base class (and description) of a Python job. Subclasses override ``validate`` and ``run_job``."""
+    """Base class (and description) of a Python job. Subclasses override ``validate`` and ``run_job``.
+
+    What the methods take and return is typed ``Any``: a job's override annotates them as it needs.
+    """
 
     def __init__(self) -> None:
         pass
@@ -114,7 +122,7 @@ class SparkJob:
         """
         raise NotImplementedError("a job must override run_job()")
 
-    def build_context(self, gateway: Any, jvmContext: Any, sparkConf: Any) -> Any:
+    def build_context(self, gateway: JavaGateway, jvmContext: JavaObject, sparkConf: SparkConf) -> Any:
         """Wrap a custom JVM context in a Python object; only jobs for custom context types need this.
 
         The standard context types are wrapped by the driver. Returning ``None`` (the default) means the

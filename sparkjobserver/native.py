@@ -19,7 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyhocon import ConfigTree
+
+    from driver.named_objects import NamedObjects
 
 
 class ValidationError(Exception):
@@ -36,10 +41,10 @@ class JobEnvironment:
 
     job_id: str
     context_name: str
-    context_config: Any  # pyhocon ConfigTree of the context's settings
+    context_config: ConfigTree  # the context's settings
     fetch_data_file: Callable[[str], str] | None = field(default=None, repr=False, compare=False)
     # The context's named objects (get, get_or_else_create, update, forget, destroy, get_names).
-    named_objects: Any = field(default=None, repr=False, compare=False)
+    named_objects: NamedObjects | None = field(default=None, repr=False, compare=False)
 
     def data_file(self, name: str) -> str:
         """A local path to a file uploaded with ``POST /data``: give the name that upload

@@ -1,5 +1,6 @@
-"""The driver reports JobStarted only for a job still running 5 ms after it was handed over, and
-never for one refused while loading; a short job costs one message and no wake-up of the loop."""
+"""The driver reports JobStarted only for a job still running a while after it was handed over,
+once it is loaded and validated, and never for one refused while validating: a short job is
+reported by its outcome alone."""
 
 from __future__ import annotations
 
@@ -8,15 +9,15 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from driver import runner as runner_module
-from driver.protocol import JobFailed, JobFinished, JobStarted, Message, StartJob
+from driver.protocol import JobFailed, Message, StartJob
 from driver.runner import JobRunner
 from driver.spark import SESSION, SparkHandle
+from tests.support import wait_for
 
 JOBS = """
 import time
@@ -34,34 +35,73 @@ class Job:
         return "done"
 """
 
+# The real loop also ticks on every heartbeat; far longer here, so that a job whose announcement
+# fell due while it validated is announced only if its thread wakes the loop.
+HEARTBEAT_S = 60.0
+OUTCOMES = {"job_finished", "job_failed", "job_killed"}
+
 
 class StandInContext:
     def setJobGroup(self, group_id: str, description: str, interrupt: bool) -> None:
         pass
 
 
-class Loop:
-    """The driver's main loop as far as the runner sees it: posts, wake-ups and ticks."""
+class MainLoop:
+    """The driver's main loop as the runner sees it: it hands jobs over and ticks the runner
+    when woken, when the runner says an announcement falls due, and on each heartbeat."""
 
     def __init__(self) -> None:
-        self.posted: list[Message] = []
-        self.wakes = 0
-        self.lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._posted: list[Message] = []
+        self._woken = threading.Event()
+        self._stopped = False
+        self._thread: threading.Thread | None = None
 
     def post(self, message: Message) -> None:
-        with self.lock:
-            self.posted.append(message)
+        with self._lock:
+            self._posted.append(message)
 
     def wake(self) -> None:
-        self.wakes += 1
+        self._woken.set()
 
-    def kinds(self, job_id: str = "job-1") -> list[str]:
-        with self.lock:
-            return [message.TYPE for message in self.posted if getattr(message, "job_id", None) == job_id]
+    def serve(self, runner: JobRunner) -> None:
+        def loop() -> None:
+            due_s: float | None = None
+            while not self._stopped:
+                self._woken.wait(HEARTBEAT_S if due_s is None else due_s)
+                self._woken.clear()
+                due_s = runner.announce_started(time.monotonic())
 
-    def messages(self, job_id: str = "job-1") -> list[Message]:
-        with self.lock:
-            return [message for message in self.posted if getattr(message, "job_id", None) == job_id]
+        self._thread = threading.Thread(target=loop, name="main-loop", daemon=True)
+        self._thread.start()
+
+    def hand_over(self, runner: JobRunner, job_id: str, main_class: str, config: dict[str, object]) -> None:
+        """As the loop does with a StartJob; the turn that handed it over then ticks."""
+        request = StartJob(
+            job_id=job_id, main_class=main_class, packages=[], config_json=json.dumps(config).encode()
+        )
+        runner.start(request)
+        self.wake()
+
+    def stop(self) -> None:
+        self._stopped = True
+        self.wake()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def posted(self, job_id: str) -> list[Message]:
+        with self._lock:
+            return [message for message in self._posted if getattr(message, "job_id", None) == job_id]
+
+    def kinds(self, job_id: str) -> list[str]:
+        return [message.TYPE for message in self.posted(job_id)]
+
+    def run(
+        self, runner: JobRunner, main_class: str, config: dict[str, object], job_id: str = "job-1"
+    ) -> None:
+        """Hand the job over and wait for its outcome."""
+        self.hand_over(runner, job_id, main_class, config)
+        wait_for(lambda: OUTCOMES & set(self.kinds(job_id)), timeout_s=10, what=f"the outcome of {job_id}")
 
 
 @pytest.fixture
@@ -73,92 +113,80 @@ def jobs_module(tmp_path: Path) -> Iterator[str]:
     sys.modules.pop("announce_jobs", None)
 
 
-@pytest.fixture
-def runner(tmp_path: Path) -> Iterator[tuple[JobRunner, Loop]]:
-    loop = Loop()
-    context = StandInContext()
-    spark = SparkHandle(kind=SESSION, session=context, spark_context=context)
-    job_runner = JobRunner(
-        spark,
-        loop.post,
-        loop.wake,
-        max_jobs=2,
-        context_config={},
-        package_dir=tmp_path / "packages",
-        result_chunk_bytes=1 << 20,
-    )
-    yield job_runner, loop
-    job_runner.shutdown(1.0)
-
-
-def start(job_runner: JobRunner, job_id: str, main_class: str, config: dict) -> None:
-    config_json = json.dumps(config).encode()
-    job_runner.start(StartJob(job_id=job_id, main_class=main_class, packages=[], config_json=config_json))
-
-
-def run(job_runner: JobRunner, loop: Loop, main_class: str, config: dict, job_id: str = "job-1") -> None:
-    """Hand the job over, then tick as the main loop does (every millisecond) until it ends."""
-    start(job_runner, job_id, main_class, config)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and not {"job_finished", "job_failed"} & set(loop.kinds(job_id)):
-        job_runner.announce_started(time.monotonic())
-        time.sleep(0.001)
+RunnerFactory = Callable[[float], tuple[JobRunner, MainLoop]]
 
 
 @pytest.fixture
-def warm(runner: tuple[JobRunner, Loop], jobs_module: str) -> tuple[JobRunner, Loop, str]:
-    """The runner after a first job: imports done, as in a context that has run jobs."""
-    job_runner, loop = runner
-    run(job_runner, loop, jobs_module, {}, job_id="warm-up")
-    loop.wakes = 0
-    return job_runner, loop, jobs_module
+def runner_announcing_after(tmp_path: Path) -> Iterator[RunnerFactory]:
+    """A runner that announces jobs still running ``announce_after_s`` after hand-over, served
+    by a main loop; time scales far from what a test on a busy machine could miss."""
+    made: list[tuple[JobRunner, MainLoop]] = []
+
+    def make(announce_after_s: float) -> tuple[JobRunner, MainLoop]:
+        loop = MainLoop()
+        context = StandInContext()
+        runner = JobRunner(
+            SparkHandle(kind=SESSION, session=context, spark_context=context),
+            loop.post,
+            loop.wake,
+            max_jobs=2,
+            announce_after_s=announce_after_s,
+            context_config={},
+            package_dir=tmp_path / "packages",
+            result_chunk_bytes=1 << 20,
+        )
+        loop.serve(runner)
+        made.append((runner, loop))
+        return runner, loop
+
+    yield make
+    for runner, loop in made:
+        runner.shutdown(1.0)
+        loop.stop()
 
 
-def announce_after(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
-    """Time scales far from what a test on a busy machine could miss."""
-    monkeypatch.setattr(runner_module, "ANNOUNCE_AFTER_S", seconds)
+def test_a_short_job_is_reported_by_its_outcome_alone(
+    runner_announcing_after: RunnerFactory, jobs_module: str
+) -> None:
+    runner, loop = runner_announcing_after(2.0)
+    loop.run(runner, jobs_module, {})
+    assert loop.kinds("job-1") == ["job_finished"]
 
 
-def test_a_short_job_is_reported_once_without_waking_the_loop(warm, monkeypatch) -> None:
-    job_runner, loop, jobs = warm
-    announce_after(monkeypatch, 2.0)
-    run(job_runner, loop, jobs, {})
-    assert loop.kinds() == ["job_finished"] and isinstance(loop.messages()[0], JobFinished)
-    assert loop.wakes == 0
+def test_a_long_job_is_announced_before_its_outcome(
+    runner_announcing_after: RunnerFactory, jobs_module: str
+) -> None:
+    runner, loop = runner_announcing_after(0.05)
+    loop.run(runner, jobs_module, {"run_s": 0.5})
+    assert loop.kinds("job-1") == ["job_started", "job_finished"]
 
 
-def test_a_long_job_is_announced_before_its_outcome(warm, monkeypatch) -> None:
-    job_runner, loop, jobs = warm
-    announce_after(monkeypatch, 0.05)
-    run(job_runner, loop, jobs, {"run_s": 0.5})
-    assert loop.kinds() == ["job_started", "job_finished"]
-    assert isinstance(loop.messages()[0], JobStarted) and loop.wakes == 0
+def test_a_job_that_validates_past_its_due_time_is_announced_once_it_runs(
+    runner_announcing_after: RunnerFactory, jobs_module: str
+) -> None:
+    runner, loop = runner_announcing_after(0.05)
+    loop.run(runner, jobs_module, {"validate_s": 0.3, "run_s": 0.5})
+    assert loop.kinds("job-1") == ["job_started", "job_finished"]
 
 
-def test_a_job_that_validates_past_its_due_time_is_announced_once_it_runs(warm, monkeypatch) -> None:
-    job_runner, loop, jobs = warm
-    announce_after(monkeypatch, 0.05)
-    start(job_runner, "job-1", jobs, {"validate_s": 0.5, "run_s": 0.5})
-    time.sleep(0.1)
-    assert job_runner.announce_started(time.monotonic()) is None  # validating: not announced, no timer
-    assert loop.kinds() == []
-    deadline = time.monotonic() + 5
-    while loop.wakes == 0 and time.monotonic() < deadline:
-        time.sleep(0.001)
-    assert loop.wakes == 1  # it started running late: the loop is woken to announce it
-    job_runner.announce_started(time.monotonic())
-    assert loop.kinds() == ["job_started"]
-    run_until = time.monotonic() + 5
-    while "job_finished" not in loop.kinds() and time.monotonic() < run_until:
-        time.sleep(0.01)
-    assert loop.kinds() == ["job_started", "job_finished"]
-
-
-def test_a_job_refused_while_validating_is_never_announced(warm, monkeypatch) -> None:
-    job_runner, loop, jobs = warm
-    announce_after(monkeypatch, 0.05)
-    run(job_runner, loop, jobs, {"validate_s": 0.2, "refuse": True})
-    assert loop.kinds() == ["job_failed"]
-    failed = loop.messages()[0]
+def test_a_job_refused_while_validating_is_never_announced(
+    runner_announcing_after: RunnerFactory, jobs_module: str
+) -> None:
+    runner, loop = runner_announcing_after(0.05)
+    loop.run(runner, jobs_module, {"validate_s": 0.2, "refuse": True})
+    assert loop.kinds("job-1") == ["job_failed"]
+    failed = loop.posted("job-1")[0]
     assert isinstance(failed, JobFailed) and failed.kind == "validation"
-    assert job_runner.announce_started(time.monotonic()) is None
+
+
+def test_jobs_running_together_are_each_announced_once(
+    runner_announcing_after: RunnerFactory, jobs_module: str
+) -> None:
+    runner, loop = runner_announcing_after(0.05)
+    loop.hand_over(runner, "long-1", jobs_module, {"run_s": 0.4})
+    loop.run(runner, jobs_module, {"run_s": 0.3}, job_id="long-2")
+    wait_for(
+        lambda: "job_finished" in loop.kinds("long-1"), timeout_s=10, what="the first long job's outcome"
+    )
+    assert loop.kinds("long-1") == ["job_started", "job_finished"]
+    assert loop.kinds("long-2") == ["job_started", "job_finished"]

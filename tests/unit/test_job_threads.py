@@ -1,114 +1,143 @@
-"""The driver's job threads: as many as jobs need up to the limit, reused, the rest queued."""
+"""The driver's job threads as the server sees them: a killed job still unwinding does not hold up
+the next job, a driver that stops reports its running jobs killed, and each end is logged."""
 
 from __future__ import annotations
 
+import json
+import logging
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from driver.protocol import JobFinished, JobKilled, Message, StartJob
+from driver.runner import ANNOUNCE_AFTER_S, JobRunner
+from driver.spark import SESSION, SparkHandle
+from tests.support import wait_for
+
+JOBS = """
 import threading
 import time
-from collections.abc import Callable
 
-from driver.protocol import StartJob
-from driver.runner import JobThreads
-
-DEADLINE_S = 5.0
+STARTED = {}  # job id -> set once the job runs its own code
 
 
-def request(job_id: str) -> StartJob:
-    return StartJob(job_id=job_id, main_class="x", packages=[], config_json=b"{}")
+def sleeping(spark, config, env):
+    STARTED.setdefault(env.job_id, threading.Event()).set()
+    time.sleep(config["sleep_s"])  # in C: a kill takes effect only when it returns
+    return "slept"
 
 
-class Jobs:
-    """Jobs that block until released, recording which thread ran each."""
+def looping(spark, config, env):
+    STARTED.setdefault(env.job_id, threading.Event()).set()
+    while True:
+        time.sleep(0.01)
+
+
+def quick(spark, config):
+    return "quick"
+"""
+
+
+class StandInContext:
+    def setJobGroup(self, group_id: str, description: str, interrupt: bool) -> None:
+        pass
+
+    def cancelJobGroup(self, group_id: str) -> None:
+        pass
+
+
+class Posted:
+    """What the runner sends toward the server, in order."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.started: dict[str, str] = {}  # job id -> thread name
-        self.ended: list[str] = []
-        self.threads: dict[str, threading.Thread] = {}  # job id -> its thread
-        self.release: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+        self._messages: list[Message] = []
 
-    def run(self, start: StartJob) -> None:
-        with self.lock:
-            self.started[start.job_id] = threading.current_thread().name
-            self.threads[start.job_id] = threading.current_thread()
-            gate = self.release.setdefault(start.job_id, threading.Event())
-        assert gate.wait(DEADLINE_S)
-        with self.lock:
-            self.ended.append(start.job_id)
+    def __call__(self, message: Message) -> None:
+        with self._lock:
+            self._messages.append(message)
 
-    def let_go(self, job_id: str) -> None:
-        with self.lock:
-            self.release.setdefault(job_id, threading.Event()).set()
-
-    def wait_started(self, *job_ids: str) -> None:
-        self._wait_for(job_ids, lambda: set(self.started), "started")
-
-    def wait_ended(self, *job_ids: str) -> None:
-        self._wait_for(job_ids, lambda: set(self.ended), "ended")
-
-    def _wait_for(self, job_ids: tuple[str, ...], reached: Callable[[], set[str]], what: str) -> None:
-        deadline = time.monotonic() + DEADLINE_S
-        while time.monotonic() < deadline:
-            with self.lock:
-                missing = set(job_ids) - reached()
-            if not missing:
-                return
-            time.sleep(0.001)
-        raise AssertionError(f"not {what}: {missing}")
+    def outcomes(self) -> list[Message]:
+        with self._lock:
+            return [message for message in self._messages if isinstance(message, JobFinished | JobKilled)]
 
 
-def test_jobs_beyond_the_limit_wait_for_a_thread_and_threads_are_reused() -> None:
-    jobs = Jobs()
-    threads = JobThreads(jobs.run, limit=2)
+@pytest.fixture
+def jobs(tmp_path: Path) -> Iterator[ModuleType]:
+    (tmp_path / "thread_jobs.py").write_text(textwrap.dedent(JOBS))
+    sys.path.insert(0, str(tmp_path))
+    import thread_jobs  # type: ignore[import-not-found]
+
+    yield thread_jobs
+    sys.path.remove(str(tmp_path))
+    sys.modules.pop("thread_jobs", None)
+
+
+def make_runner(tmp_path: Path, posted: Posted, *, max_jobs: int) -> JobRunner:
+    context = StandInContext()
+    return JobRunner(
+        SparkHandle(kind=SESSION, session=context, spark_context=context),
+        posted,
+        lambda: None,
+        max_jobs=max_jobs,
+        announce_after_s=ANNOUNCE_AFTER_S,
+        context_config={},
+        package_dir=tmp_path / "packages",
+        result_chunk_bytes=1 << 20,
+    )
+
+
+def start(runner: JobRunner, job_id: str, function: str, config: dict[str, object] | None = None) -> None:
+    config_json = json.dumps(config or {}).encode()
+    runner.start(
+        StartJob(job_id=job_id, main_class=f"thread_jobs:{function}", packages=[], config_json=config_json)
+    )
+
+
+def test_a_killed_job_still_unwinding_does_not_hold_up_the_next_job(tmp_path: Path, jobs: ModuleType) -> None:
+    posted = Posted()
+    runner = make_runner(tmp_path, posted, max_jobs=1)
     try:
-        for job_id in ("a", "b", "c"):
-            threads.submit(request(job_id))
-        jobs.wait_started("a", "b")
-        with jobs.lock:
-            assert "c" not in jobs.started  # both threads are busy
-        jobs.let_go("a")
-        jobs.wait_started("c")
-        assert jobs.started["c"] == jobs.started["a"]
-        for job_id in ("b", "c"):
-            jobs.let_go(job_id)
-        jobs.wait_ended("a", "b", "c")
-        # Idle threads take the next jobs; no third thread is started.
-        for job_id in ("d", "e"):
-            jobs.let_go(job_id)
-            threads.submit(request(job_id))
-        jobs.wait_ended("d", "e")
-        assert set(jobs.started.values()) == {"job_0", "job_1"}
+        start(runner, "killed", "sleeping", {"sleep_s": 1.0})
+        wait_for(lambda: "killed" in jobs.STARTED, timeout_s=10, what="the first job running")
+        runner.kill("killed")  # the server frees its one slot at once and sends the next job
+        start(runner, "next", "quick")
+        wait_for(lambda: len(posted.outcomes()) == 2, timeout_s=10, what="both outcomes")
+        assert posted.outcomes() == [
+            JobFinished(job_id="next", result=b'"quick"'),
+            JobKilled(job_id="killed"),
+        ]
     finally:
-        threads.close()
+        runner.shutdown(5.0)
 
 
-def test_one_idle_thread_takes_one_job_and_the_next_gets_a_thread_of_its_own() -> None:
-    jobs = Jobs()
-    threads = JobThreads(jobs.run, limit=4)
+def test_a_stopping_driver_reports_its_running_jobs_killed(tmp_path: Path, jobs: ModuleType) -> None:
+    posted = Posted()
+    runner = make_runner(tmp_path, posted, max_jobs=2)
+    start(runner, "first", "looping")
+    start(runner, "second", "looping")
+    wait_for(lambda: {"first", "second"} <= set(jobs.STARTED), timeout_s=10, what="both jobs running")
+    assert runner.shutdown(5.0) == []
+    assert sorted(posted.outcomes(), key=str) == [JobKilled(job_id="first"), JobKilled(job_id="second")]
+    assert runner.running_job_ids() == []
+
+
+def test_a_jobs_end_is_logged_as_its_report_goes_out(
+    tmp_path: Path, jobs: ModuleType, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="driver.runner")
+    posted = Posted()
+    runner = make_runner(tmp_path, posted, max_jobs=1)
     try:
-        jobs.let_go("a")
-        threads.submit(request("a"))
-        jobs.wait_ended("a")
-        threads.submit(request("b"))
-        threads.submit(request("c"))  # the idle thread is b's: c must not wait behind b
-        jobs.wait_started("b", "c")
-        assert jobs.started["b"] != jobs.started["c"]
-        for job_id in ("b", "c"):
-            jobs.let_go(job_id)
-        jobs.wait_ended("b", "c")
+        start(runner, "job-1", "quick")
+        wait_for(
+            lambda: "job job-1 ended: job_finished" in caplog.messages, timeout_s=10, what="the log line"
+        )
+        assert posted.outcomes() == [JobFinished(job_id="job-1", result=b'"quick"')]
     finally:
-        threads.close()
-
-
-def test_closing_drops_jobs_not_started_and_ends_the_threads() -> None:
-    jobs = Jobs()
-    threads = JobThreads(jobs.run, limit=1)
-    threads.submit(request("running"))
-    threads.submit(request("queued"))
-    jobs.wait_started("running")
-    threads.close()
-    threads.submit(request("late"))
-    jobs.let_go("running")
-    jobs.wait_ended("running")
-    jobs.threads["running"].join(DEADLINE_S)
-    assert not jobs.threads["running"].is_alive()
-    assert set(jobs.started) == {"running"}
+        runner.shutdown(5.0)

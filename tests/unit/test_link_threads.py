@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import Iterator
 
 import zmq
 
 from driver.link import ServerLink
 from driver.protocol import JobFinished, JobReportAck, JobStarted, KillJob, Message, Welcome, decode, encode
+from tests.support import wait_for
 
 DEADLINE_S = 20.0
 POSTING_THREADS = 4
@@ -88,16 +88,16 @@ def test_frames_from_the_server_arrive_while_job_threads_send() -> None:
             poster.join(DEADLINE_S)
 
         received: set[str] = set()
-        deadline = time.monotonic() + DEADLINE_S
-        while len(received) < POSTING_THREADS * POSTS_PER_THREAD and time.monotonic() < deadline:
-            if router.poll(100):
+
+        def all_received() -> bool:
+            while router.poll(0):
                 message = decode(router.recv_multipart()[1])
                 if isinstance(message, JobStarted):
                     received.add(message.job_id)
-        while len(handled) < SERVER_FRAMES and time.monotonic() < deadline:
-            time.sleep(0.01)  # polling a list the serve thread fills; bounded by the deadline
+            return len(received) == POSTING_THREADS * POSTS_PER_THREAD
 
-        assert len(received) == POSTING_THREADS * POSTS_PER_THREAD
+        wait_for(all_received, timeout_s=DEADLINE_S, what="every frame the job threads sent")
+        wait_for(lambda: len(handled) >= SERVER_FRAMES, timeout_s=DEADLINE_S, what="every server frame")
         assert [message.job_id for message in handled] == [f"kill-{n}" for n in range(SERVER_FRAMES)]
 
 
@@ -109,7 +109,4 @@ def test_a_job_report_is_held_until_the_server_acknowledges_it() -> None:
         assert link.held_job_ids() == ["job-1"]
 
         router.send_multipart([identity, encode(JobReportAck(job_id="job-1"))])
-        deadline = time.monotonic() + DEADLINE_S
-        while link.held_job_ids() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert link.held_job_ids() == []
+        wait_for(lambda: link.held_job_ids() == [], timeout_s=DEADLINE_S, what="the report let go")

@@ -53,5 +53,4 @@ def driver_arguments(arguments: list[str]) -> list[str]:
     raise SystemExit("light spark-submit: no driver script in the arguments")
 
 
-driver_main.build_spark = build_stand_in
-sys.exit(driver_main.main(driver_arguments(sys.argv[1:])))
+sys.exit(driver_main.main(driver_arguments(sys.argv[1:]), make_spark=build_stand_in))
