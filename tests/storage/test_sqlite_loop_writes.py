@@ -14,8 +14,10 @@ import pytest
 from jobserver.common.errors import StoreUnavailable
 from jobserver.common.records import BinaryType, to_epoch_ms
 from jobserver.common.states import JobState
-from jobserver.storage import create_store, sqlite, sqlite_connection
+from jobserver.storage import create_store
 from jobserver.storage.sqlite import SqliteStore
+from jobserver.storage.sqlite import connection as sqlite_connection
+from jobserver.storage.sqlite import store as sqlite
 from tests.storage.factories import at, make_job, put_bytes
 
 

@@ -40,7 +40,6 @@ from jobserver.common.records import (
     utc_now,
 )
 from jobserver.common.states import FINAL_JOB_STATES, ContextState, JobState, context_sources, job_sources
-from jobserver.storage import sqlite_connection, sqlite_retention
 from jobserver.storage.base import Store
 from jobserver.storage.blobs import BlobFolder
 from jobserver.storage.rows import (
@@ -56,7 +55,9 @@ from jobserver.storage.rows import (
     json_value,
     to_json,
 )
-from jobserver.storage.sqlite_connection import outages_reported, transaction
+from jobserver.storage.sqlite import connection as sqlite_connection
+from jobserver.storage.sqlite import retention as sqlite_retention
+from jobserver.storage.sqlite.connection import outages_reported, transaction
 
 _T = TypeVar("_T")
 

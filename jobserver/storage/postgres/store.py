@@ -5,7 +5,7 @@ and every server of an HA pair sees the same bytes; ``blob_file`` exports a blob
 cache folder and hands out that file. Connections are in autocommit mode: single statements need
 no BEGIN/COMMIT round trips, and the few multi-statement changes open a transaction explicitly.
 Every database access goes through ``_connection``, which reports outages as StoreUnavailable
-(postgres_connection.py).
+(connection.py).
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from jobserver.common.records import (
 from jobserver.common.states import FINAL_JOB_STATES, ContextState, JobState, context_sources, job_sources
 from jobserver.storage.base import BLOB_GRACE_PERIOD_S, Store
 from jobserver.storage.blobs import BlobFolder, check_sha256
-from jobserver.storage.postgres_blobs import delete_unused_blobs, export_blob, store_blob
-from jobserver.storage.postgres_connection import (
+from jobserver.storage.postgres.blobs import delete_unused_blobs, export_blob, store_blob
+from jobserver.storage.postgres.connection import (
     POOL_OPEN_TIMEOUT_S,
     Connection,
     Pool,

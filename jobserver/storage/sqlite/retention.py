@@ -12,7 +12,7 @@ import time
 from jobserver.common.states import FINAL_CONTEXT_STATES, FINAL_JOB_STATES
 from jobserver.storage.base import BLOB_GRACE_PERIOD_S
 from jobserver.storage.blobs import BlobFolder
-from jobserver.storage.sqlite_connection import transaction
+from jobserver.storage.sqlite.connection import transaction
 
 _FINAL_JOB_STATES = tuple(state.value for state in FINAL_JOB_STATES)
 _FINAL_CONTEXT_STATES = tuple(state.value for state in FINAL_CONTEXT_STATES)

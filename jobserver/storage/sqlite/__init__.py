@@ -1,0 +1,5 @@
+"""The embedded default store: one SQLite file plus a folder of content-addressed blob files."""
+
+from jobserver.storage.sqlite.store import SqliteStore
+
+__all__ = ["SqliteStore"]
