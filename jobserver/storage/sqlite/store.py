@@ -16,10 +16,8 @@ timeout, unreadable, failing disk) are reported as StoreUnavailable.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import itertools
-import os
 import sqlite3
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +26,6 @@ from typing import Any, TypeVar
 
 import structlog
 
-from jobserver.common.errors import StoreUnavailable
 from jobserver.common.records import (
     BinaryRecord,
     BinaryType,
@@ -83,9 +80,6 @@ _LOOP_WRITE_MAX_BYTES = 256 * 1024
 # checkpoint holds the write lock, so the loop's writes meanwhile queue on the thread behind it.
 _CHECKPOINT_AFTER_WRITES = 100
 _BUSY = object()
-# The first copy of the WAL-index header at the start of the -shm file: its bytes change with every
-# commit by any connection of any process (https://www.sqlite.org/walformat.html).
-_WAL_INDEX_HEADER_BYTES = 48
 
 
 def _marks(count: int) -> str:
@@ -102,15 +96,6 @@ class SqliteStore(Store):
         self._writer: sqlite3.Connection | None = None  # the event loop's
         self._writes_since_checkpoint = 0
         self._checkpoint: asyncio.Future[None] | None = None
-        # The newest binary of each name asked for, while the database is as last seen (a query
-        # on every job's way, ~0.15 ms on a machine that was idle: _binaries_seen tells; uploads,
-        # deletes and retention here forget them at once).
-        self._newest_binaries: dict[str, BinaryRecord] = {}
-        self._blob_files: dict[str, Path] = {}  # … and their blobs' files (checked once)
-        self._binaries_version: int | None = None
-        self._version_cursor: sqlite3.Cursor | None = None  # on the loop's writer, for that check
-        self._shm: int | None = None  # the -shm file, read-only: is there news since the check?
-        self._checked_header: bytes | None = None  # its header when data_version was last read
 
     # --- plumbing ----------------------------------------------------------------------------------
 
@@ -152,10 +137,6 @@ class SqliteStore(Store):
                     result = _BUSY
             if result is not _BUSY:
                 self._count_loop_write()
-                # Its commit changed the WAL-index header: look again once this task yields, off
-                # the way of whatever waits for the write, so that the next job's lookup finds no
-                # news unless another connection brought some.
-                asyncio.get_running_loop().call_soon(self._take_news)
                 return result
         return await self._call(function)
 
@@ -199,11 +180,6 @@ class SqliteStore(Store):
         self._executor, self._connection = executor, connection
         self._reader = sqlite_connection.connect_reader(self._path)
         self._writer = sqlite_connection.connect_loop_writer(self._path)
-        self._version_cursor = self._writer.cursor()
-        try:  # there while a connection is open (WAL); without it, data_version is read every time
-            self._shm = os.open(f"{self._path}-shm", os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            self._shm = None
 
     async def close(self) -> None:
         executor, connection = self._executor, self._connection
@@ -213,10 +189,7 @@ class SqliteStore(Store):
         for loop_connection in (self._reader, self._writer):
             if loop_connection is not None:
                 loop_connection.close()
-        self._reader = self._writer = self._version_cursor = None
-        if self._shm is not None:
-            os.close(self._shm)
-            self._shm = self._checked_header = None
+        self._reader = self._writer = None
         await asyncio.get_running_loop().run_in_executor(executor, sqlite_connection.close, connection)
         executor.shutdown(wait=True)
 
@@ -226,12 +199,8 @@ class SqliteStore(Store):
         await self._call(lambda _: self._blobs.adopt(sha256, source))
 
     async def blob_file(self, sha256: str) -> Path:
-        # A stat of a local file: cheaper inline than a hop to the database thread, and made once
-        # while the binaries are as last seen (a blob goes only with its last binary version).
-        path = self._blob_files.get(sha256)
-        if path is None:
-            path = self._blob_files[sha256] = self._blobs.existing(sha256)
-        return path
+        # A stat of a local file: cheaper inline than a hop to the database thread and back.
+        return self._blobs.existing(sha256)
 
     async def add_binary_version(
         self,
@@ -256,10 +225,7 @@ class SqliteStore(Store):
                 cursor.lastrowid, app_name, binary_type, from_epoch_ms(upload_ms), sha256, size_bytes
             )
 
-        try:
-            return await self._call(insert)
-        finally:
-            self._forget_binaries()
+        return await self._call(insert)
 
     async def latest_binaries(self) -> list[BinaryRecord]:
         sql = (
@@ -271,68 +237,9 @@ class SqliteStore(Store):
         return [binary_from_row(row) for row in rows]
 
     async def latest_binary(self, app_name: str) -> BinaryRecord | None:
-        known = self._binaries_seen()
-        binary = known.get(app_name)
-        if binary is not None:
-            return binary
         sql = _LATEST_BINARY
         row = await self._read(lambda connection: connection.execute(sql, (app_name,)).fetchone())
-        if row is None:
-            return None
-        binary = known[app_name] = binary_from_row(row)
-        return binary
-
-    def _binaries_seen(self) -> dict[str, BinaryRecord]:
-        """The newest binaries looked up since the database last changed under the event loop's
-        writing connection, which makes no change to binaries itself: its ``data_version`` moves
-        whenever another connection commits (this store's thread, which writes binaries, or
-        another process).
-
-        Reading ``data_version`` starts a read transaction (two ``fcntl`` calls and SQLite's
-        statement machinery, 0.05-0.07 ms right after a Spark job). It is read only when the
-        WAL-index header has changed since it was last read (one ``pread``): a commit by any
-        connection changes the header, and the header is taken before ``data_version``, so a
-        commit that comes after the check changes it again."""
-        if self._version_cursor is None:
-            return {}
-        header = self._wal_index_header()
-        if header is None or header != self._checked_header:
-            self._check_data_version(header)
-        return self._newest_binaries
-
-    def _wal_index_header(self) -> bytes | None:
-        if self._shm is None:
-            return None
-        try:
-            return os.pread(self._shm, _WAL_INDEX_HEADER_BYTES, 0)
-        except OSError:
-            return None
-
-    def _check_data_version(self, header: bytes | None) -> None:
-        cursor = self._version_cursor
-        assert cursor is not None
-        self._checked_header = None
-        try:  # a cursor kept for it, and no context manager on the way: this runs on a job's way
-            version = cursor.execute("PRAGMA data_version").fetchone()[0]
-        except sqlite3.OperationalError:
-            with outages_reported():
-                raise
-        self._checked_header = header
-        if version != self._binaries_version:
-            self._binaries_version = version
-            self._forget_binaries()
-
-    def _take_news(self) -> None:
-        """After a write of the loop's own: the header as of now, with ``data_version``."""
-        if self._version_cursor is None:  # closed meanwhile
-            return
-        # On an outage the next lookup reads data_version (and reports it).
-        with contextlib.suppress(StoreUnavailable):
-            self._check_data_version(self._wal_index_header())
-
-    def _forget_binaries(self) -> None:
-        self._newest_binaries = {}
-        self._blob_files = {}
+        return None if row is None else binary_from_row(row)
 
     async def get_binaries(self, binary_ids: Collection[int]) -> list[BinaryRecord]:
         wanted = list(dict.fromkeys(binary_ids))
@@ -381,10 +288,7 @@ class SqliteStore(Store):
             self._blobs.discard(unused)
             return bool(hashes)
 
-        try:
-            return await self._call(delete)
-        finally:
-            self._forget_binaries()
+        return await self._call(delete)
 
     # --- contexts ----------------------------------------------------------------------------------
 
@@ -592,10 +496,7 @@ class SqliteStore(Store):
             jobs += deleted
             if deleted < sqlite_retention.JOB_BATCH_SIZE:
                 break
-        try:
-            counts = await self._call(
-                lambda connection: sqlite_retention.delete_expired(connection, self._blobs, before_ms)
-            )
-        finally:
-            self._forget_binaries()  # it deletes blobs no binary uses any more
+        counts = await self._call(
+            lambda connection: sqlite_retention.delete_expired(connection, self._blobs, before_ms)
+        )
         return {**counts, "jobs": jobs}
