@@ -32,7 +32,7 @@ async def test_reopening_store_keeps_data_and_applies_no_migration_twice(backend
     second = backend.new_store()
     await second.open()
     try:
-        assert await second.get_context("ctx-1") == make_context("ctx-1")
+        assert await second.latest_context("shared") == make_context("ctx-1")
     finally:
         await second.close()
     assert backend.applied_versions() == [migration.version for migration in list_migrations(backend.dialect)]
@@ -203,10 +203,10 @@ async def test_context_round_trips_every_field(store: Store) -> None:
     )
     await store.insert_context(context)
 
-    stored = await store.get_context("ctx-1")
+    stored = await store.latest_context("ünïcode ctx")
     assert stored == context
     assert stored is not None and list(stored.config) == ["spark.executor.memory", "nested", "is-adhoc"]
-    assert await store.get_context("nope") is None
+    assert await store.list_contexts() == [context]
 
 
 async def test_latest_context_is_most_recently_started_of_name(store: Store) -> None:
@@ -252,7 +252,7 @@ async def test_context_entering_error_stores_error_and_end_time(store: Store) ->
 
     assert failed is not None and failed.error == "driver lost"
     assert failed.end_time is not None and before <= failed.end_time <= utc_now()
-    assert await store.get_context("ctx-1") == failed
+    assert await store.latest_context("shared") == failed
 
 
 async def test_context_cas_refuses_finished_to_running(store: Store) -> None:
@@ -260,7 +260,7 @@ async def test_context_cas_refuses_finished_to_running(store: Store) -> None:
     finished = await store.update_context("ctx-1", ContextState.FINISHED)
 
     assert await store.update_context("ctx-1", ContextState.RUNNING, application_id="late") is None
-    assert await store.get_context("ctx-1") == finished
+    assert await store.latest_context("shared") == finished
     assert await store.update_context("unknown", ContextState.RUNNING) is None
 
 
@@ -360,7 +360,7 @@ async def test_job_config_and_result_round_trip_bytes_exactly(store: Store) -> N
     result = json.dumps({"result": ["x", "ÿ"]}, ensure_ascii=False).encode() + b"\x00\xff\n"
     await store.insert_job(make_job("job-1"), config)
 
-    await store.save_result("job-1", result)
+    await store.finish_job("job-1", result)
 
     stored_config = await store.get_job_config("job-1")
     assert stored_config == config and list(stored_config) == ["input", "z", "a"]
@@ -374,18 +374,15 @@ async def test_missing_config_and_result_are_none(store: Store) -> None:
     assert await store.get_job_config("missing") is None
 
 
-async def test_saving_result_again_replaces_it(store: Store) -> None:
-    await store.insert_job(make_job("job-1"), {})
+async def test_a_job_that_may_no_longer_finish_keeps_no_result(store: Store) -> None:
+    await store.insert_job(make_job("job-1", state=JobState.RUNNING), {})
+    killed = await store.update_job("job-1", JobState.KILLED)
 
-    await store.save_result("job-1", b'"first"')
-    await store.save_result("job-1", b'"second"')
-
-    assert await store.get_result("job-1") == b'"second"'
-
-
-async def test_saving_result_of_unknown_job_raises_key_error(store: Store) -> None:
-    with pytest.raises(KeyError):
-        await store.save_result("missing", b"{}")
+    assert await store.finish_job("job-1", b'"late"') is None
+    assert await store.finish_job("missing", b"{}") is None
+    assert await store.get_result("job-1") is None
+    assert await store.get_result("missing") is None
+    assert await store.get_job("job-1") == killed
 
 
 async def test_state_changes_return_the_whole_stored_record(store: Store) -> None:

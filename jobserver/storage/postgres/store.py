@@ -233,10 +233,6 @@ class PostgresStore(Store):
                 f"INSERT INTO contexts ({_CONTEXTS}) VALUES ({marks})", context_values(context, _json)
             )
 
-    async def get_context(self, context_id: str) -> ContextRecord | None:
-        row = await self._fetchone(f"SELECT {_CONTEXTS} FROM contexts WHERE id = %s", (context_id,))
-        return None if row is None else context_from_row(row)
-
     async def latest_context(self, name: str) -> ContextRecord | None:
         row = await self._fetchone(
             f"SELECT {_CONTEXTS} FROM contexts WHERE name = %s ORDER BY start_time DESC, id DESC LIMIT 1",
@@ -357,17 +353,6 @@ class PostgresStore(Store):
                 (job_id, bytes(result_json)),
             )
         return self._job(row)
-
-    async def save_result(self, job_id: str, result_json: bytes) -> None:
-        try:
-            async with self._connection() as connection:
-                await connection.execute(
-                    "INSERT INTO job_results (job_id, result) VALUES (%s, %s)"
-                    " ON CONFLICT (job_id) DO UPDATE SET result = EXCLUDED.result",
-                    (job_id, bytes(result_json)),
-                )
-        except psycopg.errors.ForeignKeyViolation as error:
-            raise KeyError(job_id) from error
 
     async def get_result(self, job_id: str) -> bytes | None:
         row = await self._fetchone("SELECT result FROM job_results WHERE job_id = %s", (job_id,))

@@ -297,11 +297,6 @@ class SqliteStore(Store):
         sql = f"INSERT INTO contexts ({_CONTEXTS}) VALUES ({_marks(len(CONTEXT_COLUMNS))})"
         await self._call(lambda connection: connection.execute(sql, params))
 
-    async def get_context(self, context_id: str) -> ContextRecord | None:
-        sql = f"SELECT {_CONTEXTS} FROM contexts WHERE id = ?"
-        row = await self._read(lambda connection: connection.execute(sql, (context_id,)).fetchone())
-        return None if row is None else context_from_row(row)
-
     async def latest_context(self, name: str) -> ContextRecord | None:
         sql = f"SELECT {_CONTEXTS} FROM contexts WHERE name = ? ORDER BY start_time DESC, id DESC LIMIT 1"
         row = await self._read(lambda connection: connection.execute(sql, (name,)).fetchone())
@@ -464,20 +459,6 @@ class SqliteStore(Store):
             return job_from_row(rows[0], binary_ids)
 
         return await self._write(finish, size_bytes=len(result_json))
-
-    async def save_result(self, job_id: str, result_json: bytes) -> None:
-        sql = (
-            "INSERT INTO job_results (job_id, result) VALUES (?, ?)"
-            " ON CONFLICT (job_id) DO UPDATE SET result = excluded.result"
-        )
-
-        def save(connection: sqlite3.Connection) -> None:
-            try:
-                connection.execute(sql, (job_id, bytes(result_json)))
-            except sqlite3.IntegrityError as error:
-                raise KeyError(job_id) from error
-
-        await self._call(save)
 
     async def get_result(self, job_id: str) -> bytes | None:
         sql = "SELECT result FROM job_results WHERE job_id = ?"
