@@ -367,6 +367,18 @@ async def test_job_config_and_result_round_trip_bytes_exactly(store: Store) -> N
     assert await store.get_result("job-1") == result
 
 
+async def test_large_config_and_result_are_stored_and_read_back_intact(store: Store) -> None:
+    config = {"input": {"rows": [f"row {number} ü" for number in range(100_000)]}}  # ~1.4 MB of JSON
+    result = bytes(range(256)) * (16 * 1024) + b"end"  # 4 MiB and a bit, every byte value
+    await store.insert_job(make_job("job-1"), config)
+
+    finished = await store.finish_job("job-1", result)
+
+    assert finished is not None and finished.state is JobState.FINISHED
+    assert await store.get_job_config("job-1") == config
+    assert await store.get_result("job-1") == result
+
+
 async def test_missing_config_and_result_are_none(store: Store) -> None:
     await store.insert_job(make_job("job-1"), {})
 

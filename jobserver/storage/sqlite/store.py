@@ -54,7 +54,7 @@ from jobserver.storage.rows import (
 )
 from jobserver.storage.sqlite import connection as sqlite_connection
 from jobserver.storage.sqlite import retention as sqlite_retention
-from jobserver.storage.sqlite.connection import outages_reported, transaction
+from jobserver.storage.sqlite.connection import DEFAULT_BUSY_TIMEOUT_S, outages_reported, transaction
 
 _T = TypeVar("_T")
 
@@ -87,8 +87,11 @@ def _marks(count: int) -> str:
 
 
 class SqliteStore(Store):
-    def __init__(self, path: str, *, blob_dir: Path) -> None:
+    def __init__(self, path: str, *, blob_dir: Path, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> None:
+        """``busy_timeout_s``: how long a write waits for a lock another connection (another
+        process) holds before it fails with StoreUnavailable."""
         self._path = path
+        self._busy_timeout_s = busy_timeout_s
         self._blobs = BlobFolder(blob_dir)
         self._executor: ThreadPoolExecutor | None = None
         self._connection: sqlite3.Connection | None = None
@@ -162,7 +165,7 @@ class SqliteStore(Store):
 
     def _connect(self) -> sqlite3.Connection:
         self._blobs.create()
-        return sqlite_connection.connect(self._path)
+        return sqlite_connection.connect(self._path, busy_timeout_s=self._busy_timeout_s)
 
     # --- life cycle --------------------------------------------------------------------------------
 
@@ -178,7 +181,7 @@ class SqliteStore(Store):
             executor.shutdown(wait=False)
             raise
         self._executor, self._connection = executor, connection
-        self._reader = sqlite_connection.connect_reader(self._path)
+        self._reader = sqlite_connection.connect_reader(self._path, busy_timeout_s=self._busy_timeout_s)
         self._writer = sqlite_connection.connect_loop_writer(self._path)
 
     async def close(self) -> None:
