@@ -1,9 +1,9 @@
 """Opening, migrating and closing the SQLite connections, their transactions, and turning "the
 database cannot be reached" into StoreUnavailable.
 
-Each connection has one user: the store's worker thread (``connect``: migrations, binaries,
-retention, checkpoints, and any write the event loop could not make at once) or the event loop
-(``connect_reader``; ``connect_loop_writer``: the short writes of the job path).
+Each connection has one user (database.py): the store's worker thread (``connect``: migrations,
+binaries, retention, checkpoints, and any write the event loop could not make at once) or the
+event loop (``connect_reader``; ``connect_loop_writer``: the short writes of the job path).
 """
 
 from __future__ import annotations
@@ -115,6 +115,11 @@ def _error_code(error: sqlite3.OperationalError) -> int | None:
     # SQLite sets it on the errors it raises; an error made in Python (a test's) has none.
     code: int | None = getattr(error, "sqlite_errorcode", None)
     return code
+
+
+def placeholders(count: int) -> str:
+    """``?, ?, …`` for ``count`` parameters."""
+    return ", ".join("?" * count)
 
 
 def checkpoint(connection: sqlite3.Connection) -> None:
