@@ -89,9 +89,6 @@ class Store(abc.ABC):
     async def insert_context(self, context: ContextRecord) -> None: ...
 
     @abc.abstractmethod
-    async def get_context(self, context_id: str) -> ContextRecord | None: ...
-
-    @abc.abstractmethod
     async def latest_context(self, name: str) -> ContextRecord | None:
         """The most recently started context of that name, in any state."""
 
@@ -148,9 +145,6 @@ class Store(abc.ABC):
         """Store the result and move the job to FINISHED in one transaction, if it may still
         finish; otherwise (killed, failed meanwhile) store nothing and return None. ``end_time``
         defaults to now (a caller that already told a client when the job ended passes that)."""
-
-    @abc.abstractmethod
-    async def save_result(self, job_id: str, result_json: bytes) -> None: ...
 
     @abc.abstractmethod
     async def get_result(self, job_id: str) -> bytes | None: ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jobserver.common.errors import ConfigError
-from jobserver.storage.postgres_connection import PoolSettings, split_pool_settings
+from jobserver.storage.postgres.connection import PoolSettings, split_pool_settings
 
 
 def test_pool_settings_are_taken_off_the_url_keeping_other_parameters() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from jobserver.common.errors import StoreUnavailable
 from jobserver.storage import create_store
-from jobserver.storage.sqlite_connection import outages_reported
+from jobserver.storage.sqlite.connection import outages_reported
 
 
 async def test_database_that_cannot_be_opened_is_unavailable(tmp_path: Path) -> None:

@@ -22,20 +22,21 @@ NOTHING = {"jobs": 0, "contexts": 0, "blobs": 0}
 async def test_old_final_jobs_go_with_their_config_result_and_class_path(
     store: Store, backend: Backend
 ) -> None:
-    for state in (JobState.FINISHED, JobState.ERROR, JobState.KILLED):
+    await store.insert_job(make_job("old-FINISHED", binary_ids=(1, 2)), {"a": 1})
+    await store.finish_job("old-FINISHED", b'"result"', end_time=at(OLD_MS))
+    for state in (JobState.ERROR, JobState.KILLED):
         await store.insert_job(
             make_job(f"old-{state}", state=state, binary_ids=(1, 2), end_ms=OLD_MS), {"a": 1}
         )
-        await store.save_result(f"old-{state}", b'"result"')
-    await store.insert_job(make_job("recent", state=JobState.FINISHED, binary_ids=(3,), end_ms=RECENT_MS), {})
-    await store.save_result("recent", b'"kept"')
+    await store.insert_job(make_job("recent", binary_ids=(3,)), {})
+    await store.finish_job("recent", b'"kept"', end_time=at(RECENT_MS))
 
     counts = await store.delete_expired(at(CUTOFF_MS))
 
     assert counts == {"jobs": 3, "contexts": 0, "blobs": 0}
     assert [job.id for job in await store.list_jobs(10)] == ["recent"]
     assert await store.get_job_config("old-FINISHED") is None
-    assert await store.get_result("old-ERROR") is None
+    assert await store.get_result("old-FINISHED") is None
     assert await store.get_result("recent") == b'"kept"'
     assert [backend.row_count(table) for table in ("job_configs", "job_results", "job_binaries")] == [1, 1, 1]
 

@@ -1,9 +1,9 @@
 """Opening, migrating and closing the SQLite connections, their transactions, and turning "the
 database cannot be reached" into StoreUnavailable.
 
-Each connection has one user: the store's worker thread (``connect``: migrations, binaries,
-retention, checkpoints, and any write the event loop could not make at once) or the event loop
-(``connect_reader``; ``connect_loop_writer``: the short writes of the job path).
+Each connection has one user (database.py): the store's worker thread (``connect``: migrations,
+binaries, retention, checkpoints, and any write the event loop could not make at once) or the
+event loop (``connect_reader``; ``connect_loop_writer``: the short writes of the job path).
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from jobserver.common.records import to_epoch_ms, utc_now
 from jobserver.storage.base import store_unavailable
 from jobserver.storage.migrations import pending_migrations
 
-BUSY_TIMEOUT_MS = 5_000
+# How long a connection that may wait (the worker thread's, the loop's reader) waits for a lock
+# another connection holds before the store reports StoreUnavailable.
+DEFAULT_BUSY_TIMEOUT_S = 5.0
 # Primary result codes that say the database cannot be got at (locked by another process past the
 # busy timeout, file missing or unreadable, failing disk), as opposed to a wrong statement.
 _OUTAGE_CODES = frozenset(
@@ -44,7 +46,7 @@ def outages_reported() -> Iterator[None]:
 
 
 def _is_outage(error: sqlite3.OperationalError) -> bool:
-    code = getattr(error, "sqlite_errorcode", None)
+    code = _error_code(error)
     if code is not None:
         # Extended codes (SQLITE_IOERR_WRITE, …) carry the primary code in their low byte.
         return code & 0xFF in _OUTAGE_CODES
@@ -64,19 +66,17 @@ def transaction(connection: sqlite3.Connection) -> Iterator[None]:
     connection.execute("COMMIT")
 
 
-def connect(path: str) -> sqlite3.Connection:
+def connect(path: str, *, busy_timeout_s: float) -> sqlite3.Connection:
     """Open the database at ``path`` (creating its folder) and apply pending migrations."""
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     # isolation_level=None: no implicit transactions; multi-statement writes use transaction().
-    connection = sqlite3.connect(
-        path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, cached_statements=256
-    )
+    connection = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_s, cached_statements=256)
     try:
-        _enable_wal(connection)
+        _enable_wal(connection, busy_timeout_s)
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute("PRAGMA foreign_keys=ON")
-        connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        connection.execute(f"PRAGMA busy_timeout={round(busy_timeout_s * 1000)}")
         migrate(connection)
     except BaseException:
         connection.close()
@@ -105,10 +105,21 @@ def connect_loop_writer(path: str) -> sqlite3.Connection:
 
 def is_busy(error: sqlite3.OperationalError) -> bool:
     """Another connection holds the write lock (SQLITE_BUSY, extended codes included)."""
-    code = getattr(error, "sqlite_errorcode", None)
+    code = _error_code(error)
     if code is not None:
         return code & 0xFF == sqlite3.SQLITE_BUSY
     return "database is locked" in str(error)
+
+
+def _error_code(error: sqlite3.OperationalError) -> int | None:
+    # SQLite sets it on the errors it raises; an error made in Python (a test's) has none.
+    code: int | None = getattr(error, "sqlite_errorcode", None)
+    return code
+
+
+def placeholders(count: int) -> str:
+    """``?, ?, …`` for ``count`` parameters."""
+    return ", ".join("?" * count)
 
 
 def checkpoint(connection: sqlite3.Connection) -> None:
@@ -120,13 +131,15 @@ def checkpoint(connection: sqlite3.Connection) -> None:
     connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
 
 
-def connect_reader(path: str) -> sqlite3.Connection:
+def connect_reader(path: str, *, busy_timeout_s: float) -> sqlite3.Connection:
     """A second, read-only connection to a database ``connect`` has opened (and migrated)."""
-    connection = sqlite3.connect(
-        path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, cached_statements=256
-    )
-    connection.execute("PRAGMA query_only=ON")
-    connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    connection = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_s, cached_statements=256)
+    try:
+        connection.execute("PRAGMA query_only=ON")
+        connection.execute(f"PRAGMA busy_timeout={round(busy_timeout_s * 1000)}")
+    except BaseException:
+        connection.close()
+        raise
     return connection
 
 
@@ -156,10 +169,10 @@ def migrate(connection: sqlite3.Connection) -> None:
             )
 
 
-def _enable_wal(connection: sqlite3.Connection) -> None:
+def _enable_wal(connection: sqlite3.Connection, busy_timeout_s: float) -> None:
     # Switching a new database to WAL needs an exclusive lock and SQLite answers "locked" at once,
     # without its busy handler, while another process opens the same file: retry until the timeout.
-    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    deadline = time.monotonic() + busy_timeout_s
     while True:
         try:
             connection.execute("PRAGMA journal_mode=WAL")

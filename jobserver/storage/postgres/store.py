@@ -5,7 +5,7 @@ and every server of an HA pair sees the same bytes; ``blob_file`` exports a blob
 cache folder and hands out that file. Connections are in autocommit mode: single statements need
 no BEGIN/COMMIT round trips, and the few multi-statement changes open a transaction explicitly.
 Every database access goes through ``_connection``, which reports outages as StoreUnavailable
-(postgres_connection.py).
+(connection.py).
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from jobserver.common.records import (
 from jobserver.common.states import FINAL_JOB_STATES, ContextState, JobState, context_sources, job_sources
 from jobserver.storage.base import BLOB_GRACE_PERIOD_S, Store
 from jobserver.storage.blobs import BlobFolder, check_sha256
-from jobserver.storage.postgres_blobs import delete_unused_blobs, export_blob, store_blob
-from jobserver.storage.postgres_connection import (
+from jobserver.storage.postgres.blobs import delete_unused_blobs, export_blob, store_blob
+from jobserver.storage.postgres.connection import (
     POOL_OPEN_TIMEOUT_S,
     Connection,
     Pool,
@@ -233,10 +233,6 @@ class PostgresStore(Store):
                 f"INSERT INTO contexts ({_CONTEXTS}) VALUES ({marks})", context_values(context, _json)
             )
 
-    async def get_context(self, context_id: str) -> ContextRecord | None:
-        row = await self._fetchone(f"SELECT {_CONTEXTS} FROM contexts WHERE id = %s", (context_id,))
-        return None if row is None else context_from_row(row)
-
     async def latest_context(self, name: str) -> ContextRecord | None:
         row = await self._fetchone(
             f"SELECT {_CONTEXTS} FROM contexts WHERE name = %s ORDER BY start_time DESC, id DESC LIMIT 1",
@@ -357,17 +353,6 @@ class PostgresStore(Store):
                 (job_id, bytes(result_json)),
             )
         return self._job(row)
-
-    async def save_result(self, job_id: str, result_json: bytes) -> None:
-        try:
-            async with self._connection() as connection:
-                await connection.execute(
-                    "INSERT INTO job_results (job_id, result) VALUES (%s, %s)"
-                    " ON CONFLICT (job_id) DO UPDATE SET result = EXCLUDED.result",
-                    (job_id, bytes(result_json)),
-                )
-        except psycopg.errors.ForeignKeyViolation as error:
-            raise KeyError(job_id) from error
 
     async def get_result(self, job_id: str) -> bytes | None:
         row = await self._fetchone("SELECT result FROM job_results WHERE job_id = %s", (job_id,))

@@ -12,14 +12,10 @@ import time
 from jobserver.common.states import FINAL_CONTEXT_STATES, FINAL_JOB_STATES
 from jobserver.storage.base import BLOB_GRACE_PERIOD_S
 from jobserver.storage.blobs import BlobFolder
-from jobserver.storage.sqlite_connection import transaction
+from jobserver.storage.sqlite.connection import placeholders, transaction
 
 _FINAL_JOB_STATES = tuple(state.value for state in FINAL_JOB_STATES)
 _FINAL_CONTEXT_STATES = tuple(state.value for state in FINAL_CONTEXT_STATES)
-
-
-def _marks(count: int) -> str:
-    return ", ".join("?" * count)
 
 
 # Jobs deleted per transaction: the store has one writer thread, and other writes (job states,
@@ -34,7 +30,7 @@ def delete_expired_jobs_batch(
         # foreign_keys=ON: ON DELETE CASCADE takes each job's config, result and class path entries.
         return connection.execute(
             "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs"
-            f" WHERE state IN ({_marks(len(_FINAL_JOB_STATES))}) AND end_time < ? LIMIT ?)",
+            f" WHERE state IN ({placeholders(len(_FINAL_JOB_STATES))}) AND end_time < ? LIMIT ?)",
             (*_FINAL_JOB_STATES, before_ms, limit),
         ).rowcount
 
@@ -49,7 +45,8 @@ def delete_expired(
     """Contexts and blobs; jobs go first, in batches (``delete_expired_jobs_batch``)."""
     with transaction(connection):
         contexts = connection.execute(
-            f"DELETE FROM contexts WHERE state IN ({_marks(len(_FINAL_CONTEXT_STATES))}) AND end_time < ?",
+            f"DELETE FROM contexts WHERE state IN ({placeholders(len(_FINAL_CONTEXT_STATES))})"
+            " AND end_time < ?",
             (*_FINAL_CONTEXT_STATES, before_ms),
         ).rowcount
     return {

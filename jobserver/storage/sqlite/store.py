@@ -1,0 +1,183 @@
+"""The embedded default store: one SQLite file plus a folder of content-addressed blob files.
+
+Each method hands a function of a connection (the SQL lives in binaries.py, contexts.py, jobs.py
+and retention.py) to the connection it belongs on (database.py): lookups to the event loop's
+reader, the job path's short writes to the event loop's writer, everything else, and everything
+touching blob files, to the worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import Any
+
+from jobserver.common.records import (
+    BinaryRecord,
+    BinaryType,
+    ContextRecord,
+    ErrorMap,
+    JobRecord,
+    to_epoch_ms,
+    utc_now,
+)
+from jobserver.common.states import ContextState, JobState
+from jobserver.storage.base import Store
+from jobserver.storage.blobs import BlobFolder
+from jobserver.storage.rows import to_json
+from jobserver.storage.sqlite import binaries, contexts, jobs, retention
+from jobserver.storage.sqlite.connection import DEFAULT_BUSY_TIMEOUT_S
+from jobserver.storage.sqlite.database import Database
+
+
+class SqliteStore(Store):
+    def __init__(self, path: str, *, blob_dir: Path, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> None:
+        """``busy_timeout_s``: how long a write waits for a lock another connection (another
+        process) holds before it fails with StoreUnavailable."""
+        self._database = Database(path, busy_timeout_s=busy_timeout_s)
+        self._blobs = BlobFolder(blob_dir)
+
+    # --- life cycle --------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        await asyncio.to_thread(self._blobs.create)
+        await self._database.open()
+
+    async def close(self) -> None:
+        await self._database.close()
+
+    # --- binaries ----------------------------------------------------------------------------------
+
+    async def put_blob(self, sha256: str, source: Path) -> None:
+        await self._database.in_worker(lambda _: self._blobs.adopt(sha256, source))
+
+    async def blob_file(self, sha256: str) -> Path:
+        # A stat of a local file: cheaper inline than a hop to the worker thread and back.
+        return self._blobs.existing(sha256)
+
+    async def add_binary_version(
+        self,
+        app_name: str,
+        binary_type: BinaryType,
+        sha256: str,
+        size_bytes: int,
+        upload_time: datetime.datetime,
+    ) -> BinaryRecord:
+        upload_ms = to_epoch_ms(upload_time)
+        return await self._database.in_worker(
+            lambda connection: binaries.add_binary_version(
+                connection, self._blobs, app_name, binary_type, sha256, size_bytes, upload_ms
+            )
+        )
+
+    async def latest_binaries(self) -> list[BinaryRecord]:
+        return await self._database.read(binaries.latest_binaries)
+
+    async def latest_binary(self, app_name: str) -> BinaryRecord | None:
+        return await self._database.read(lambda connection: binaries.latest_binary(connection, app_name))
+
+    async def get_binaries(self, binary_ids: Collection[int]) -> list[BinaryRecord]:
+        return await self._database.read(lambda connection: binaries.get_binaries(connection, binary_ids))
+
+    async def binary_users(self, app_name: str) -> list[str]:
+        return await self._database.read(lambda connection: binaries.binary_users(connection, app_name))
+
+    async def delete_binary(self, app_name: str) -> bool:
+        return await self._database.in_worker(
+            lambda connection: binaries.delete_binary(connection, self._blobs, app_name)
+        )
+
+    # --- contexts ----------------------------------------------------------------------------------
+
+    async def insert_context(self, context: ContextRecord) -> None:
+        await self._database.in_worker(lambda connection: contexts.insert_context(connection, context))
+
+    async def latest_context(self, name: str) -> ContextRecord | None:
+        return await self._database.read(lambda connection: contexts.latest_context(connection, name))
+
+    async def list_contexts(
+        self, states: Collection[ContextState] | None = None, *, owner: str | None = None
+    ) -> list[ContextRecord]:
+        return await self._database.read(lambda connection: contexts.list_contexts(connection, states, owner))
+
+    async def update_context(
+        self,
+        context_id: str,
+        target: ContextState,
+        *,
+        error: str | None = None,
+        application_id: str | None = None,
+        web_ui_url: str | None = None,
+    ) -> ContextRecord | None:
+        return await self._database.in_worker(
+            lambda connection: contexts.update_context(
+                connection,
+                context_id,
+                target,
+                error=error,
+                application_id=application_id,
+                web_ui_url=web_ui_url,
+            )
+        )
+
+    # --- jobs --------------------------------------------------------------------------------------
+
+    async def insert_job(self, job: JobRecord, config: Mapping[str, Any]) -> None:
+        config_json = to_json(config)
+        await self._database.write(
+            lambda connection: jobs.insert_job(connection, job, config_json), size_bytes=len(config_json)
+        )
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        return await self._database.read(lambda connection: jobs.get_job(connection, job_id))
+
+    async def list_jobs(self, limit: int, state: JobState | None = None) -> list[JobRecord]:
+        return await self._database.read(lambda connection: jobs.list_jobs(connection, limit, state))
+
+    async def jobs_in_context(
+        self, context_id: str, states: Collection[JobState] | None = None
+    ) -> list[JobRecord]:
+        return await self._database.read(
+            lambda connection: jobs.jobs_in_context(connection, context_id, states)
+        )
+
+    async def update_job(
+        self, job_id: str, target: JobState, *, error: ErrorMap | None = None
+    ) -> JobRecord | None:
+        return await self._database.write(
+            lambda connection: jobs.update_job(connection, job_id, target, error)
+        )
+
+    async def get_job_config(self, job_id: str) -> Mapping[str, Any] | None:
+        return await self._database.read(lambda connection: jobs.get_job_config(connection, job_id))
+
+    async def finish_job(
+        self, job_id: str, result_json: bytes, *, end_time: datetime.datetime | None = None
+    ) -> JobRecord | None:
+        end_ms = to_epoch_ms(end_time or utc_now())
+        return await self._database.write(
+            lambda connection: jobs.finish_job(connection, job_id, result_json, end_ms),
+            size_bytes=len(result_json),
+        )
+
+    async def get_result(self, job_id: str) -> bytes | None:
+        return await self._database.read(lambda connection: jobs.get_result(connection, job_id))
+
+    # --- retention ---------------------------------------------------------------------------------
+
+    async def delete_expired(self, before: datetime.datetime) -> dict[str, int]:
+        before_ms = to_epoch_ms(before)
+        deleted_jobs = 0
+        while True:  # one batch per hop, so other writes interleave with a long clean-up
+            deleted = await self._database.in_worker(
+                lambda connection: retention.delete_expired_jobs_batch(connection, before_ms)
+            )
+            deleted_jobs += deleted
+            if deleted < retention.JOB_BATCH_SIZE:
+                break
+        counts = await self._database.in_worker(
+            lambda connection: retention.delete_expired(connection, self._blobs, before_ms)
+        )
+        return {**counts, "jobs": deleted_jobs}
