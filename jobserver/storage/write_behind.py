@@ -213,10 +213,6 @@ class WriteBehindStore(Store):
         async with self._final_write(job_id, JobState.FINISHED):
             return await self._store.finish_job(job_id, result_json, end_time=end_time)
 
-    async def save_result(self, job_id: str, result_json: bytes) -> None:
-        await self._complete_job(job_id)
-        await self._store.save_result(job_id, result_json)
-
     # --- jobs: reads ---------------------------------------------------------------------------------
 
     async def get_job(self, job_id: str) -> JobRecord | None:
@@ -298,9 +294,6 @@ class WriteBehindStore(Store):
 
     async def insert_context(self, context: ContextRecord) -> None:
         await self._store.insert_context(context)
-
-    async def get_context(self, context_id: str) -> ContextRecord | None:
-        return await self._store.get_context(context_id)
 
     async def latest_context(self, name: str) -> ContextRecord | None:
         return await self._store.latest_context(name)

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from jobserver.storage import Store, create_store
+from jobserver.storage.write_behind import WriteBehindStore
 
 
 class Backend:
@@ -111,9 +112,13 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     return PostgresBackend(tmp_path, request.getfixturevalue("fresh_postgres_url"))
 
 
-@pytest.fixture
-async def store(backend: Backend) -> AsyncIterator[Store]:
+@pytest.fixture(params=["plain", "write-behind", "write-behind-off"])
+async def store(request: pytest.FixtureRequest, backend: Backend) -> AsyncIterator[Store]:
+    """The backend's store as it is, and as the server uses it: through the write-behind layer,
+    with write-behind on and off (the contract holds either way)."""
     opened = backend.new_store()
+    if request.param != "plain":
+        opened = WriteBehindStore(opened, enabled=request.param == "write-behind")
     await opened.open()
     try:
         yield opened
