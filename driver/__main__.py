@@ -33,6 +33,7 @@ from driver.protocol import (
     ContextInitFailed,
     ContextReady,
     DriverStopping,
+    JobReportAck,
     KillJob,
     Message,
     Rejected,
@@ -167,6 +168,9 @@ class Driver:
         elif isinstance(message, BlobData):
             if self._runner is not None:
                 self._runner.on_blob_data(message)
+        elif isinstance(message, JobReportAck):  # a job's end is over on both sides
+            if self._runner is not None:
+                self._runner.on_acknowledged(message.job_id)
         elif isinstance(message, StopContext | Rejected):
             self._link.stop_serving()
         elif not isinstance(message, ServerHeartbeat):

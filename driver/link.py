@@ -235,6 +235,7 @@ class ServerLink:
             if isinstance(message, JobReportAck):
                 with self._lock:
                     self._held.pop(message.job_id, None)
+                handle(message)
             elif isinstance(message, Reintroduce):
                 self._rejoin(running_job_ids(), *spark_ui())
             elif isinstance(message, Welcome):

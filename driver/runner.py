@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from driver.announcements import StartAnnouncements
-from driver.job_config import JsonValue, config_tree, job_config
+from driver.job_config import JobConfigs, JsonValue, config_tree
 from driver.jobgroups import JobGroups
 from driver.jobkinds import Job, JobProblems, JobRejected, load_job
 from driver.named_objects import NamedObjects
@@ -73,7 +73,8 @@ class JobRunner:
         self._announcements = StartAnnouncements(post, wake, after_s=announce_after_s)
         self._server_files = ServerFiles(post, folder=package_dir)
         self._packages = JobPackages(spark.spark_context, self._server_files, folder=package_dir)
-        self._server_config_json = server_config_json
+        self._job_configs = JobConfigs(server_config_json)
+        self._job_configs.prepare()
         self._context_name = str(_object_at(context_config, "context").get("name", ""))
         self._context_config_tree = config_tree(context_config)
         self._result_chunk_bytes = max(result_chunk_bytes, 1024)
@@ -93,6 +94,17 @@ class JobRunner:
         # Jobs whose code has returned and whose thread is sending their outcome: a kill no longer
         # interrupts them (an exception raised in the middle of that would lose the outcome).
         self._reporting: set[str] = set()
+        self._ended: dict[str, str] = {}  # job id -> its report's type, logged at its acknowledgement
+
+    def on_acknowledged(self, job_id: str) -> None:
+        """A job's end is stored by the server (called by the main loop): the job's end is logged
+        and the next job's config prepared now, the moment this context has least else to do,
+        rather than by the job's thread while its report is on its way."""
+        with self._lock:
+            outcome = self._ended.pop(job_id, None)
+        if outcome is not None:
+            log.info("job %s ended: %s", job_id, outcome)
+        self._job_configs.prepare()
 
     def running_job_ids(self) -> list[str]:
         with self._lock:
@@ -144,7 +156,11 @@ class JobRunner:
         with self._idle:
             while self._threads and time.monotonic() < deadline:
                 self._idle.wait(max(deadline - time.monotonic(), 0.0))
-            return list(self._threads)
+            unacknowledged, self._ended = self._ended, {}
+            still_running = list(self._threads)
+        for job_id, outcome in unacknowledged.items():
+            log.info("job %s ended: %s (not acknowledged)", job_id, outcome)
+        return still_running
 
     # --- one job, on its thread --------------------------------------------------------------------
 
@@ -168,7 +184,8 @@ class JobRunner:
                 self._reporting.add(job_id)
         try:
             self._post(outcome)
-            log.info("job %s ended: %s", job_id, outcome.TYPE)
+            with self._lock:
+                self._ended[job_id] = outcome.TYPE
         finally:
             self._release(job_id)
 
@@ -208,7 +225,7 @@ class JobRunner:
         self._job_groups.enter(request.job_id, description)  # set at the job's first call into Spark
         if spark.queries is not None:
             spark.queries.job_started(request.job_id)
-        config = job_config(self._server_config_json(), request.config_json)
+        config = self._job_configs.for_job(request.config_json)
         return job, job.prepare(spark, config)
 
     def _finish(self, job_id: str, payload: bytes) -> Message:

@@ -52,10 +52,6 @@ class HeldWrite(Generic[_T]):
         self._outcome: asyncio.Future[_T] | None = None
         self.on_settled: Callable[[], None] = lambda: None
 
-    @property
-    def settled(self) -> bool:
-        return self._outcome is not None
-
     async def write(self, *, within_s: float = 0.0) -> _T:
         """Write within ``within_s``, or at once when someone needs it sooner; the write's outcome."""
         if self._outcome is None and self._attempt is None and within_s > 0:
@@ -134,8 +130,8 @@ class WriteBehindStore(Store):
     async def hold_finish(self, job: JobRecord, result: bytes) -> HeldFinish | None:
         """Hold the finish of ``job`` (a record of it from before its end), to be answered now and
         stored by ``HeldFinish.write``; None when it must be stored first (``finish_job``)."""
-        await self._complete_insert(job.id)
-        if not self.enabled or self._final_writes[job.id] or job.id in self._finishes:
+        inserted = await self._complete_insert(job.id)
+        if not inserted or not self.enabled or self._final_writes[job.id] or job.id in self._finishes:
             return None
         record = dataclasses.replace(job, state=JobState.FINISHED, end_time=utc_now())
         held: HeldWrite[JobRecord | None] = HeldWrite(
@@ -169,12 +165,16 @@ class WriteBehindStore(Store):
         yield from list(self._inserts.items())
         yield from list(self._finishes.items())
 
-    async def _complete_insert(self, job_id: str) -> None:
+    async def _complete_insert(self, job_id: str) -> bool:
+        """Write the job's held insert, if any; False when that failed (its holder reports why,
+        and the job was never accepted)."""
         held = self._inserts.get(job_id)
         if held is not None:
-            # Its holder reports a failure (the job was not accepted); here only the order counts.
-            with contextlib.suppress(Exception):
+            try:
                 await held.write_now()
+            except Exception:
+                return False
+        return True
 
     async def _complete_job(self, job_id: str) -> None:
         await self._complete_insert(job_id)

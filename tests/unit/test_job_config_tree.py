@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pyhocon import ConfigFactory, ConfigTree, HOCONConverter
 
-from driver.job_config import config_tree, job_config
+from driver.job_config import JobConfigs, config_tree, job_config
 
 CONFIG = {
     "spark": {"master": "local[2]", "jobserver": {"port": 8090, "sql": {"max-rows": 1000}}},
@@ -123,3 +123,18 @@ def test_a_contexts_config_tree_reads_its_settings() -> None:
     tree = config_tree({"context": {"name": "shared"}, "streaming": {"batch_interval": 500}})
     assert tree.get("context.name") == "shared"
     assert tree.get_int("streaming.batch_interval") == 500
+
+
+def test_trees_built_ahead_give_each_job_the_same_config_and_its_own_tree() -> None:
+    server = {"config": as_json(SERVER_CONFIG)}
+    configs = JobConfigs(lambda: server["config"])
+    configs.prepare()
+    posted = as_json({"shared": {"object": {"b": 2}}, "input": {"n": 1}})
+    first = configs.for_job(posted)  # the tree built ahead
+    assert first == job_config(as_json(SERVER_CONFIG), posted)
+    first.put("spark.jobserver.port", 1)
+    second = configs.for_job(b"{}")  # none built ahead: built now
+    assert second == parsed_by_pyhocon(SERVER_CONFIG)
+    server["config"] = as_json({"restarted": True})  # a server that restarted says otherwise
+    configs.prepare()
+    assert configs.for_job(b"{}") == parsed_by_pyhocon({"restarted": True})
