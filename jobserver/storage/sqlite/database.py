@@ -92,6 +92,14 @@ class Database:
         with outages_reported():
             return function(self._reader)
 
+    def others_commits(self) -> int:
+        """A number that changes whenever a connection other than the loop's writer (the worker
+        thread's, or another process's) commits: ``PRAGMA data_version``, read on that writer."""
+        if self._writer is None:
+            raise RuntimeError("the store is not open")
+        with outages_reported():
+            return int(self._writer.execute("PRAGMA data_version").fetchone()[0])
+
     async def in_worker(self, function: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run ``function`` on the worker thread's connection, which waits for a lock held
         elsewhere as long as the busy timeout allows."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ class SqliteStore(Store):
         process) holds before it fails with StoreUnavailable."""
         self._database = Database(path, busy_timeout_s=busy_timeout_s)
         self._blobs = BlobFolder(blob_dir)
+        self._memo = _BinaryMemo(self._database.others_commits)
 
     # --- life cycle --------------------------------------------------------------------------------
 
@@ -54,8 +56,11 @@ class SqliteStore(Store):
         await self._database.in_worker(lambda _: self._blobs.adopt(sha256, source))
 
     async def blob_file(self, sha256: str) -> Path:
-        # A stat of a local file: cheaper inline than a hop to the worker thread and back.
-        return self._blobs.existing(sha256)
+        files = self._memo.current().blob_files
+        path = files.get(sha256)
+        if path is None:
+            path = files[sha256] = self._blobs.existing(sha256)
+        return path
 
     async def add_binary_version(
         self,
@@ -76,7 +81,15 @@ class SqliteStore(Store):
         return await self._database.read(binaries.latest_binaries)
 
     async def latest_binary(self, app_name: str) -> BinaryRecord | None:
-        return await self._database.read(lambda connection: binaries.latest_binary(connection, app_name))
+        newest = self._memo.current().newest
+        binary = newest.get(app_name)
+        if binary is None:
+            binary = await self._database.read(
+                lambda connection: binaries.latest_binary(connection, app_name)
+            )
+            if binary is not None:
+                newest[app_name] = binary
+        return binary
 
     async def get_binaries(self, binary_ids: Collection[int]) -> list[BinaryRecord]:
         return await self._database.read(lambda connection: binaries.get_binaries(connection, binary_ids))
@@ -181,3 +194,30 @@ class SqliteStore(Store):
             lambda connection: retention.delete_expired(connection, self._blobs, before_ms)
         )
         return {**counts, "jobs": deleted_jobs}
+
+
+@dataclass(eq=False)
+class _Known:
+    newest: dict[str, BinaryRecord] = field(default_factory=dict)  # app name -> newest version
+    blob_files: dict[str, Path] = field(default_factory=dict)  # sha256 -> its file
+
+
+class _BinaryMemo:
+    """The newest binary of each name and the blob files looked up, kept while no other
+    connection commits. Binaries are only ever written on the worker thread (or by another
+    process), never by the loop's writer, whose data_version tells (a public SQLite interface).
+
+    Every job asks for both on its way to its driver. Measured with ``bench/latency.py``
+    (300 requests, runs with and without back to back, twice): the 80 ms job's share 2.65-2.77
+    against 2.85-3.06 ms, EchoJob 1.18-1.20 against 1.33-1.39 ms."""
+
+    def __init__(self, others_commits: Callable[[], int]) -> None:
+        self._others_commits = others_commits
+        self._as_of = -1
+        self._known = _Known()
+
+    def current(self) -> _Known:
+        commits = self._others_commits()
+        if commits != self._as_of:
+            self._as_of, self._known = commits, _Known()
+        return self._known
