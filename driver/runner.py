@@ -94,16 +94,20 @@ class JobRunner:
         # Jobs whose code has returned and whose thread is sending their outcome: a kill no longer
         # interrupts them (an exception raised in the middle of that would lose the outcome).
         self._reporting: set[str] = set()
-        self._ended: dict[str, str] = {}  # job id -> its report's type, logged at its acknowledgement
+        # Ended jobs until their acknowledgement: their reports' types (then logged) and what they
+        # made (then freed, by the main loop rather than on the report's way).
+        self._ended: dict[str, tuple[str, list[object]]] = {}
 
     def on_acknowledged(self, job_id: str) -> None:
         """A job's end is stored by the server (called by the main loop): the job's end is logged
         and the next job's config prepared now, the moment this context has least else to do,
         rather than by the job's thread while its report is on its way."""
         with self._lock:
-            outcome = self._ended.pop(job_id, None)
-        if outcome is not None:
-            log.info("job %s ended: %s", job_id, outcome)
+            ended = self._ended.pop(job_id, None)
+        if ended is not None:
+            log.info("job %s ended: %s", job_id, ended[0])
+            del ended  # what the job made: freeing a config tree of the server's whole config
+            # takes tens of microseconds, which the job's report need not wait for
         self._job_configs.prepare()
 
     def running_job_ids(self) -> list[str]:
@@ -158,7 +162,7 @@ class JobRunner:
                 self._idle.wait(max(deadline - time.monotonic(), 0.0))
             unacknowledged, self._ended = self._ended, {}
             still_running = list(self._threads)
-        for job_id, outcome in unacknowledged.items():
+        for job_id, (outcome, _) in unacknowledged.items():
             log.info("job %s ended: %s (not acknowledged)", job_id, outcome)
         return still_running
 
@@ -168,8 +172,9 @@ class JobRunner:
         job_id = request.job_id
         with self._lock:
             self._threads[job_id] = threading.get_ident()
+        kept: list[object] = []  # what the job made, freed at its acknowledgement (on_acknowledged)
         try:
-            outcome = self._execute(request)
+            outcome = self._execute(request, kept)
         except JobKilledError:
             outcome = JobKilled(job_id=job_id)
         except BaseException as error:  # the job's own code may raise anything
@@ -185,16 +190,16 @@ class JobRunner:
         try:
             self._post(outcome)
             with self._lock:
-                self._ended[job_id] = outcome.TYPE
+                self._ended[job_id] = (outcome.TYPE, kept)
         finally:
             self._release(job_id)
 
-    def _execute(self, request: StartJob) -> Message:
-        """Load, prepare and run the job; returns its outcome."""
+    def _execute(self, request: StartJob, kept: list[object]) -> Message:
+        """Load, prepare and run the job; returns its outcome. What it made goes to ``kept``."""
         job_id = request.job_id
         spark = self._spark.for_job(job_id)
         try:
-            job, data = self._prepare(request, spark)
+            job, data = self._prepare(request, spark, kept)
         except JobRejected as rejected:
             return JobFailed(job_id=job_id, kind=rejected.kind, error=rejected.details)
         self._announcements.running(job_id)
@@ -209,14 +214,16 @@ class JobRunner:
             fetch_data_file=self._server_files.data_file,
             named_objects=self.named_objects,
         )
+        kept.append(environment)
         try:
             result = job.run(spark, data, environment)
+            kept.append(result)
         except JobProblems as problems:
             error = error_map(str(problems), "sparkjobserver.api.ValidationProblem")
             return JobFailed(job_id=job_id, kind=FAILURE_ERROR, error=error)
         return self._finish(job_id, encode_result(result))
 
-    def _prepare(self, request: StartJob, spark: SparkHandle) -> tuple[Job, object]:
+    def _prepare(self, request: StartJob, spark: SparkHandle, kept: list[object]) -> tuple[Job, object]:
         """The loaded job and what its validation made of its config; raises JobRejected."""
         with self._import_lock:
             jars = self._packages.load(request.packages)
@@ -226,7 +233,9 @@ class JobRunner:
         if spark.queries is not None:
             spark.queries.job_started(request.job_id)
         config = self._job_configs.for_job(request.config_json)
-        return job, job.prepare(spark, config)
+        data = job.prepare(spark, config)
+        kept += (job, config, data)
+        return job, data
 
     def _finish(self, job_id: str, payload: bytes) -> Message:
         size = self._result_chunk_bytes

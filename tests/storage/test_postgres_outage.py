@@ -19,6 +19,7 @@ from jobserver.common.errors import StoreUnavailable
 from jobserver.storage import Store, create_store
 from tests.pg import PostgresServer
 from tests.storage.factories import make_job
+from tests.support import wait_until
 
 _T = TypeVar("_T")
 
@@ -49,14 +50,18 @@ async def assert_unavailable_soon(call: Callable[[], Awaitable[object]]) -> None
 
 
 async def first_success(call: Callable[[], Awaitable[_T]], limit_s: float) -> _T:
-    deadline = time.monotonic() + limit_s
-    while True:
+    """What ``call`` gives once the store takes it again."""
+    outcome: list[_T] = []
+
+    async def succeeded() -> bool:
         try:
-            return await call()
+            outcome.append(await call())
         except StoreUnavailable:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
+            return False
+        return True
+
+    await wait_until(succeeded, timeout_s=limit_s, interval_s=0.2, what="the store back")
+    return outcome[0]
 
 
 async def test_outage_is_reported_as_unavailable_and_store_recovers_without_reopening(
