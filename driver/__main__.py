@@ -145,7 +145,10 @@ class Driver:
         return welcome.server_config_json if welcome is not None else self._welcome.server_config_json
 
     def tick(self, now: float) -> float | None:
-        return self._runner.announce_started(now) if self._runner is not None else None
+        if self._runner is None:
+            return None
+        self._runner.note_unacknowledged(now - self._welcome.heartbeat_interval_s)
+        return self._runner.announce_started(now)
 
     def spark_ui(self) -> tuple[str, str | None]:
         """Application id and web UI address once Spark is up ("" before)."""

@@ -96,7 +96,7 @@ class JobRunner:
         self._reporting: set[str] = set()
         # Ended jobs until their acknowledgement: their reports' types (then logged) and what they
         # made (then freed, by the main loop rather than on the report's way).
-        self._ended: dict[str, tuple[str, list[object]]] = {}
+        self._ended: dict[str, tuple[str, list[object], float]] = {}  # … and when it was sent
 
     def on_acknowledged(self, job_id: str) -> None:
         """A job's end is stored by the server (called by the main loop): the job's end is logged
@@ -109,6 +109,15 @@ class JobRunner:
             del ended  # what the job made: freeing a config tree of the server's whole config
             # takes tens of microseconds, which the job's report need not wait for
         self._job_configs.prepare()
+
+    def note_unacknowledged(self, sent_before: float) -> None:
+        """Log (and free) the ends of jobs whose reports, sent before ``sent_before``, the server
+        has not acknowledged: it is gone, or its store is down (called by the main loop)."""
+        with self._lock:
+            late = [job_id for job_id, ended in self._ended.items() if ended[2] < sent_before]
+            outcomes = [(job_id, self._ended.pop(job_id)[0]) for job_id in late]
+        for job_id, outcome in outcomes:
+            log.info("job %s ended: %s (not acknowledged yet)", job_id, outcome)
 
     def running_job_ids(self) -> list[str]:
         with self._lock:
@@ -162,7 +171,7 @@ class JobRunner:
                 self._idle.wait(max(deadline - time.monotonic(), 0.0))
             unacknowledged, self._ended = self._ended, {}
             still_running = list(self._threads)
-        for job_id, (outcome, _) in unacknowledged.items():
+        for job_id, (outcome, _, _) in unacknowledged.items():
             log.info("job %s ended: %s (not acknowledged)", job_id, outcome)
         return still_running
 
@@ -190,7 +199,7 @@ class JobRunner:
         try:
             self._post(outcome)
             with self._lock:
-                self._ended[job_id] = (outcome.TYPE, kept)
+                self._ended[job_id] = (outcome.TYPE, kept, time.monotonic())
         finally:
             self._release(job_id)
 

@@ -9,6 +9,7 @@ import logging
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -128,20 +129,27 @@ def test_a_stopping_driver_reports_its_running_jobs_killed(tmp_path: Path, jobs:
     assert runner.running_job_ids() == []
 
 
-def test_a_jobs_end_is_logged_once_the_server_has_it_or_at_the_drivers_stop(
+def test_a_jobs_end_is_logged_once_the_server_has_it_or_when_it_is_late_or_at_the_drivers_stop(
     tmp_path: Path, jobs: ModuleType, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="driver.runner")
     posted = Posted()
     runner = make_runner(tmp_path, posted, max_jobs=1)
+
+    def ends() -> list[str]:
+        return [message for message in caplog.messages if "ended" in message]
+
     try:
-        for count, job_id in enumerate(("job-1", "job-2"), start=1):
+        for count, job_id in enumerate(("job-1", "job-2", "job-3"), start=1):
             start(runner, job_id, "quick")
             wait_for(lambda n=count: len(posted.outcomes()) == n, timeout_s=10, what="its report")
+            if job_id == "job-2":
+                sent_by = time.monotonic()
+        assert ends() == []
         runner.on_acknowledged("job-1")  # the server stored the first report
-        assert [message for message in caplog.messages if "ended" in message] == [
-            "job job-1 ended: job_finished"
-        ]
+        assert ends() == ["job job-1 ended: job_finished"]
+        runner.note_unacknowledged(sent_by)  # the second is late (no server, or its store down)
+        assert ends()[1:] == ["job job-2 ended: job_finished (not acknowledged yet)"]
     finally:
         runner.shutdown(5.0)
-    assert caplog.messages[-1] == "job job-2 ended: job_finished (not acknowledged)"
+    assert ends()[2:] == ["job job-3 ended: job_finished (not acknowledged)"]
