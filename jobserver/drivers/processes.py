@@ -146,9 +146,6 @@ class ProcessWatcher:
         self._working_dirs: dict[str, Path] = {}
         self._watchers: dict[str, asyncio.Task[None]] = {}
 
-    def get(self, context_id: str) -> DriverProcess | None:
-        return self._processes.get(context_id)
-
     async def launch(
         self, context_id: str, command: DriverCommand, log_path: Path, working_dir: Path
     ) -> DriverProcess:

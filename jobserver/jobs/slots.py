@@ -88,10 +88,6 @@ class Slots:
         jobs.running.add(start.job_id)
         return start
 
-    def running(self, context_id: str) -> frozenset[str]:
-        jobs = self._contexts.get(context_id)
-        return frozenset(jobs.running) if jobs is not None else frozenset()
-
     def idle(self, context_id: str) -> bool:
         jobs = self._contexts.get(context_id)
         return jobs is None or not (jobs.running or jobs.queue)

@@ -51,9 +51,9 @@ def test_a_restart_vacates_the_slots_and_resubmitted_jobs_take_them_again() -> N
 def test_a_rejoined_driver_holds_the_slots_of_what_it_runs() -> None:
     slots = Slots(max_running=2, max_queued=0)
     slots.occupy("ctx", {"a", "b"})
-    assert slots.running("ctx") == {"a", "b"}
     with pytest.raises(NoSlotsAvailable):
         slots.admit("ctx", start("c"), context_name="sales")
+    assert slots.release("ctx", "b") is Admission.RUN
 
 
 def test_a_closed_context_holds_and_queues_nothing() -> None:
@@ -61,5 +61,5 @@ def test_a_closed_context_holds_and_queues_nothing() -> None:
     slots.admit("ctx", start("a"), context_name="sales")
     slots.admit("ctx", start("b"), context_name="sales")
     slots.close("ctx")
-    assert slots.idle("ctx") and slots.running("ctx") == frozenset()
+    assert slots.idle("ctx") and slots.release("ctx", "a") is None
     assert slots.next_to_start("ctx") is None
