@@ -69,6 +69,7 @@ class Settings:
     callback_timeout_s: float
     dao_cleanup_after_s: float
     dao_cleanup_interval_s: float
+    cors_allowed_origins: tuple[str, ...]
     context_defaults: Mapping[str, Any]
     startup_contexts: Mapping[str, Mapping[str, Any]]
     # The whole configuration as plain values: a job's config falls back to it (sjs-contract §2.3).
@@ -127,6 +128,7 @@ def settings_from_tree(tree: ConfigTree) -> Settings:
         work_dir=work_dir,
         store_url=store_url,
         supervise=parse_bool(spark.get("driver", {}).get("supervise", False)),
+        cors_allowed_origins=tuple(string_list(jobserver.get("cors", {}).get("allowed-origins"))),
         context_defaults=spark.get("context-settings", {}) or {},
         startup_contexts=contexts,
         plain=plain,

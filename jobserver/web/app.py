@@ -15,7 +15,7 @@ from jobserver.web.middleware import conventions
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[conventions],
+        middlewares=[conventions(settings.cors_allowed_origins)],
         client_max_size=settings.max_upload_bytes,
     )
     for module in (binaries, contexts, jobs, data, health):

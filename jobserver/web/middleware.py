@@ -2,15 +2,21 @@
 
 One middleware does all three: each middleware is a coroutine layer that every request and every
 response passes through, and on the job path a layer costs more than the work it does here.
+
+CORS answers only the origins the configuration lists (``spark.jobserver.cors.allowed-origins``;
+none by default), so that a page on another site cannot make a visitor's browser call this
+server; ``_method`` is honoured on POST only (a form or a script must mean it), never on a GET that
+an ``<img>`` tag can send.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 
 import structlog
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 from jobserver.common.errors import JobServerError
 from jobserver.web.render import json_response
@@ -20,38 +26,57 @@ log = structlog.get_logger(__name__)
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
 CORS_ALLOWED_METHODS = "GET, POST, PUT, DELETE, HEAD, OPTIONS"
 _PREFLIGHT_HEADER = "Access-Control-Request-Method"
+ANY_ORIGIN = "*"
 
 
-@web.middleware
-async def conventions(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Our errors become the contract's envelope, and anything unexpected is logged once, never
-    shown; ``?_method=`` replaces the request's method (sjs-contract §1.9); a request with an
-    ``Origin`` gets it echoed in the answer, errors included, and a CORS preflight is answered."""
-    origin = request.headers.get("Origin")
-    if origin is not None and request.method == "OPTIONS" and _PREFLIGHT_HEADER in request.headers:
-        return _preflight(request, origin)
-    response: web.StreamResponse
-    try:
-        override = request.query.get("_method")
-        if override is None:
-            response = await handler(request)
-        else:
-            response = await _overridden(request, handler, override)
-    except JobServerError as error:
-        response = json_response(error.envelope(), error.http_status)
-    except web.HTTPException as error:
+def conventions(allowed_origins: Collection[str]) -> Middleware:
+    """The middleware, for browsers on ``allowed_origins`` (``*``: any origin, without
+    credentials)."""
+    origins = frozenset(allowed_origins)
+
+    def allowed(origin: str | None) -> str | None:
+        if origin is None or not origins:
+            return None
+        if origin in origins:
+            return origin
+        return ANY_ORIGIN if ANY_ORIGIN in origins else None
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Our errors become the contract's envelope, and anything unexpected is logged once,
+        never shown; ``?_method=`` on a POST replaces its method (sjs-contract §1.9); an allowed
+        ``Origin`` is answered with CORS headers, errors included, and its preflight answered."""
+        asked_by = request.headers.get("Origin")
+        origin = allowed(asked_by)
+        if asked_by is not None and request.method == "OPTIONS" and _PREFLIGHT_HEADER in request.headers:
+            return _preflight(request, origin)
+        response: web.StreamResponse
+        try:
+            override = request.query.get("_method") if request.method == "POST" else None
+            if override is None:
+                response = await handler(request)
+            else:
+                response = await _overridden(request, handler, override)
+        except JobServerError as error:
+            response = json_response(error.envelope(), error.http_status)
+        except web.HTTPException as error:
+            if origin is not None:
+                _allow(error, origin)
+            raise
+        except Exception:
+            response = _internal_error(request)
         if origin is not None:
-            _allow(error, origin)
-        raise
-    except Exception:
-        response = _internal_error(request)
-    if origin is not None:
-        _allow(response, origin)
-    return response
+            _allow(response, origin)
+        return response
+
+    return middleware
 
 
-def _preflight(request: web.Request, origin: str) -> web.Response:
+def _preflight(request: web.Request, origin: str | None) -> web.Response:
+    """A preflight from an origin that is not allowed gets no CORS headers: the browser stops."""
     response = web.Response(status=200)
+    if origin is None:
+        return response
     response.headers["Access-Control-Allow-Methods"] = CORS_ALLOWED_METHODS
     requested = request.headers.get("Access-Control-Request-Headers")
     if requested:
@@ -63,7 +88,9 @@ def _preflight(request: web.Request, origin: str) -> web.Response:
 
 def _allow(response: web.StreamResponse, origin: str) -> None:
     response.headers["Access-Control-Allow-Origin"] = origin
-    response.headers["Access-Control-Allow-Credentials"] = "true"
+    if origin != ANY_ORIGIN:  # browsers refuse credentials with a wildcard
+        response.headers["Access-Control-Allow-Credentials"] = "true"
+        response.headers["Vary"] = "Origin"
 
 
 async def _overridden(request: web.Request, handler: Handler, override: str) -> web.StreamResponse:

@@ -20,7 +20,11 @@ ZIP = b"PK\x03\x04" + b"\0" * 60
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
     work_dir = tmp_path_factory.mktemp("http-contract")
-    async with running_server(work_dir, {"spark.jobserver.max-upload-size": "1m"}) as api:
+    overrides = {
+        "spark.jobserver.max-upload-size": "1m",
+        "spark.jobserver.cors.allowed-origins": ["https://ui.example"],
+    }
+    async with running_server(work_dir, overrides) as api:
         yield api
 
 
@@ -133,15 +137,18 @@ async def test_health_and_unknown_routes(api: Api) -> None:
     assert (await api.call("PATCH", "/binaries"))[0] == 405
 
 
-async def test_method_override_reroutes_the_request(api: Api) -> None:
+async def test_method_override_reroutes_a_post_and_nothing_else(api: Api) -> None:
     await api.upload("overridden")
+    # A GET (an <img> tag on any page sends one) is never turned into a DELETE.
+    status, body, _ = await api.call("GET", "/binaries/overridden?_method=DELETE")
+    assert (status, body["app-name"]) == (200, "overridden")
     status, body, _ = await api.call("POST", "/binaries/overridden?_method=DELETE")
     assert (status, body) == (200, {"status": "SUCCESS"})
     assert (await api.call("GET", "/binaries/overridden"))[0] == 404
     assert (await api.call("POST", "/binaries/overridden?_method=FROB"))[0] == 501
 
 
-async def test_cors_echoes_the_origin_and_answers_preflight(api: Api) -> None:
+async def test_cors_answers_the_allowed_origins_only(api: Api) -> None:
     status, _, response = await api.call("GET", "/binaries", headers={"Origin": "https://ui.example"})
     assert status == 200
     assert response.headers["Access-Control-Allow-Origin"] == "https://ui.example"
@@ -160,6 +167,13 @@ async def test_cors_echoes_the_origin_and_answers_preflight(api: Api) -> None:
     assert response.headers["Access-Control-Allow-Origin"] == "https://ui.example"
     status, _, response = await api.call("POST", "/binaries/x?_method=FROB", headers=cross_origin)
     assert status == 501 and response.headers["Access-Control-Allow-Origin"] == "https://ui.example"
+    # Any other site's page gets no CORS headers: its browser lets it read nothing.
+    stranger = {"Origin": "https://evil.example"}
+    status, _, response = await api.call("GET", "/binaries", headers=stranger)
+    assert status == 200 and "Access-Control-Allow-Origin" not in response.headers
+    preflight = {**stranger, "Access-Control-Request-Method": "DELETE"}
+    status, _, response = await api.call("OPTIONS", "/jobs/some-id", headers=preflight)
+    assert not [header for header in response.headers if header.startswith("Access-Control-")]
 
 
 async def test_context_errors_without_any_driver(api: Api) -> None:
