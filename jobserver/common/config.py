@@ -1,14 +1,12 @@
 """Reading configuration: HOCON in, typed frozen settings out.
 
-This is the only module that reads pyhocon for server settings or looks at the environment.
-It also owns the two fast helpers that keep pyhocon off the request path: ``parse_body`` (JSON
-first, HOCON only for real HOCON text) and ``to_plain`` (ConfigTree to JSON-able values).
+This is the only module that reads pyhocon for server settings or looks at the environment
+(request bodies are read by ``bodies``, in a child process, with this module's ``to_plain``).
 """
 
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import re
 import socket
@@ -262,38 +260,6 @@ def to_plain(value: Any) -> Any:
         return value
     # pyhocon's NoneValue and other markers
     return None if type(value).__name__ == "NoneValue" else str(value)
-
-
-class BodyParseError(ValueError):
-    pass
-
-
-def parse_body(text: str) -> dict[str, Any]:
-    """A request body as a plain dict: empty is ``{}``, JSON takes the fast path, else HOCON.
-
-    pyhocon costs tens of milliseconds even for tiny input, so it only sees text that is not JSON.
-    JSON object keys with dots stay single keys here; ``expand_dotted`` turns them into paths the
-    way HOCON would.
-    """
-    stripped = text.strip()
-    if not stripped or stripped == "{}":
-        return {}
-    if stripped[0] == "{":
-        try:
-            parsed = json.loads(stripped)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, dict):
-            return expand_dotted(parsed)
-    try:
-        tree = ConfigFactory.parse_string(stripped)
-    except Exception as error:  # pyhocon raises pyparsing and its own errors alike
-        raise BodyParseError(str(error).splitlines()[0] if str(error) else type(error).__name__) from error
-    plain = to_plain(tree)
-    if not isinstance(plain, dict):
-        raise BodyParseError("the body is not a config object")
-    # pyhocon keeps a quoted key's quotes; read it the way the JSON path above reads it.
-    return expand_dotted(plain)
 
 
 def expand_dotted(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,6 +40,8 @@ from jobserver.uploads.datafiles import DataFiles
 log = structlog.get_logger(__name__)
 
 LISTED_STATES = (ContextState.RUNNING, ContextState.RESTARTING, ContextState.STOPPING)
+# A context's name: it is in spark-submit's command line, log lines and URLs.
+CONTEXT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,127}")
 
 
 class ContextManager:
@@ -118,8 +121,10 @@ class ContextManager:
 
     async def create(self, name: str, config: Mapping[str, Any], *, adhoc: bool = False) -> LiveContext:
         """Launch a driver for ``name`` and wait until its Spark context is up."""
-        if not adhoc and not name[:1].isalpha():
-            raise BadRequest("context name must start with letters")
+        if not adhoc and not CONTEXT_NAME.fullmatch(name):
+            raise BadRequest(
+                "context name must start with letters and hold at most 128 letters, digits, '_', '-' or '.'"
+            )
         if name in self._names_starting:
             raise BadRequest(f"context {name} exists")
         self._names_starting.add(name)

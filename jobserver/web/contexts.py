@@ -40,7 +40,7 @@ async def list_named_objects(request: web.Request) -> web.Response:
 async def create_context(request: web.Request) -> web.Response:
     server = request.app[SERVER]
     parameters = {key: value for key, value in request.query.items() if key not in _REQUEST_PARAMETERS}
-    body = config_body(await request.text())
+    body = await config_body(request)
     # Body settings win over query parameters, which win over the server's defaults (§2.2).
     settings = merge(expand_dotted(parameters), get_path(body, "spark.context-settings", {}) or {})
     config = merge(server.settings.context_defaults, settings)

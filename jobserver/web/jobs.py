@@ -13,12 +13,14 @@ from jobserver.web.render import job_report, json_response, raw_json_response, w
 routes = web.RouteTableDef()
 
 DEFAULT_LIST_LIMIT = 50
+MAX_LIST_LIMIT = 100_000
+MAX_SYNC_TIMEOUT_S = 86_400  # a day: a sync request waiting longer is better off async
 
 
 @routes.get("/jobs")
 @routes.get("/jobs/")
 async def list_jobs(request: web.Request) -> web.Response:
-    limit = number(request.query, "limit") or DEFAULT_LIST_LIMIT
+    limit = number(request.query, "limit", maximum=MAX_LIST_LIMIT) or DEFAULT_LIST_LIMIT
     jobs = await request.app[SERVER].jobs.list(max(limit, 0), request.query.get("status"))
     return json_response([job_report(job) for job in jobs])
 
@@ -27,8 +29,8 @@ async def list_jobs(request: web.Request) -> web.Response:
 async def submit_job(request: web.Request) -> web.Response:
     query = request.query
     sync = flag(query, "sync", False)
-    timeout_s = number(query, "timeout")
-    body = config_body(await request.text())
+    timeout_s = number(query, "timeout", maximum=MAX_SYNC_TIMEOUT_S)
+    body = await config_body(request)
     cp = query.get("cp")
     callback = query.get("callbackUrl")
     job_request = JobRequest(

@@ -18,7 +18,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from jobserver.common.errors import JobServerError
+from jobserver.common.errors import BadRequest, JobServerError
 from jobserver.web.render import json_response
 
 log = structlog.get_logger(__name__)
@@ -52,6 +52,7 @@ def conventions(allowed_origins: Collection[str]) -> Middleware:
             return _preflight(request, origin)
         response: web.StreamResponse
         try:
+            _refuse_nul(request)
             override = request.query.get("_method") if request.method == "POST" else None
             if override is None:
                 response = await handler(request)
@@ -70,6 +71,12 @@ def conventions(allowed_origins: Collection[str]) -> Middleware:
         return response
 
     return middleware
+
+
+def _refuse_nul(request: web.Request) -> None:
+    """A NUL in a name or parameter is no name anyone meant (and PostgreSQL refuses it in text)."""
+    if "\x00" in request.path or any("\x00" in value for value in request.query.values()):
+        raise BadRequest("a NUL character is not allowed in a request's path or parameters")
 
 
 def _preflight(request: web.Request, origin: str | None) -> web.Response:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from jobserver.common.config import BodyParseError, parse_body
-from jobserver.common.errors import BadRequest
+from aiohttp import web
+
+from jobserver.common.bodies import MAX_BODY_BYTES, BodyParseError, parse_body
+from jobserver.common.errors import BadRequest, PayloadTooLarge
 
 _TRUE = frozenset({"true", "yes", "on"})
 _FALSE = frozenset({"false", "no", "off"})
@@ -24,20 +26,39 @@ def flag(query: Mapping[str, str], name: str, default: bool) -> bool:
     raise BadRequest(f"The query parameter '{name}' was malformed: '{value}' is not a valid Boolean value")
 
 
-def number(query: Mapping[str, str], name: str) -> int | None:
+def number(query: Mapping[str, str], name: str, *, maximum: int) -> int | None:
+    """A whole number from 0 to ``maximum`` (spark-jobserver's parameters are Ints)."""
     value = query.get(name)
     if value is None:
         return None
     try:
-        return int(value)
+        parsed = int(value)
     except ValueError:
         raise BadRequest(
             f"The query parameter '{name}' was malformed: '{value}' is not a valid number"
         ) from None
+    if not 0 <= parsed <= maximum:
+        raise BadRequest(
+            f"The query parameter '{name}' was malformed: '{value}' is not between 0 and {maximum}"
+        )
+    return parsed
 
 
-def config_body(text: str) -> dict[str, Any]:
+async def config_body(request: web.Request) -> dict[str, Any]:
+    """The request's body as a config (empty: ``{}``), or a 4xx saying what is wrong with it."""
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"a config may have at most {MAX_BODY_BYTES} bytes")
+    raw = await request.read()
+    if len(raw) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"a config may have at most {MAX_BODY_BYTES} bytes")
+    charset = request.charset or "utf-8"
     try:
-        return parse_body(text)
+        text = raw.decode(charset)
+    except LookupError:
+        raise BadRequest(f"Cannot parse config: unknown charset {charset!r}") from None
+    except UnicodeDecodeError:
+        raise BadRequest(f"Cannot parse config: the body is not {charset} text") from None
+    try:
+        return await parse_body(text)
     except BodyParseError as error:
         raise BadRequest(f"Cannot parse config: {error}") from error

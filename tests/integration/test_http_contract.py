@@ -184,3 +184,25 @@ async def test_context_errors_without_any_driver(api: Api) -> None:
     assert status == 400 and body["result"].startswith("Cannot parse config")
     status, body, _ = await api.call("PUT", "/contexts")
     assert status == 404
+
+
+async def test_bad_input_is_a_400_in_the_contracts_envelope(api: Api) -> None:
+    cases = [
+        ("GET", "/jobs?limit=99999999999999999999", None, {}),
+        ("GET", "/jobs?limit=-1", None, {}),
+        ("POST", "/jobs?appName=x&classPath=y&timeout=1e9", None, {}),
+        ("POST", "/contexts/ok", b"\xff\xfe not utf-8", {}),
+        ("POST", "/contexts/ok", b"a = 1", {"Content-Type": "text/plain; charset=no-such-charset"}),
+        ("POST", "/contexts/ok", '{"a": ' * 5000 + "1" + "}" * 5000, {}),
+        ("POST", "/contexts/ok", '{"n": 1e999999}', {}),
+        ("POST", "/contexts/ok", 'include file("/etc/os-release")', {}),
+        ("GET", "/binaries/bad%00name", None, {}),
+        ("POST", "/contexts/a..%2F..%2Fetc", None, {}),
+        ("POST", "/contexts/" + "c" * 200, None, {}),
+        ("POST", "/contexts/spaced%20name", None, {}),
+    ]
+    for method, path, data, headers in cases:
+        status, body, _ = await api.call(method, path, data=data, headers=headers)
+        assert (status, body["status"]) == (400, "ERROR"), (path, status, body)
+    status, body, _ = await api.call("POST", "/contexts/ok", data=b"a = " + b"x" * (5 * 1024 * 1024))
+    assert (status, body["status"]) == (413, "ERROR")

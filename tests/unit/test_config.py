@@ -10,14 +10,13 @@ from pathlib import Path
 import pytest
 from pyhocon import ConfigFactory
 
+from jobserver.common.bodies import BodyParseError, parse_body
 from jobserver.common.config import (
-    BodyParseError,
     Settings,
     expand_dotted,
     get_path,
     load_settings,
     merge,
-    parse_body,
     parse_duration_s,
     parse_size_bytes,
     to_plain,
@@ -298,45 +297,50 @@ def test_contexts_that_are_not_an_object_are_a_config_error(in_tmp_dir: Path) ->
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\n\t\n"], ids=["empty", "spaces", "newlines"])
-def test_empty_body_is_an_empty_config(text: str) -> None:
-    assert parse_body(text) == {}
+async def test_empty_body_is_an_empty_config(text: str) -> None:
+    assert await parse_body(text) == {}
 
 
-def test_json_object_body_is_read_as_json() -> None:
+async def test_json_object_body_is_read_as_json() -> None:
     body = '{"input": {"strings": ["a", "b"]}, "n": 1.5, "flag": true, "nothing": null}'
-    assert parse_body(body) == {"input": {"strings": ["a", "b"]}, "n": 1.5, "flag": True, "nothing": None}
+    assert await parse_body(body) == {
+        "input": {"strings": ["a", "b"]},
+        "n": 1.5,
+        "flag": True,
+        "nothing": None,
+    }
 
 
-def test_json_dotted_key_is_expanded_into_nested_objects() -> None:
-    assert parse_body('{"input.string": "a"}') == {"input": {"string": "a"}}
+async def test_json_dotted_key_is_expanded_into_nested_objects() -> None:
+    assert await parse_body('{"input.string": "a"}') == {"input": {"string": "a"}}
 
 
-def test_json_dotted_keys_merge_with_an_object_of_the_same_name() -> None:
-    assert parse_body('{"a.b": 1, "a": {"c": 2}}') == {"a": {"b": 1, "c": 2}}
-    assert parse_body('{"a": {"c": 2}, "a.b": 1}') == {"a": {"c": 2, "b": 1}}
+async def test_json_dotted_keys_merge_with_an_object_of_the_same_name() -> None:
+    assert await parse_body('{"a.b": 1, "a": {"c": 2}}') == {"a": {"b": 1, "c": 2}}
+    assert await parse_body('{"a": {"c": 2}, "a.b": 1}') == {"a": {"c": 2, "b": 1}}
 
 
-def test_json_dotted_keys_inside_nested_objects_are_expanded() -> None:
+async def test_json_dotted_keys_inside_nested_objects_are_expanded() -> None:
     body = '{"spark.context-settings": {"launcher.spark.driver.memory": "2g"}}'
-    assert parse_body(body) == {
+    assert await parse_body(body) == {
         "spark": {"context-settings": {"launcher": {"spark": {"driver": {"memory": "2g"}}}}}
     }
 
 
-def test_later_json_key_wins_like_in_hocon() -> None:
-    assert parse_body('{"a.b": 1, "a": 5}') == {"a": 5}
-    assert parse_body('{"a": 5, "a.b": 1}') == {"a": {"b": 1}}
+async def test_later_json_key_wins_like_in_hocon() -> None:
+    assert await parse_body('{"a.b": 1, "a": 5}') == {"a": 5}
+    assert await parse_body('{"a": 5, "a.b": 1}') == {"a": {"b": 1}}
 
 
 def test_expand_dotted_leaves_plain_keys_alone() -> None:
     assert expand_dotted({"a": 1, "b": {"c": [1, 2]}}) == {"a": 1, "b": {"c": [1, 2]}}
 
 
-def test_hocon_body_is_read_as_hocon() -> None:
-    assert parse_body('input.strings = ["a", "b"]') == {"input": {"strings": ["a", "b"]}}
+async def test_hocon_body_is_read_as_hocon() -> None:
+    assert await parse_body('input.strings = ["a", "b"]') == {"input": {"strings": ["a", "b"]}}
 
 
-def test_hocon_body_with_comments_and_objects_is_read() -> None:
+async def test_hocon_body_with_comments_and_objects_is_read() -> None:
     body = """
     # a comment
     spark.context-settings {
@@ -344,13 +348,13 @@ def test_hocon_body_with_comments_and_objects_is_read() -> None:
       passthrough { my.key = value }
     }
     """
-    assert parse_body(body) == {
+    assert await parse_body(body) == {
         "spark": {"context-settings": {"num-cpu-cores": 2, "passthrough": {"my": {"key": "value"}}}}
     }
 
 
-def test_unquoted_memory_size_in_a_hocon_body_stays_the_text_the_user_wrote() -> None:
-    assert parse_body("memory-per-node = 512m") == {"memory-per-node": "512m"}
+async def test_unquoted_memory_size_in_a_hocon_body_stays_the_text_the_user_wrote() -> None:
+    assert await parse_body("memory-per-node = 512m") == {"memory-per-node": "512m"}
 
 
 @pytest.mark.parametrize(
@@ -358,8 +362,8 @@ def test_unquoted_memory_size_in_a_hocon_body_stays_the_text_the_user_wrote() ->
     ['{"input.string": "a"}  # the job input', '{"input.string": "a",}'],
     ids=["comment", "trailing-comma"],
 )
-def test_json_like_hocon_body_reads_like_the_same_strict_json(text: str) -> None:
-    assert parse_body(text) == parse_body('{"input.string": "a"}')
+async def test_json_like_hocon_body_reads_like_the_same_strict_json(text: str) -> None:
+    assert await parse_body(text) == await parse_body('{"input.string": "a"}')
 
 
 @pytest.mark.parametrize(
@@ -367,9 +371,9 @@ def test_json_like_hocon_body_reads_like_the_same_strict_json(text: str) -> None
     ["{", "a = [", '{"a": ', "}", "a b c", "[1, 2]"],
     ids=["open-brace", "open-list", "broken-json", "close-brace", "no-separator", "list"],
 )
-def test_malformed_body_is_a_body_parse_error(text: str) -> None:
+async def test_malformed_body_is_a_body_parse_error(text: str) -> None:
     with pytest.raises(BodyParseError) as raised:
-        parse_body(text)
+        await parse_body(text)
     assert "\n" not in str(raised.value)
 
 
