@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="jobserver", description="Spark Job Server for Python")
     parser.add_argument("config_file", nargs="?", help="HOCON file layered over conf/defaults.conf")
     arguments = parser.parse_args(argv)
+    # Every file the server and its drivers write (metadata, logs, blobs, data files, keys) is
+    # for the server's user alone.
+    os.umask(0o077)
     configure_logging()
     try:
         settings = load_settings(arguments.config_file)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from jobserver.common.config import Settings
+from jobserver.common.config import Settings, redacted_url
 from jobserver.common.errors import StoreUnavailable
 from jobserver.common.records import utc_now
 from jobserver.common.tasks import BackgroundTasks
@@ -47,7 +47,7 @@ class JobServer:
     @classmethod
     async def start(cls, settings: Settings) -> JobServer:
         for folder in (settings.work_dir, settings.blob_dir, settings.data_dir, settings.log_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # the server's user's alone
         store = WriteBehindStore(
             create_store(settings.store_url, blob_dir=settings.blob_dir), enabled=settings.write_behind
         )
@@ -86,7 +86,7 @@ class JobServer:
         tasks.spawn(server._clean_periodically(), name="metadata-cleanup")
         await contexts.start_configured_contexts()
         log.info(
-            "jobserver_started", port=settings.port, bus=bus.endpoint, store=_redacted(settings.store_url)
+            "jobserver_started", port=settings.port, bus=bus.endpoint, store=redacted_url(settings.store_url)
         )
         return server
 
@@ -125,10 +125,3 @@ def _driver_launch(settings: Settings) -> DriverLaunch:
         bus_endpoint="",  # known once the bus is bound
         bundle=build_bundle(settings.work_dir / "driver-bundle.zip"),
     )
-
-
-def _redacted(url: str) -> str:
-    if "@" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    return f"{scheme}://***@{rest.split('@', 1)[1]}"

@@ -11,6 +11,7 @@ import os
 import re
 import socket
 import sys
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -314,3 +315,45 @@ def get_path(values: Mapping[str, Any], dotted: str, default: Any = None) -> Any
             return default
         current = current[part]
     return current
+
+
+# Config sections drivers never get: credentials of the server's own services.
+_SERVER_ONLY_SECTIONS = (("spark", "jobserver", "store"), ("spark", "jobserver", "auth"))
+_SECRET_WORDS = ("password", "passwd", "pwd", "secret", "token", "credential", "private-key", "keytab")
+
+
+def for_drivers(plain: Mapping[str, Any]) -> dict[str, Any]:
+    """The server's config as drivers (and so jobs) get it: without the metadata store's and the
+    authentication's sections, nor any key that names a secret."""
+    config = _without_secret_keys(plain)
+    for path in _SERVER_ONLY_SECTIONS:
+        parent = get_path(config, ".".join(path[:-1]))
+        if isinstance(parent, dict):
+            parent.pop(path[-1], None)
+    return config
+
+
+def _without_secret_keys(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        key: _without_secret_keys(value) if isinstance(value, Mapping) else value
+        for key, value in values.items()
+        if not any(word in key.lower() for word in _SECRET_WORDS)
+    }
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with its password, and query parameters that name secrets, replaced by ``***``:
+    what may be logged or shown of it."""
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        credentials, host = netloc.rsplit("@", 1)
+        user = credentials.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in credentials else f"{credentials}@{host}"
+    query = "&".join(
+        f"{name}=***" if any(word in name.lower() for word in _SECRET_WORDS) else f"{name}={value}"
+        for name, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    )
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url  # nothing to hide (and urlunsplit would drop an empty host's "//")
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

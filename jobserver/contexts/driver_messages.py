@@ -38,7 +38,7 @@ from driver.protocol import (
     StopContext,
     Welcome,
 )
-from jobserver.common.config import Settings
+from jobserver.common.config import Settings, for_drivers
 from jobserver.common.tasks import BackgroundTasks
 from jobserver.contexts.events import ContextEvents
 from jobserver.contexts.lifecycle import ContextLifecycle
@@ -71,7 +71,7 @@ class DriverMessages:
         self._tasks = tasks
         self._restart = restart  # a context whose killed job ignores the kill, when so configured
         self._host = socket.gethostname()
-        self._server_config_json = json.dumps(settings.plain).encode()
+        self._server_config_json = json.dumps(for_drivers(settings.plain)).encode()
 
     async def on_bus_message(self, identity: bytes, message: Message) -> None:
         if isinstance(message, Hello):

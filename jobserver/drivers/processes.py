@@ -149,9 +149,11 @@ class ProcessWatcher:
     async def launch(
         self, context_id: str, command: DriverCommand, log_path: Path, working_dir: Path
     ) -> DriverProcess:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        working_dir.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "ab") as log_file:
+        log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        working_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # The driver's output (Spark's, the job's) is for the server's user alone.
+        descriptor = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(descriptor, "ab") as log_file:
             popen = subprocess.Popen(
                 command.argv,
                 cwd=working_dir,

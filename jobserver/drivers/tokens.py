@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 KEY_FILE = "server.key"
@@ -25,8 +26,9 @@ def load_key(work_dir: Path) -> bytes:
     except FileNotFoundError:
         pass
     key = secrets.token_bytes(32)
-    temporary = path.with_name(f".{KEY_FILE}.{os.getpid()}")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # A temporary file of a random name, created exclusively and readable by this user alone,
+    # then linked into place: another server starting at once keeps its own, and we take theirs.
+    descriptor, temporary = tempfile.mkstemp(dir=work_dir, prefix=f".{KEY_FILE}.")
     with os.fdopen(descriptor, "w") as key_file:
         key_file.write(key.hex())
     try:
@@ -34,7 +36,7 @@ def load_key(work_dir: Path) -> bytes:
     except FileExistsError:
         pass
     finally:
-        temporary.unlink()
+        os.unlink(temporary)
     return bytes.fromhex(path.read_text().strip())
 
 

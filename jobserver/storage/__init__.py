@@ -30,6 +30,9 @@ def create_store(store_url: str, *, blob_dir: Path, busy_timeout_s: float | None
         from jobserver.storage.postgres import PostgresStore
 
         return PostgresStore(store_url, blob_dir=blob_dir)
+    from jobserver.common.config import redacted_url
     from jobserver.common.errors import ConfigError
 
-    raise ConfigError(f"unsupported store url {store_url!r}: use sqlite:///path or postgresql://…")
+    raise ConfigError(
+        f"unsupported store url {redacted_url(store_url)!r}: use sqlite:///path or postgresql://…"
+    )

@@ -14,11 +14,13 @@ from jobserver.common.bodies import BodyParseError, parse_body
 from jobserver.common.config import (
     Settings,
     expand_dotted,
+    for_drivers,
     get_path,
     load_settings,
     merge,
     parse_duration_s,
     parse_size_bytes,
+    redacted_url,
     to_plain,
 )
 from jobserver.common.errors import ConfigError
@@ -515,3 +517,37 @@ def test_get_path_gives_the_default_for_a_missing_path() -> None:
     assert get_path(values, "spark.master", "local[*]") == "local[*]"
     assert get_path(values, "spark.jobserver.port.number", "none") == "none"
     assert get_path(values, "other.key", 0) == 0
+
+
+# --- secrets -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://jobs:s3cret@db:5432/jobserver", "postgresql://jobs:***@db:5432/jobserver"),
+        (
+            "postgresql://db/jobserver?user=jobs&password=s3cret&pool_min_size=1",
+            "postgresql://db/jobserver?user=jobs&password=***&pool_min_size=1",
+        ),
+        ("postgresql://jobs@db/jobserver?sslpassword=x", "postgresql://jobs@db/jobserver?sslpassword=***"),
+        ("sqlite:///var/lib/jobserver/metadata.db", "sqlite:///var/lib/jobserver/metadata.db"),
+    ],
+)
+def test_urls_are_shown_without_their_secrets(url: str, shown: str) -> None:
+    assert redacted_url(url) == shown
+
+
+def test_drivers_get_the_config_without_the_stores_section_or_secret_keys() -> None:
+    plain = {
+        "spark": {
+            "master": "local[2]",
+            "jobserver": {"port": 8090, "store": {"url": "postgresql://u:p@db/x"}, "ldap-password": "p"},
+        },
+        "input": {"api-token": "t", "n": 1},
+    }
+    assert for_drivers(plain) == {
+        "spark": {"master": "local[2]", "jobserver": {"port": 8090}},
+        "input": {"n": 1},
+    }
+    assert plain["spark"]["jobserver"]["store"] == {"url": "postgresql://u:p@db/x"}  # untouched

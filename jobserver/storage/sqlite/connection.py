@@ -9,6 +9,7 @@ event loop (``connect_reader``; ``connect_loop_writer``: the short writes of the
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -69,7 +70,10 @@ def transaction(connection: sqlite3.Connection) -> Iterator[None]:
 def connect(path: str, *, busy_timeout_s: float) -> sqlite3.Connection:
     """Open the database at ``path`` (creating its folder) and apply pending migrations."""
     if path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Readable by the server's user alone; SQLite gives its -wal and -shm files the same mode.
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     # isolation_level=None: no implicit transactions; multi-statement writes use transaction().
     connection = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_s, cached_statements=256)
     try:
