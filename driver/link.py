@@ -22,6 +22,7 @@ import collections
 import contextlib
 import logging
 import os
+import secrets
 import select
 import socket
 import threading
@@ -68,8 +69,9 @@ class ServerLink:
         self._socket = self._zmq.socket(zmq.DEALER)
         # Frames still queued at exit get this long to leave (the last results, DriverStopping).
         self._socket.setsockopt(zmq.LINGER, 3000)
-        # A stable identity: after a reconnect the server still knows which driver this is.
-        self._socket.setsockopt(zmq.ROUTING_ID, context_id.encode())
+        # A stable identity (after a reconnect the server still knows which driver this is) that
+        # nobody else knows: the context id is public, and a peer using it could pose as us.
+        self._socket.setsockopt(zmq.ROUTING_ID, b"driver-" + secrets.token_hex(16).encode())
         # With no server for a long time the queue toward it fills up: drop rather than block the
         # loop that watches for the server's silence (held reports are sent again on rejoin).
         self._socket.setsockopt(zmq.SNDTIMEO, 1000)

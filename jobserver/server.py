@@ -57,6 +57,8 @@ class JobServer:
             port=settings.bus_port,
             advertised_host=settings.bus_advertised_host,
             port_file=settings.work_dir / "bus.port",
+            # A driver's largest frame is a result chunk and its message's few fields.
+            max_frame_bytes=settings.result_chunk_bytes + 1024 * 1024,
         )
         tasks = BackgroundTasks()
         data = DataFiles(settings.data_dir, max_upload_bytes=settings.max_upload_bytes)

@@ -35,14 +35,22 @@ class BusError(Exception):
 
 class Bus:
     def __init__(
-        self, *, bind_address: str, port: int, advertised_host: str, port_file: Path | None = None
+        self,
+        *,
+        bind_address: str,
+        port: int,
+        advertised_host: str,
+        port_file: Path | None = None,
+        max_frame_bytes: int = 64 * 1024 * 1024,
     ) -> None:
+        """``max_frame_bytes``: a peer that sends a larger frame is disconnected, unread."""
         self._bind_address = "*" if bind_address in ("0.0.0.0", "") else bind_address
         self._requested_port = port
         # With port 0, the port picked last time is remembered here and taken again if it is
         # free: drivers that outlived a server crash reconnect to the address they know.
         self._port_file = port_file
         self._advertised_host = advertised_host
+        self._max_frame_bytes = max_frame_bytes
         self._context = zmq.Context()
         self._socket: zmq.Socket[bytes] | None = None
         self._receiver: asyncio.Task[None] | None = None
@@ -63,6 +71,7 @@ class Bus:
         socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
         # A driver reconnecting after a network blip gets the same identity slot back.
         socket.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        socket.setsockopt(zmq.MAXMSGSIZE, self._max_frame_bytes)
         address = f"tcp://{self._bind_address}"
         if self._requested_port:
             socket.bind(f"{address}:{self._requested_port}")

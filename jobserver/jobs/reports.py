@@ -72,12 +72,32 @@ class DriverReports:
 
     async def on_job_report(self, context: LiveContext, report: Message) -> None:
         try:
+            if not await self._of_context(context, report):
+                return
             await self._handle(context, report)
         except StoreUnavailable as error:
             # The driver said it once; the store must hear it when it is back. Later reports go on
             # meanwhile (their compare-and-set makes the order harmless).
             log.warning("job_report_deferred", message_type=report.TYPE, error=error.message)
             self._tasks.spawn(self._handle_later(context, report), name=f"report-{report.TYPE}")
+
+    async def _of_context(self, context: LiveContext, report: Message) -> bool:
+        """A driver reports on its own context's jobs only: one that reports on another's (a
+        job's code runs in the driver, and a tenant's job could try) is refused. The job holds
+        one of the context's slots, or its waiter says whose it is; else the store does (reports
+        held across a restart of the server, or that come after a kill)."""
+        job_id: str = getattr(report, "job_id", "")
+        if self._slots.holds(context.id, job_id):
+            return True
+        waiter = self._waiters.get(job_id)
+        if waiter is not None:
+            mine = waiter.job.context_id == context.id
+        else:
+            job = await self._store.get_job(job_id)
+            mine = job is None or job.context_id == context.id  # no such job: nothing to forge
+        if not mine:
+            log.warning("job_report_refused", context_id=context.id, job_id=job_id, message_type=report.TYPE)
+        return mine
 
     async def _handle_later(self, context: LiveContext, report: Message) -> None:
         await retry_while_store_unavailable(

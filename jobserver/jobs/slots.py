@@ -88,6 +88,11 @@ class Slots:
         jobs.running.add(start.job_id)
         return start
 
+    def holds(self, context_id: str, job_id: str) -> bool:
+        """The job holds one of the context's slots (it was sent to that context's driver)."""
+        jobs = self._contexts.get(context_id)
+        return jobs is not None and job_id in jobs.running
+
     def idle(self, context_id: str) -> bool:
         jobs = self._contexts.get(context_id)
         return jobs is None or not (jobs.running or jobs.queue)

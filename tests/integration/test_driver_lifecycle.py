@@ -14,7 +14,7 @@ import msgpack
 import zmq
 import zmq.asyncio
 
-from driver.protocol import Hello, Rejected, decode, encode
+from driver.protocol import Hello, JobFinished, Reintroduce, Rejected, decode, encode
 from tests.support import FAKE_SPARK_HOMES, Api, processes_mentioning, running_server, wait_until
 
 
@@ -285,3 +285,32 @@ async def test_a_job_that_ignores_its_kill_restarts_its_context_when_configured(
         await wait_until(restarted, timeout_s=30, what="the context restarted")
         assert await api.job_state(job["jobId"]) == "KILLED"
         await wait_until(lambda: _gone(before["id"]), timeout_s=10, what="the old driver gone")
+
+
+async def test_a_peer_posing_as_a_contexts_driver_is_ignored(tmp_path: Path) -> None:
+    bus_port = _free_port()
+    async with running_server(tmp_path, fake_spark("light", **{"spark.jobserver.bus.port": bus_port})) as api:
+        await api.upload("examples")
+        assert (await api.call("POST", "/contexts/guarded"))[0] == 200
+        _, info, _ = await api.call("GET", "/contexts/guarded")
+        status, job, _ = await api.call(
+            "POST",
+            "/jobs?appName=examples&classPath=example_jobs.sleep_job.PythonSleepJob&context=guarded",
+            data="sleep.seconds = 1",
+        )
+        assert status == 202
+        await api.wait_job_state(job["jobId"], "RUNNING")
+        context = zmq.asyncio.Context()
+        impostor = context.socket(zmq.DEALER)
+        impostor.setsockopt(zmq.LINGER, 0)
+        impostor.setsockopt(zmq.ROUTING_ID, info["id"].encode())  # the context id is public
+        impostor.connect(f"tcp://127.0.0.1:{bus_port}")
+        try:
+            await impostor.send(encode(JobFinished(job_id=job["jobId"], result=b'"forged"')))
+            assert isinstance(decode(await impostor.recv()), Reintroduce)  # a stranger to the server
+        finally:
+            impostor.close()
+            context.term()
+        report = await api.wait_job_state(job["jobId"], "FINISHED", "ERROR")
+        assert (report["status"], report["result"]) == ("FINISHED", 1.0)
+        assert (await api.call("GET", "/contexts/guarded"))[1]["state"] == "RUNNING"
