@@ -69,6 +69,8 @@ class Settings:
     dao_cleanup_after_s: float
     dao_cleanup_interval_s: float
     cors_allowed_origins: tuple[str, ...]
+    client_settings_allowed: tuple[str, ...]  # context settings clients may set (patterns)
+    client_settings_denied: tuple[str, ...]  # … and may not, even so
     context_defaults: Mapping[str, Any]
     startup_contexts: Mapping[str, Mapping[str, Any]]
     # The whole configuration as plain values: a job's config falls back to it (sjs-contract §2.3).
@@ -128,6 +130,8 @@ def settings_from_tree(tree: ConfigTree) -> Settings:
         store_url=store_url,
         supervise=parse_bool(spark.get("driver", {}).get("supervise", False)),
         cors_allowed_origins=tuple(string_list(jobserver.get("cors", {}).get("allowed-origins"))),
+        client_settings_allowed=tuple(string_list(jobserver.get("client-settings", {}).get("allowed"))),
+        client_settings_denied=tuple(string_list(jobserver.get("client-settings", {}).get("denied"))),
         context_defaults=spark.get("context-settings", {}) or {},
         startup_contexts=contexts,
         plain=plain,

@@ -26,6 +26,7 @@ from jobserver.common.errors import BadRequest, Conflict, JobServerError, NotFou
 from jobserver.common.records import ContextRecord
 from jobserver.common.states import ContextState
 from jobserver.common.tasks import BackgroundTasks
+from jobserver.contexts.client_settings import ClientSettingsPolicy
 from jobserver.contexts.driver_messages import DriverMessages
 from jobserver.contexts.events import ContextEvents, EventRelay
 from jobserver.contexts.lifecycle import ContextLifecycle
@@ -67,6 +68,9 @@ class ContextManager:
         )
         self._names_starting: set[str] = set()
         self._tasks = tasks
+        self._client_settings = ClientSettingsPolicy(
+            allowed=settings.client_settings_allowed, denied=settings.client_settings_denied
+        )
 
     def connect(self, listener: ContextEvents) -> None:
         """The job domain's listener; connected once."""
@@ -119,8 +123,16 @@ class ContextManager:
 
     # --- creation ------------------------------------------------------------------------------------
 
-    async def create(self, name: str, config: Mapping[str, Any], *, adhoc: bool = False) -> LiveContext:
-        """Launch a driver for ``name`` and wait until its Spark context is up."""
+    async def create(
+        self, name: str, client_settings: Mapping[str, Any], *, adhoc: bool = False
+    ) -> LiveContext:
+        """Launch a driver for ``name`` with settings a client asked for (checked, then laid over
+        the server's defaults), and wait until its Spark context is up."""
+        self._client_settings.check(client_settings)
+        return await self._create(name, merge(self._settings.context_defaults, client_settings), adhoc=adhoc)
+
+    async def _create(self, name: str, config: Mapping[str, Any], *, adhoc: bool = False) -> LiveContext:
+        """``create`` with settings the server trusts (its configuration's, or a context's own)."""
         if not adhoc and not CONTEXT_NAME.fullmatch(name):
             raise BadRequest(
                 "context name must start with letters and hold at most 128 letters, digits, '_', '-' or '.'"
@@ -149,7 +161,7 @@ class ContextManager:
 
     async def _create_logged(self, name: str, config: Mapping[str, Any]) -> None:
         try:
-            await self.create(name, config)
+            await self._create(name, config)
         except JobServerError as error:
             log.error("configured_context_failed", context_name=name, error=error.message)
 

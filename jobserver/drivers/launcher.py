@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jobserver.common.config import string_list
+from jobserver.common.config import parse_bool, string_list
 
 TOKEN_ENV = "JOBSERVER_DRIVER_TOKEN"
+# spark-submit's options that take no value (also when a query parameter says "true").
+SWITCHES = frozenset({"verbose", "supervise"})
 
 
 def _package_dir(name: str) -> Path:
@@ -127,8 +129,8 @@ def _submit_options(launcher: Mapping[str, Any], spark_conf: dict[str, str]) -> 
     for key, value in launcher.items():
         if key.startswith("spark."):
             spark_conf[key] = _render(value)
-        elif isinstance(value, bool):  # spark-submit's switches (--verbose, --supervise) take no value
-            options += [f"--{key}"] if value else []
+        elif isinstance(value, bool) or key in SWITCHES:  # a switch takes no value: on or absent
+            options += [f"--{key}"] if parse_bool(value) else []
         else:
             options += [f"--{key}", _render(value)]
     return options

@@ -153,12 +153,11 @@ class JobManager:
     ) -> LiveContext:
         if request.context:
             return await self._contexts.for_jobs(request.context)
-        settings = get_path(job_config, "spark.context-settings", {}) or {}
-        context_config = merge(self._settings.context_defaults, settings)
-        if request.proxy_user:
-            context_config = merge(context_config, {"spark.proxy.user": request.proxy_user})
+        settings = get_path(request.posted_config, "spark.context-settings", {}) or {}
+        if request.proxy_user:  # a client's to set only where client-settings allow it
+            settings = merge(settings, {"spark.proxy.user": request.proxy_user})
         prefix = f"{request.proxy_user}~" if request.proxy_user else ""
-        return await self._contexts.create(f"{prefix}{uuid.uuid4()}-{main_class}", context_config, adhoc=True)
+        return await self._contexts.create(f"{prefix}{uuid.uuid4()}-{main_class}", settings, adhoc=True)
 
     async def _resolve_cp(self, entries: Sequence[str]) -> tuple[list[BinaryRecord], list[str]]:
         binaries: list[BinaryRecord] = []

@@ -43,8 +43,7 @@ async def create_context(request: web.Request) -> web.Response:
     body = await config_body(request)
     # Body settings win over query parameters, which win over the server's defaults (§2.2).
     settings = merge(expand_dotted(parameters), get_path(body, "spark.context-settings", {}) or {})
-    config = merge(server.settings.context_defaults, settings)
-    await server.contexts.create(request.match_info["name"], config)
+    await server.contexts.create(request.match_info["name"], settings)
     return success("Context initialized")
 
 

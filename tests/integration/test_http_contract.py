@@ -206,3 +206,16 @@ async def test_bad_input_is_a_400_in_the_contracts_envelope(api: Api) -> None:
         assert (status, body["status"]) == (400, "ERROR"), (path, status, body)
     status, body, _ = await api.call("POST", "/contexts/ok", data=b"a = " + b"x" * (5 * 1024 * 1024))
     assert (status, body["status"]) == (413, "ERROR")
+
+
+async def test_context_settings_a_client_may_not_set_are_a_403_naming_the_key(api: Api) -> None:
+    await api.upload("any")
+    for path, data in [
+        ("/contexts/sneaky?launcher.spark.master=yarn", None),
+        ("/contexts/sneaky", '{"spark.context-settings": {"spark.executorEnv.LD_PRELOAD": "/tmp/x.so"}}'),
+        ("/jobs?appName=any&classPath=a.B&spark.proxy.user=hdfs", None),
+    ]:
+        status, body, _ = await api.call("POST", path, data=data)
+        assert status == 403, (path, body)
+        assert body["status"] == "ERROR" and "may not be set by clients" in body["result"]
+    assert (await api.call("GET", "/contexts/sneaky"))[0] == 404  # never started

@@ -294,8 +294,9 @@ def test_default_context_settings_give_the_contract_spark_settings() -> None:
     assert "--jars" not in argv
 
 
-def test_boolean_launcher_option_becomes_a_bare_flag() -> None:
-    argv = command({"launcher": {"verbose": True, "supervise": False}}).argv
+@pytest.mark.parametrize(("on", "off"), [(True, False), ("true", "false")], ids=["booleans", "strings"])
+def test_a_switch_becomes_a_bare_flag_or_nothing(on: object, off: object) -> None:
+    argv = command({"launcher": {"verbose": on, "supervise": off}}).argv
     assert "--verbose" in argv
     assert argv[argv.index("--verbose") + 1].startswith("--")
     assert "--supervise" not in argv
