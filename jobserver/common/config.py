@@ -66,6 +66,7 @@ class Settings:
     callback_attempts: int
     callback_retry_interval_s: float
     callback_timeout_s: float
+    callback_allowed_hosts: tuple[str, ...]
     dao_cleanup_after_s: float
     dao_cleanup_interval_s: float
     cors_allowed_origins: tuple[str, ...]
@@ -162,6 +163,7 @@ def _job_settings(jobserver: Mapping[str, Any]) -> dict[str, Any]:
         "callback_attempts": _int(jobserver["callback"], "attempts"),
         "callback_retry_interval_s": parse_duration_s(jobserver["callback"]["retry-interval"]),
         "callback_timeout_s": parse_duration_s(jobserver["callback"]["timeout"]),
+        "callback_allowed_hosts": tuple(string_list(jobserver["callback"].get("allowed-hosts"))),
         "dao_cleanup_after_s": parse_duration_s(jobserver["dao-cleanup-after"]),
         "dao_cleanup_interval_s": parse_duration_s(jobserver["dao-cleanup-interval"]),
         "server_id": str(jobserver.get("server-id", "") or "") or f"{socket.getfqdn()}:{jobserver['port']}",

@@ -2,31 +2,84 @@
 
 Delivery runs in the background with retries and never holds up other jobs. Killed jobs are not
 reported (spark-jobserver documented it so; its code did not always keep to it). The standard
-library's HTTP client runs on a worker thread: callbacks are few, and only the web layer may use
-aiohttp.
+library's HTTP client runs on threads of the callbacks' own small pool (a slow listener cannot
+hold up the threads data files and blobs use), each attempt within one deadline, and follows no
+redirects. Only the web layer may use aiohttp.
+
+A callback goes only where the operator allows: a public address, or a host or network listed in
+``spark.jobserver.callback.allowed-hosts``. The server itself, loopback, link-local (a cloud's
+metadata service) and private networks are refused unless listed, at submission (400) and again
+before each attempt (a name may resolve elsewhere by then).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import structlog
 
+from jobserver.common.errors import BadRequest
 from jobserver.common.records import JobRecord
 from jobserver.common.states import JobState
 
 log = structlog.get_logger(__name__)
 
 
+CALLBACK_THREADS = 4
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
 @dataclass(frozen=True, slots=True)
 class CallbackPolicy:
     attempts: int
     retry_interval_s: float
-    timeout_s: float
+    timeout_s: float  # for each attempt, all of it
+
+
+class CallbackTargets:
+    """Which callback URLs may be called: see the module's docstring."""
+
+    def __init__(self, allowed_hosts: Sequence[str]) -> None:
+        self._names = frozenset(host.lower() for host in allowed_hosts if not _network(host))
+        self._networks: tuple[_Network, ...] = tuple(
+            network for host in allowed_hosts if (network := _network(host)) is not None
+        )
+
+    async def check(self, url: str) -> None:
+        """BadRequest when ``url`` may not be called."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise BadRequest("Callback Url has to be 'http'/'https'")
+        host = parts.hostname.lower()
+        if host in self._names:
+            return
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            found = await asyncio.get_running_loop().getaddrinfo(host, port)
+        except (OSError, ValueError) as error:
+            raise BadRequest(f"Callback Url host {host} cannot be resolved: {error}") from None
+        for address in {str(info[4][0]) for info in found}:
+            ip = ipaddress.ip_address(address.split("%", 1)[0])
+            if not ip.is_global and not any(ip in network for network in self._networks):
+                raise BadRequest(
+                    f"Callback Url host {host} is {ip}, a private, loopback or link-local address"
+                    " (spark.jobserver.callback.allowed-hosts lists those that may be called)"
+                )
+
+
+def _network(host: str) -> _Network | None:
+    try:
+        return ipaddress.ip_network(host, strict=False)
+    except ValueError:
+        return None
 
 
 def callback_body(job: JobRecord, result_json: bytes | None) -> bytes | None:
@@ -40,13 +93,27 @@ def callback_body(job: JobRecord, result_json: bytes | None) -> bytes | None:
     return None
 
 
-async def deliver(url: str, body: bytes, job_id: str, policy: CallbackPolicy) -> bool:
+async def deliver(
+    url: str,
+    body: bytes,
+    job_id: str,
+    policy: CallbackPolicy,
+    targets: CallbackTargets,
+    threads: ThreadPoolExecutor,
+) -> bool:
     """POST ``body`` until the receiver answers 2xx or 3xx, at most ``policy.attempts`` times."""
+    loop = asyncio.get_running_loop()
     for attempt in range(1, policy.attempts + 1):
         try:
-            status = await asyncio.to_thread(_post, url, body, policy.timeout_s)
-        except (OSError, urllib.error.URLError) as error:
-            reason = str(error)
+            await targets.check(url)
+            status = await asyncio.wait_for(
+                loop.run_in_executor(threads, _post, url, body, policy.timeout_s), policy.timeout_s
+            )
+        except BadRequest as refused:
+            log.error("callback_refused", job_id=job_id, reason=refused.message)
+            return False
+        except (OSError, urllib.error.URLError, TimeoutError) as error:
+            reason = str(error) or type(error).__name__
         else:
             reason = f"HTTP {status}"
             if status < 400:
@@ -59,12 +126,22 @@ async def deliver(url: str, body: bytes, job_id: str, policy: CallbackPolicy) ->
     return False
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is the receiver's answer, not a new place to post to."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects())
+
+
 def _post(url: str, body: bytes, timeout_s: float) -> int:
     request = urllib.request.Request(
         url, data=body, method="POST", headers={"Content-Type": "application/json"}
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        with _OPENER.open(request, timeout=timeout_s) as response:
             return int(response.status)
     except urllib.error.HTTPError as error:
         return int(error.code)

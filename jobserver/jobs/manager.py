@@ -17,13 +17,12 @@ import dataclasses
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 import structlog
 
 from driver.protocol import KillJob, StartJob
 from jobserver.common.config import Settings, get_path, merge
-from jobserver.common.errors import BadRequest, NotFound
+from jobserver.common.errors import NotFound
 from jobserver.common.records import BinaryRecord, JobRecord, utc_now
 from jobserver.common.states import JobState
 from jobserver.common.tasks import BackgroundTasks
@@ -68,8 +67,8 @@ class JobManager:
             )
         job_config = merge(self._settings.plain, request.posted_config)
         main_class, cp_entries = what_to_run(request, job_config)
-        if request.callback_url and urlsplit(request.callback_url).scheme not in ("http", "https"):
-            raise BadRequest("Callback Url has to be 'http'/'https'")
+        if request.callback_url:
+            await self._flow.callback_targets.check(request.callback_url)
         binaries, uris = await self._resolve_cp(cp_entries)
         context = await self._context_for(request, job_config, main_class)
         job = JobRecord(
@@ -234,3 +233,4 @@ class JobManager:
 
     async def close(self) -> None:
         await self._reports.close(CLOSE_STORE_TIMEOUT_S)
+        self._flow.close()

@@ -30,6 +30,7 @@ async def test_outcomes_are_posted_with_retries_and_kills_are_not(
     overrides = {
         "spark.home": str(FAKE_SPARK_HOMES / "light"),
         "spark.jobserver.callback.retry-interval": "100ms",
+        "spark.jobserver.callback.allowed-hosts": ["127.0.0.1"],  # the listener's
     }
     async with running_server(tmp_path, overrides) as api:
         await api.upload("examples")
@@ -57,3 +58,19 @@ async def test_outcomes_are_posted_with_retries_and_kills_are_not(
         assert (error["status"], error["result"]["message"]) == ("ERROR", "Deliberate failure")
         assert receiver.attempts == 3  # the first attempt was refused and retried
         assert killed["jobId"] not in by_job
+
+
+async def test_callbacks_to_the_server_itself_or_private_networks_are_refused(tmp_path: Path) -> None:
+    async with running_server(tmp_path, {"spark.home": str(FAKE_SPARK_HOMES / "light")}) as api:
+        await api.upload("examples")
+        for target in (
+            "http://127.0.0.1:8090/data?reset=reboot",
+            "http://169.254.169.254/latest",
+            "http://10.1.2.3/",
+        ):
+            echo = "/jobs?appName=examples&classPath=example_jobs.echo.EchoJob"
+            path = f"{echo}&callbackUrl={quote(target, safe='')}"
+            status, body, _ = await api.call("POST", path)
+            assert status == 400, (target, body)
+            assert "private, loopback or link-local" in body["result"]
+        assert (await api.call("GET", "/jobs"))[1] == []  # nothing was started

@@ -47,6 +47,7 @@ class Site:
             "spark.jobserver.heartbeat.timeout": "3s",
             "spark.jobserver.reattach-grace": "10s",
             "spark.jobserver.driver.server-silence-grace": "30s",
+            "spark.jobserver.callback.allowed-hosts": ["127.0.0.1"],  # the tests' listener
             **(extra or {}),
         }
         config = tmp_path / "server.conf"
