@@ -28,6 +28,7 @@ import collections
 import contextlib
 import dataclasses
 import datetime
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -43,14 +44,17 @@ _T = TypeVar("_T")
 class HeldWrite(Generic[_T]):
     """One write that is done once: by its holder after a delay, or sooner by whoever needs it."""
 
-    def __init__(self, job: JobRecord, store_it: Callable[[], Awaitable[_T]], *, retry: bool) -> None:
+    def __init__(
+        self, job: JobRecord, store_it: Callable[[], Awaitable[_T]], *, retry: bool, payload: Any = None
+    ) -> None:
         self.job = job  # what reads see while the write is held
+        self.payload = payload  # … and the posted config (insert) or the result (finish)
         self._store_it = store_it
         self._retry = retry  # after a failed attempt: stay held (True) or give up for good
         self._due = asyncio.Event()
         self._attempt: asyncio.Future[_T] | None = None
         self._outcome: asyncio.Future[_T] | None = None
-        self.on_settled: Callable[[], None] = lambda: None
+        self.on_settled: Callable[[], object] = lambda: None  # written, or given up for good
 
     async def write(self, *, within_s: float = 0.0) -> _T:
         """Write within ``within_s``, or at once when someone needs it sooner; the write's outcome."""
@@ -100,9 +104,7 @@ class WriteBehindStore(Store):
         self._store = store
         self.enabled = enabled
         self._inserts: dict[str, HeldWrite[None]] = {}
-        self._configs: dict[str, Mapping[str, Any]] = {}  # posted configs of held inserts
         self._finishes: dict[str, HeldWrite[JobRecord | None]] = {}
-        self._results: dict[str, bytes] = {}  # results of held finishes
         # Jobs whose final state is being written other than by a held finish (a kill, a failure).
         self._final_writes: collections.Counter[str] = collections.Counter()
 
@@ -116,15 +118,9 @@ class WriteBehindStore(Store):
             held = HeldWrite(job, _nothing, retry=False)
             await held.write_now()
             return held
-        held = HeldWrite(job, lambda: self._store.insert_job(job, config), retry=False)
+        held = HeldWrite(job, lambda: self._store.insert_job(job, config), retry=False, payload=config)
         self._inserts[job.id] = held
-        self._configs[job.id] = config
-
-        def forget() -> None:
-            self._inserts.pop(job.id, None)
-            self._configs.pop(job.id, None)
-
-        held.on_settled = forget
+        held.on_settled = functools.partial(self._inserts.pop, job.id, None)
         return held
 
     async def hold_finish(self, job: JobRecord, result: bytes) -> HeldFinish | None:
@@ -138,15 +134,10 @@ class WriteBehindStore(Store):
             record,
             lambda: self._store.finish_job(job.id, result, end_time=record.end_time),
             retry=True,
+            payload=result,
         )
         self._finishes[job.id] = held
-        self._results[job.id] = result
-
-        def forget() -> None:
-            self._finishes.pop(job.id, None)
-            self._results.pop(job.id, None)
-
-        held.on_settled = forget
+        held.on_settled = functools.partial(self._finishes.pop, job.id, None)
         return HeldFinish(record, result, held.write)
 
     async def flush(self, *, context_id: str | None = None) -> None:
@@ -220,14 +211,12 @@ class WriteBehindStore(Store):
         return held.job if held is not None else await self._store.get_job(job_id)
 
     async def get_result(self, job_id: str) -> bytes | None:
-        if job_id in self._results:
-            return self._results[job_id]
-        return await self._store.get_result(job_id)
+        held = self._finishes.get(job_id)
+        return held.payload if held is not None else await self._store.get_result(job_id)
 
     async def get_job_config(self, job_id: str) -> Mapping[str, Any] | None:
-        if job_id in self._configs:
-            return self._configs[job_id]
-        return await self._store.get_job_config(job_id)
+        held = self._inserts.get(job_id)
+        return held.payload if held is not None else await self._store.get_job_config(job_id)
 
     async def jobs_in_context(
         self, context_id: str, states: Collection[JobState] | None = None

@@ -94,13 +94,14 @@ async def test_a_finish_is_not_held_while_another_end_of_the_job_is_being_writte
     backend: Backend, raw: Store
 ) -> None:
     gate = asyncio.Event()
-    store = WriteBehindStore(_SlowKills(backend.new_store(), gate), enabled=True)
+    slow = _SlowKills(backend.new_store(), gate)
+    store = WriteBehindStore(slow, enabled=True)
     await store.open()
     try:
         job = make_job("job-1")
         await (await store.hold_insert(job, {})).write()
         kill = asyncio.create_task(store.update_job("job-1", JobState.KILLED))
-        await asyncio.sleep(0)  # the kill is under way, waiting at the gate
+        await asyncio.wait_for(slow.at_gate.wait(), 10)  # the kill is under way, waiting at the gate
         assert await store.hold_finish(job, b"1") is None  # to be stored before it is answered
         gate.set()
         assert (await kill).state is JobState.KILLED  # type: ignore[union-attr]
@@ -163,10 +164,12 @@ class _SlowKills(WriteBehindStore):
     def __init__(self, inner: Store, gate: asyncio.Event) -> None:
         super().__init__(inner, enabled=False)
         self._gate = gate
+        self.at_gate = asyncio.Event()
 
     async def update_job(
         self, job_id: str, target: JobState, *, error: Mapping[str, str] | None = None
     ) -> JobRecord | None:
+        self.at_gate.set()
         await self._gate.wait()
         return await super().update_job(job_id, target, error=error)
 
