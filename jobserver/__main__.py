@@ -9,17 +9,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import ipaddress
 import os
 import signal
 import sys
 
+import structlog
 from aiohttp import web
 
-from jobserver.common.config import load_settings
+from jobserver.common.config import Settings, load_settings
 from jobserver.common.errors import ConfigError
 from jobserver.logs import configure_logging
 from jobserver.web.app import create_app
 from jobserver.web.keys import SERVER
+from jobserver.web.tls import server_ssl_context
+
+log = structlog.get_logger(__name__)
 
 # Collections of the young generation every 20,000 allocations, and of the older ones every 20 of
 # those; CPython's defaults are (700, 10, 10).
@@ -36,20 +41,46 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()
     try:
         settings = load_settings(arguments.config_file)
+        app = create_app(settings)
+        ssl_context = server_ssl_context(settings.tls)
     except ConfigError as error:
         print(f"jobserver: {error}", file=sys.stderr)
         return 2
-    app = create_app(settings)
+    _warn_when_open(settings)
     app.on_startup.append(_stop_keeping_contexts_on_sigusr1)
     app.on_startup.append(_collect_garbage_less_often)  # after the server has started
     web.run_app(
         app,
         host=settings.bind_address,
         port=settings.port,
+        ssl_context=ssl_context,
         print=lambda text: print(text, file=sys.stderr),
         access_log=None,
     )
     return 0
+
+
+def _warn_when_open(settings: Settings) -> None:
+    """Authentication off on an address others can reach: say so where nobody can miss it."""
+    if settings.auth.enabled or _is_loopback(settings.bind_address):
+        return
+    banner = "=" * 78
+    lines = (
+        "WARNING: authentication is OFF (spark.jobserver.auth.mechanisms = none) and the REST API",
+        f"listens on {settings.bind_address}:{settings.port}: anyone who can reach this port can run",
+        "code as this server's user. Turn it on or bind to 127.0.0.1; see docs/security.md.",
+    )
+    print(banner, *lines, banner, sep="\n", file=sys.stderr)
+    log.warning("authentication_off", bind_address=settings.bind_address, port=settings.port)
+
+
+def _is_loopback(address: str) -> bool:
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 async def _collect_garbage_less_often(app: web.Application) -> None:

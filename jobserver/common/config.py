@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import re
 import socket
 import sys
 import urllib.parse
@@ -20,12 +19,17 @@ from typing import Any
 from pyhocon import ConfigFactory, ConfigTree
 
 from jobserver.common.errors import ConfigError
+from jobserver.common.security_settings import AuthSettings, TlsSettings, auth_settings, tls_settings
+from jobserver.common.values import (
+    parse_bool,
+    parse_duration_s,
+    parse_size_bytes,
+    render_timedelta,
+    string_list,
+)
 
 DEFAULTS_PATH = Path(__file__).resolve().parents[2] / "conf" / "defaults.conf"
 
-_SIZE_PATTERN = re.compile(r"^\s*(\d+)\s*([kmgt]?)b?\s*$", re.IGNORECASE)
-_DURATION_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|)\s*$", re.IGNORECASE)
-_DURATION_UNITS_S = {"ms": 0.001, "s": 1.0, "": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,8 @@ class Settings:
     dao_cleanup_after_s: float
     dao_cleanup_interval_s: float
     cors_allowed_origins: tuple[str, ...]
+    auth: AuthSettings  # who may call the REST API (spark.jobserver.auth)
+    tls: TlsSettings  # HTTPS for the REST API (spark.jobserver.tls)
     client_settings_allowed: tuple[str, ...]  # context settings clients may set (patterns)
     client_settings_denied: tuple[str, ...]  # … and may not, even so
     context_defaults: Mapping[str, Any]
@@ -131,6 +137,8 @@ def settings_from_tree(tree: ConfigTree) -> Settings:
         store_url=store_url,
         supervise=parse_bool(spark.get("driver", {}).get("supervise", False)),
         cors_allowed_origins=tuple(string_list(jobserver.get("cors", {}).get("allowed-origins"))),
+        auth=auth_settings(jobserver.get("auth", {}) or {}),
+        tls=tls_settings(jobserver.get("tls", {}) or {}),
         client_settings_allowed=tuple(string_list(jobserver.get("client-settings", {}).get("allowed"))),
         client_settings_denied=tuple(string_list(jobserver.get("client-settings", {}).get("denied"))),
         context_defaults=spark.get("context-settings", {}) or {},
@@ -191,11 +199,6 @@ def _driver_settings(jobserver: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def parse_bool(value: Any) -> bool:
-    """HOCON's booleans, also when they come as strings (query parameters, overrides)."""
-    return str(value).lower() in ("true", "on", "yes")
-
-
 def _spark_home(configured: str) -> Path:
     if configured:
         return Path(configured)
@@ -220,41 +223,6 @@ def _int(section: Mapping[str, Any], key: str) -> int:
         raise ConfigError(f"setting {key} must be a whole number, got {section.get(key)!r}") from error
 
 
-def parse_duration_s(value: Any) -> float:
-    """``10s``, ``500ms``, ``5m``, ``72h``, a bare number of seconds, or a timedelta."""
-    if isinstance(value, datetime.timedelta):
-        return value.total_seconds()
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    match = _DURATION_PATTERN.match(str(value))
-    if not match:
-        raise ConfigError(f"{value!r} is not a duration (e.g. 500ms, 10s, 5m)")
-    return float(match.group(1)) * _DURATION_UNITS_S[match.group(2).lower()]
-
-
-def parse_size_bytes(value: Any) -> int:
-    """``30m``, ``512k``, ``1g`` or a bare number of bytes."""
-    if isinstance(value, datetime.timedelta):  # an unquoted 30m arrives as thirty minutes
-        value = _render_timedelta(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    match = _SIZE_PATTERN.match(str(value))
-    if not match:
-        raise ConfigError(f"{value!r} is not a size (e.g. 512k, 30m, 1g)")
-    exponent = " kmgt".index(match.group(2).lower() or " ")
-    return int(match.group(1)) << (10 * exponent)
-
-
-def _render_timedelta(value: datetime.timedelta) -> str:
-    # pyhocon turns unquoted `512m` into 512 minutes; give back the text a user most likely wrote.
-    total_ms = round(value.total_seconds() * 1000)
-    if total_ms % 60_000 == 0:
-        return f"{total_ms // 60_000}m"
-    if total_ms % 1000 == 0:
-        return f"{total_ms // 1000}s"
-    return f"{total_ms}ms"
-
-
 def to_plain(value: Any) -> Any:
     """A ConfigTree (or any pyhocon value) as JSON-able dicts, lists and scalars."""
     if isinstance(value, Mapping):
@@ -262,7 +230,7 @@ def to_plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [to_plain(item) for item in value]
     if isinstance(value, datetime.timedelta):
-        return _render_timedelta(value)
+        return render_timedelta(value)
     if value is None or isinstance(value, str | int | float | bool):
         return value
     # pyhocon's NoneValue and other markers
@@ -305,15 +273,6 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any
     return result
 
 
-def string_list(value: Any) -> list[str]:
-    """A list setting given as a list or as a comma-separated string."""
-    if value is None or value == "":
-        return []
-    if isinstance(value, list):
-        return [str(item).strip() for item in value if str(item).strip()]
-    return [part.strip() for part in str(value).split(",") if part.strip()]
-
-
 def get_path(values: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
     current: Any = values
     for part in dotted.split("."):
@@ -324,7 +283,11 @@ def get_path(values: Mapping[str, Any], dotted: str, default: Any = None) -> Any
 
 
 # Config sections drivers never get: credentials of the server's own services.
-_SERVER_ONLY_SECTIONS = (("spark", "jobserver", "store"), ("spark", "jobserver", "auth"))
+_SERVER_ONLY_SECTIONS = (
+    ("spark", "jobserver", "store"),
+    ("spark", "jobserver", "auth"),
+    ("spark", "jobserver", "tls"),
+)
 _SECRET_WORDS = ("password", "passwd", "pwd", "secret", "token", "credential", "private-key", "keytab")
 
 

@@ -29,6 +29,10 @@ class JobServerError(Exception):
     def envelope(self) -> dict[str, Any]:
         return {"status": self.label, "result": self.details if self.details is not None else self.message}
 
+    def headers(self) -> list[tuple[str, str]]:
+        """Headers the answer carries besides the envelope (a name may come more than once)."""
+        return []
+
 
 class BadRequest(JobServerError):
     http_status = 400
@@ -36,6 +40,20 @@ class BadRequest(JobServerError):
 
 class NotFound(JobServerError):
     http_status = 404
+
+
+class Unauthorized(JobServerError):
+    """No credentials, or credentials that do not prove who the caller is: 401 with a challenge for
+    each way the server accepts (``WWW-Authenticate``)."""
+
+    http_status = 401
+
+    def __init__(self, message: str, *, challenges: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.challenges = challenges
+
+    def headers(self) -> list[tuple[str, str]]:
+        return [("WWW-Authenticate", challenge) for challenge in self.challenges]
 
 
 class Forbidden(JobServerError):
@@ -87,3 +105,10 @@ class ContextInitError(JobServerError):
 
 class ConfigError(Exception):
     """The server's own configuration is wrong; raised at start-up only."""
+
+
+class AuthenticationUnavailable(JobServerError):
+    """The service that checks credentials (LDAP, the identity provider's keys) cannot be reached:
+    the caller may be who it says, so this is no 401."""
+
+    http_status = 503

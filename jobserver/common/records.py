@@ -39,6 +39,18 @@ def from_epoch_ms(epoch_ms: int) -> datetime.datetime:
 
 
 @dataclass(frozen=True, slots=True)
+class Caller:
+    """An authenticated client, as the domain needs to know it: its name (recorded on the jobs and
+    contexts it starts) and the users its work may run as (``*``: anyone)."""
+
+    user: str
+    acts_as: frozenset[str]
+
+    def may_act_as(self, user: str) -> bool:
+        return "*" in self.acts_as or user in self.acts_as
+
+
+@dataclass(frozen=True, slots=True)
 class BinaryRecord:
     """One uploaded version of a binary. The bytes live once per sha256 in the blob store."""
 
@@ -65,6 +77,8 @@ class ContextRecord:
     # The server that launched the driver (its server id): at start-up a server reconciles only
     # the contexts it owns, so two servers can share one database.
     owner: str | None = None
+    # The authenticated user who started it (None: authentication off).
+    user: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,3 +94,4 @@ class JobRecord:
     uris: tuple[str, ...] = ()
     error: ErrorMap | None = None
     callback_url: str | None = None
+    user: str | None = None  # the authenticated user who submitted it (None: authentication off)

@@ -54,3 +54,17 @@ def _dotted_keys(values: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
             yield from _dotted_keys(value, f"{name}.")
         else:
             yield name
+
+
+PROXY_USER = "spark.proxy.user"
+
+
+def proxy_user_of(config: Mapping[str, Any]) -> str | None:
+    """The user a context's driver runs as (spark-submit --proxy-user), written flat or nested."""
+    value = config.get(PROXY_USER)
+    if value is None:
+        nested: Any = config
+        for part in PROXY_USER.split("."):
+            nested = nested.get(part) if isinstance(nested, Mapping) else None
+        value = nested
+    return str(value) if value not in (None, "") else None

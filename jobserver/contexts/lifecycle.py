@@ -76,7 +76,9 @@ class ContextLifecycle:
 
     # --- launch --------------------------------------------------------------------------------------
 
-    async def launch(self, name: str, config: Mapping[str, Any], *, adhoc: bool) -> LiveContext:
+    async def launch(
+        self, name: str, config: Mapping[str, Any], *, adhoc: bool, user: str | None = None
+    ) -> LiveContext:
         record = ContextRecord(
             id=str(uuid.uuid4()),
             name=name,
@@ -85,6 +87,7 @@ class ContextLifecycle:
             start_time=utc_now(),
             is_adhoc=adhoc,
             owner=self._settings.server_id,
+            user=user,
         )
         await self._store.insert_context(record)
         context = LiveContext(record=record, bus=self._bus)

@@ -22,11 +22,11 @@ import structlog
 
 from driver.protocol import Message
 from jobserver.common.config import Settings, merge
-from jobserver.common.errors import BadRequest, Conflict, JobServerError, NotFound
-from jobserver.common.records import ContextRecord
+from jobserver.common.errors import BadRequest, Conflict, Forbidden, JobServerError, NotFound
+from jobserver.common.records import Caller, ContextRecord
 from jobserver.common.states import ContextState
 from jobserver.common.tasks import BackgroundTasks
-from jobserver.contexts.client_settings import ClientSettingsPolicy
+from jobserver.contexts.client_settings import PROXY_USER, ClientSettingsPolicy, proxy_user_of
 from jobserver.contexts.driver_messages import DriverMessages
 from jobserver.contexts.events import ContextEvents, EventRelay
 from jobserver.contexts.lifecycle import ContextLifecycle
@@ -90,14 +90,16 @@ class ContextManager:
     def live(self, context_id: str) -> LiveContext | None:
         return self._registry.get(context_id)
 
-    async def for_jobs(self, name: str) -> LiveContext:
-        """The context of that name, once it is up: 404 when there is none, 409 while it stops."""
+    async def for_jobs(self, name: str, caller: Caller | None = None) -> LiveContext:
+        """The context of that name, once it is up: 404 when there is none, 409 while it stops,
+        403 when it runs as a user the caller may not act as (proxy-user mode)."""
         context = self._registry.by_name(name)
         if context is None:
             record = await self._store.latest_context(name)
             if record is not None and record.state is ContextState.STOPPING:
                 raise Conflict("Context stop in progress")
             raise NotFound(f"context {name} not found")
+        self._check_runs_as(context.record, caller)
         if not context.ready.done():
             await self.wait_ready(context)
         return context
@@ -124,14 +126,26 @@ class ContextManager:
     # --- creation ------------------------------------------------------------------------------------
 
     async def create(
-        self, name: str, client_settings: Mapping[str, Any], *, adhoc: bool = False
+        self,
+        name: str,
+        client_settings: Mapping[str, Any],
+        *,
+        adhoc: bool = False,
+        caller: Caller | None = None,
+        proxy_user: str | None = None,
     ) -> LiveContext:
         """Launch a driver for ``name`` with settings a client asked for (checked, then laid over
-        the server's defaults), and wait until its Spark context is up."""
+        the server's defaults), and wait until its Spark context is up. ``proxy_user`` is the user
+        the driver runs as, decided by the authentication (not a client's setting)."""
         self._client_settings.check(client_settings)
-        return await self._create(name, merge(self._settings.context_defaults, client_settings), adhoc=adhoc)
+        config = merge(self._settings.context_defaults, client_settings)
+        if proxy_user:
+            config = merge(config, {PROXY_USER: proxy_user})
+        return await self._create(name, config, adhoc=adhoc, user=caller.user if caller else None)
 
-    async def _create(self, name: str, config: Mapping[str, Any], *, adhoc: bool = False) -> LiveContext:
+    async def _create(
+        self, name: str, config: Mapping[str, Any], *, adhoc: bool = False, user: str | None = None
+    ) -> LiveContext:
         """``create`` with settings the server trusts (its configuration's, or a context's own)."""
         if not adhoc and not CONTEXT_NAME.fullmatch(name):
             raise BadRequest(
@@ -144,7 +158,7 @@ class ContextManager:
             existing = await self._store.latest_context(name)
             if existing is not None and not existing.state.is_final:
                 raise BadRequest(f"context {name} exists")
-            context = await self._lifecycle.launch(name, config, adhoc=adhoc)
+            context = await self._lifecycle.launch(name, config, adhoc=adhoc, user=user)
         finally:
             self._names_starting.discard(name)
         await self.wait_ready(context)
@@ -167,11 +181,12 @@ class ContextManager:
 
     # --- stopping ------------------------------------------------------------------------------------
 
-    async def delete(self, name: str, *, force: bool = False) -> bool:
+    async def delete(self, name: str, *, force: bool = False, caller: Caller | None = None) -> bool:
         """DELETE /contexts/<name>: True once it has ended, False when its stop goes on."""
         record = await self._store.latest_context(name)
         if record is None or record.state.is_final:
             raise NotFound(f"context {name} not found")
+        self._check_runs_as(record, caller)
         context = self._registry.get(record.id)
         if context is None:
             # Persisted as alive but no driver of ours: nothing can stop it, so tell the truth.
@@ -180,6 +195,15 @@ class ContextManager:
         await self._lifecycle.stop(context, force=force)
         wait_s = max(self._settings.context_deletion_timeout_s - 2.0, 0.5)
         return await self._lifecycle.wait_ended(context, wait_s)
+
+    def _check_runs_as(self, record: ContextRecord, caller: Caller | None) -> None:
+        """In proxy-user mode a context is its user's: others may use or stop it only when they may
+        act as that user."""
+        if caller is None or not self._settings.auth.proxy_user:
+            return
+        runs_as = proxy_user_of(record.config)
+        if runs_as and not caller.may_act_as(runs_as):
+            raise Forbidden(f"Context {record.name} runs as {runs_as}, and {caller.user} may not act as them")
 
     async def stop(self, context: LiveContext) -> None:
         """Stop a context the server itself ends (an ad-hoc context after its job, …)."""

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jobserver.common.config import Settings, parse_bool
+from jobserver.common.config import Settings
+from jobserver.common.values import parse_bool
 
 FLAG = "spark.driver.supervise"
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jobserver.common.config import parse_bool, string_list
+from jobserver.common.values import parse_bool, string_list
 
 TOKEN_ENV = "JOBSERVER_DRIVER_TOKEN"
 # spark-submit's options that take no value (also when a query parameter says "true").

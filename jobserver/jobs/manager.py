@@ -81,6 +81,7 @@ class JobManager:
             binary_ids=tuple(binary.id for binary in binaries),
             uris=tuple(uris),
             callback_url=request.callback_url,
+            user=request.caller.user if request.caller else None,
         )
         try:
             start = await self._flow.start_message(job.id, main_class, binaries, uris, request.posted_config)
@@ -151,12 +152,19 @@ class JobManager:
         self, request: JobRequest, job_config: Mapping[str, Any], main_class: str
     ) -> LiveContext:
         if request.context:
-            return await self._contexts.for_jobs(request.context)
+            return await self._contexts.for_jobs(request.context, request.caller)
         settings = get_path(request.posted_config, "spark.context-settings", {}) or {}
         if request.proxy_user:  # a client's to set only where client-settings allow it
             settings = merge(settings, {"spark.proxy.user": request.proxy_user})
-        prefix = f"{request.proxy_user}~" if request.proxy_user else ""
-        return await self._contexts.create(f"{prefix}{uuid.uuid4()}-{main_class}", settings, adhoc=True)
+        runs_as = request.run_as or request.proxy_user
+        prefix = f"{runs_as}~" if runs_as else ""
+        return await self._contexts.create(
+            f"{prefix}{uuid.uuid4()}-{main_class}",
+            settings,
+            adhoc=True,
+            caller=request.caller,
+            proxy_user=request.run_as,
+        )
 
     async def _resolve_cp(self, entries: Sequence[str]) -> tuple[list[BinaryRecord], list[str]]:
         binaries: list[BinaryRecord] = []

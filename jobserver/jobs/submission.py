@@ -17,7 +17,6 @@ from driver.protocol import (
     FAILURE_VALIDATION,
     SQL_MAIN_CLASS,
 )
-from jobserver.common.config import string_list
 from jobserver.common.errors import (
     BadRequest,
     ErrorMap,
@@ -28,7 +27,8 @@ from jobserver.common.errors import (
     ValidationFailed,
     error_map,
 )
-from jobserver.common.records import JobRecord
+from jobserver.common.records import Caller, JobRecord
+from jobserver.common.values import string_list
 
 KILLED_ERROR_CLASS = "spark.jobserver.JobManagerActor$JobKilledException"
 
@@ -51,8 +51,10 @@ class JobRequest:
     sync: bool = False
     timeout_s: float | None = None
     callback_url: str | None = None
-    proxy_user: str | None = None
+    proxy_user: str | None = None  # a client's spark.proxy.user, a client setting like any other
     sql: str | None = None  # an SQL job's statement, when given as a query parameter
+    caller: Caller | None = None  # the authenticated client (None: authentication off)
+    run_as: str | None = None  # the ad-hoc context's proxy user, decided by the authentication
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ CONTEXT_COLUMNS = (
     "web_ui_url",
     "is_adhoc",
     "owner",
+    "user_name",
 )
 JOB_COLUMNS = (
     "id",
@@ -46,6 +47,7 @@ JOB_COLUMNS = (
     "uris",
     "error",
     "callback_url",
+    "user_name",
 )
 
 
@@ -87,7 +89,20 @@ def binary_from_row(row: Sequence[Any]) -> BinaryRecord:
 
 
 def context_from_row(row: Sequence[Any]) -> ContextRecord:
-    id_, name, config, state, start_time, end_time, error, application_id, web_ui_url, is_adhoc, owner = row
+    (
+        id_,
+        name,
+        config,
+        state,
+        start_time,
+        end_time,
+        error,
+        application_id,
+        web_ui_url,
+        is_adhoc,
+        owner,
+        user,
+    ) = row
     return ContextRecord(
         id=id_,
         name=name,
@@ -100,11 +115,24 @@ def context_from_row(row: Sequence[Any]) -> ContextRecord:
         web_ui_url=web_ui_url,
         is_adhoc=bool(is_adhoc),
         owner=owner,
+        user=user,
     )
 
 
 def job_from_row(row: Sequence[Any], binary_ids: Sequence[int]) -> JobRecord:
-    id_, context_id, context_name, class_path, state, start_time, end_time, uris, error, callback_url = row
+    (
+        id_,
+        context_id,
+        context_name,
+        class_path,
+        state,
+        start_time,
+        end_time,
+        uris,
+        error,
+        callback_url,
+        user,
+    ) = row
     return JobRecord(
         id=id_,
         context_id=context_id,
@@ -117,6 +145,7 @@ def job_from_row(row: Sequence[Any], binary_ids: Sequence[int]) -> JobRecord:
         uris=tuple(json_value(uris)),
         error=None if error is None else json_value(error),
         callback_url=callback_url,
+        user=user,
     )
 
 
@@ -138,6 +167,7 @@ def context_values(context: ContextRecord, encode_json: Callable[[Any], Any]) ->
         context.web_ui_url,
         context.is_adhoc,
         context.owner,
+        context.user,
     )
 
 
@@ -154,4 +184,5 @@ def job_values(job: JobRecord, encode_json: Callable[[Any], Any]) -> tuple[Any, 
         encode_json(list(job.uris)),
         None if job.error is None else encode_json(job.error),
         job.callback_url,
+        job.user,
     )

@@ -6,18 +6,24 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from jobserver.auth.authenticator import Authenticator
 from jobserver.common.config import Settings
 from jobserver.server import JobServer
 from jobserver.web import binaries, contexts, data, health, jobs
-from jobserver.web.keys import SERVER
+from jobserver.web.access import Access
+from jobserver.web.keys import ACCESS, SERVER
 from jobserver.web.middleware import conventions
 
 
 def create_app(settings: Settings) -> web.Application:
+    """The application; ConfigError when the authentication settings cannot work."""
+    access = Access(Authenticator(settings.auth)) if settings.auth.enabled else None
     app = web.Application(
-        middlewares=[conventions(settings.cors_allowed_origins)],
+        middlewares=[conventions(settings.cors_allowed_origins, access)],
         client_max_size=settings.max_upload_bytes,
     )
+    if access is not None:
+        app[ACCESS] = access
     for module in (binaries, contexts, jobs, data, health):
         app.router.add_routes(module.routes)
 
@@ -26,6 +32,8 @@ def create_app(settings: Settings) -> web.Application:
         app[SERVER] = await JobServer.start(settings)
         yield
         await app[SERVER].stop()
+        if access is not None:
+            access.close()
 
     app.cleanup_ctx.append(job_server)
     return app

@@ -4,7 +4,8 @@ from aiohttp import web
 
 from jobserver.common.config import expand_dotted, get_path, merge
 from jobserver.common.errors import JobServerError
-from jobserver.web.keys import SERVER
+from jobserver.web.access import caller
+from jobserver.web.keys import ACCESS, SERVER
 from jobserver.web.params import config_body, flag
 from jobserver.web.render import context_info, json_response, success
 
@@ -12,6 +13,7 @@ routes = web.RouteTableDef()
 
 # Query parameters that steer the request itself and are not context settings.
 _REQUEST_PARAMETERS = frozenset({"_method", "force"})
+PROXY_USER_PARAMETER = "spark.proxy.user"
 
 
 @routes.get("/contexts")
@@ -40,17 +42,25 @@ async def list_named_objects(request: web.Request) -> web.Response:
 async def create_context(request: web.Request) -> web.Response:
     server = request.app[SERVER]
     parameters = {key: value for key, value in request.query.items() if key not in _REQUEST_PARAMETERS}
+    run_as = None
+    access = request.app.get(ACCESS)
+    if access is not None:  # the authentication decides whom the driver runs as
+        run_as = access.run_as(request, parameters.pop(PROXY_USER_PARAMETER, None))
     body = await config_body(request)
     # Body settings win over query parameters, which win over the server's defaults (§2.2).
     settings = merge(expand_dotted(parameters), get_path(body, "spark.context-settings", {}) or {})
-    await server.contexts.create(request.match_info["name"], settings)
+    await server.contexts.create(
+        request.match_info["name"], settings, caller=caller(request), proxy_user=run_as
+    )
     return success("Context initialized")
 
 
 @routes.delete("/contexts/{name}")
 async def delete_context(request: web.Request) -> web.Response:
     force = flag(request.query, "force", False)
-    ended = await request.app[SERVER].contexts.delete(request.match_info["name"], force=force)
+    ended = await request.app[SERVER].contexts.delete(
+        request.match_info["name"], force=force, caller=caller(request)
+    )
     if not ended:  # the stop goes on in the background
         return web.Response(status=202, headers={"Location": str(request.url)})
     return success("Context stopped")

@@ -6,7 +6,8 @@ from aiohttp import web
 
 from jobserver.common.states import JobState
 from jobserver.jobs.submission import JobRequest
-from jobserver.web.keys import SERVER
+from jobserver.web.access import caller
+from jobserver.web.keys import ACCESS, SERVER
 from jobserver.web.params import config_body, flag, number
 from jobserver.web.render import job_report, json_response, raw_json_response, with_result
 
@@ -33,6 +34,10 @@ async def submit_job(request: web.Request) -> web.Response:
     body = await config_body(request)
     cp = query.get("cp")
     callback = query.get("callbackUrl")
+    proxy_user, run_as = query.get("spark.proxy.user"), None
+    access = request.app.get(ACCESS)
+    if access is not None and not query.get("context"):  # whom the ad-hoc context runs as
+        proxy_user, run_as = None, access.run_as(request, proxy_user)
     job_request = JobRequest(
         posted_config=body,
         app_name=query.get("appName"),
@@ -43,8 +48,10 @@ async def submit_job(request: web.Request) -> web.Response:
         sync=sync,
         timeout_s=float(timeout_s) if timeout_s is not None else None,
         callback_url=unquote(callback) if callback else None,
-        proxy_user=query.get("spark.proxy.user"),
+        proxy_user=proxy_user,
         sql=query.get("sql"),
+        caller=caller(request),
+        run_as=run_as,
     )
     outcome = await request.app[SERVER].jobs.submit(job_request)
     if not outcome.completed:

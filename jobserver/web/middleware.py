@@ -1,6 +1,7 @@
-"""Cross-cutting HTTP behaviour: the error envelope, CORS and the ``_method`` override.
+"""Cross-cutting HTTP behaviour: the error envelope, CORS, the ``_method`` override and access
+control (``web.access``).
 
-One middleware does all three: each middleware is a coroutine layer that every request and every
+One middleware does all four: each middleware is a coroutine layer that every request and every
 response passes through, and on the job path a layer costs more than the work it does here.
 
 CORS answers only the origins the configuration lists (``spark.jobserver.cors.allowed-origins``;
@@ -19,6 +20,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from jobserver.common.errors import BadRequest, JobServerError
+from jobserver.web.access import Access
 from jobserver.web.render import json_response
 
 log = structlog.get_logger(__name__)
@@ -29,9 +31,9 @@ _PREFLIGHT_HEADER = "Access-Control-Request-Method"
 ANY_ORIGIN = "*"
 
 
-def conventions(allowed_origins: Collection[str]) -> Middleware:
+def conventions(allowed_origins: Collection[str], access: Access | None = None) -> Middleware:
     """The middleware, for browsers on ``allowed_origins`` (``*``: any origin, without
-    credentials)."""
+    credentials), letting only callers ``access`` admits reach a handler (None: everyone)."""
     origins = frozenset(allowed_origins)
 
     def allowed(origin: str | None) -> str | None:
@@ -44,8 +46,9 @@ def conventions(allowed_origins: Collection[str]) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         """Our errors become the contract's envelope, and anything unexpected is logged once,
-        never shown; ``?_method=`` on a POST replaces its method (sjs-contract §1.9); an allowed
-        ``Origin`` is answered with CORS headers, errors included, and its preflight answered."""
+        never shown; ``?_method=`` on a POST replaces its method (sjs-contract §1.9), and the
+        permission needed is the replaced method's; an allowed ``Origin`` is answered with CORS
+        headers, errors included, and its preflight answered."""
         asked_by = request.headers.get("Origin")
         origin = allowed(asked_by)
         if asked_by is not None and request.method == "OPTIONS" and _PREFLIGHT_HEADER in request.headers:
@@ -54,12 +57,15 @@ def conventions(allowed_origins: Collection[str]) -> Middleware:
         try:
             _refuse_nul(request)
             override = request.query.get("_method") if request.method == "POST" else None
-            if override is None:
-                response = await handler(request)
-            else:
-                response = await _overridden(request, handler, override)
+            if override is not None:
+                request, handler = await _rerouted(request, handler, override)
+            if access is not None:
+                await access.admit(request)
+            response = await handler(request)
         except JobServerError as error:
             response = json_response(error.envelope(), error.http_status)
+            for name, value in error.headers():
+                response.headers.add(name, value)
         except web.HTTPException as error:
             if origin is not None:
                 _allow(error, origin)
@@ -100,19 +106,20 @@ def _allow(response: web.StreamResponse, origin: str) -> None:
         response.headers["Vary"] = "Origin"
 
 
-async def _overridden(request: web.Request, handler: Handler, override: str) -> web.StreamResponse:
+async def _rerouted(request: web.Request, handler: Handler, override: str) -> tuple[web.Request, Handler]:
+    """The request as the method ``override`` names, and the handler of its route."""
     method = override.upper()
     if method not in KNOWN_METHODS:
         raise web.HTTPNotImplemented(text=f"Unsupported HTTP method {override}")
     if method == request.method:
-        return await handler(request)
+        return request, handler
     rerouted = request.clone(method=method)
     match_info = await request.app.router.resolve(rerouted)
     match_info.add_app(request.app)
     match_info.freeze()
     # aiohttp resolves the route before middlewares run; there is no public way to re-route.
     rerouted._match_info = match_info
-    return await match_info.handler(rerouted)
+    return rerouted, match_info.handler
 
 
 def _internal_error(request: web.Request) -> web.Response:

@@ -40,6 +40,8 @@ def job_report(job: JobRecord, *, status: str | None = None) -> dict[str, Any]:
         "duration": _duration(job),
         "status": status or job.state.value,
     }
+    if job.user is not None:  # with authentication on: who submitted it
+        report["user"] = job.user
     if job.error is not None and job.state in (JobState.ERROR, JobState.KILLED):
         report["result"] = dict(job.error)
     return report
@@ -92,4 +94,6 @@ def context_info(context: ContextRecord) -> dict[str, Any]:
         info["url"] = context.web_ui_url
     if context.error:
         info["error"] = context.error
+    if context.user is not None:  # with authentication on: who started it
+        info["user"] = context.user
     return info

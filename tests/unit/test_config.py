@@ -18,12 +18,11 @@ from jobserver.common.config import (
     get_path,
     load_settings,
     merge,
-    parse_duration_s,
-    parse_size_bytes,
     redacted_url,
     to_plain,
 )
 from jobserver.common.errors import ConfigError
+from jobserver.common.values import parse_duration_s, parse_size_bytes
 
 MIB = 1024**2
 

@@ -1,0 +1,63 @@
+"""Scalar settings as people write them: booleans as words, durations and sizes with units, lists as
+lists or comma-separated strings. Shared by every module that reads configuration."""
+
+from __future__ import annotations
+
+import datetime
+import re
+from typing import Any
+
+from jobserver.common.errors import ConfigError
+
+_SIZE_PATTERN = re.compile(r"^\s*(\d+)\s*([kmgt]?)b?\s*$", re.IGNORECASE)
+_DURATION_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|)\s*$", re.IGNORECASE)
+_DURATION_UNITS_S = {"ms": 0.001, "s": 1.0, "": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_bool(value: Any) -> bool:
+    """HOCON's booleans, also when they come as strings (query parameters, overrides)."""
+    return str(value).lower() in ("true", "on", "yes")
+
+
+def parse_duration_s(value: Any) -> float:
+    """``10s``, ``500ms``, ``5m``, ``72h``, a bare number of seconds, or a timedelta."""
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    match = _DURATION_PATTERN.match(str(value))
+    if not match:
+        raise ConfigError(f"{value!r} is not a duration (e.g. 500ms, 10s, 5m)")
+    return float(match.group(1)) * _DURATION_UNITS_S[match.group(2).lower()]
+
+
+def parse_size_bytes(value: Any) -> int:
+    """``30m``, ``512k``, ``1g`` or a bare number of bytes."""
+    if isinstance(value, datetime.timedelta):  # an unquoted 30m arrives as thirty minutes
+        value = render_timedelta(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = _SIZE_PATTERN.match(str(value))
+    if not match:
+        raise ConfigError(f"{value!r} is not a size (e.g. 512k, 30m, 1g)")
+    exponent = " kmgt".index(match.group(2).lower() or " ")
+    return int(match.group(1)) << (10 * exponent)
+
+
+def render_timedelta(value: datetime.timedelta) -> str:
+    # pyhocon turns unquoted `512m` into 512 minutes; give back the text a user most likely wrote.
+    total_ms = round(value.total_seconds() * 1000)
+    if total_ms % 60_000 == 0:
+        return f"{total_ms // 60_000}m"
+    if total_ms % 1000 == 0:
+        return f"{total_ms // 1000}s"
+    return f"{total_ms}ms"
+
+
+def string_list(value: Any) -> list[str]:
+    """A list setting given as a list or as a comma-separated string."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, list):
+        return [str(item).strip() for item in value if str(item).strip()]
+    return [part.strip() for part in str(value).split(",") if part.strip()]
