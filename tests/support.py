@@ -120,10 +120,17 @@ class Api:
             return response.status, body, response
 
     async def upload(
-        self, name: str, path: Path = EXAMPLES_WHEEL, media_type: str = "application/python-wheel"
+        self,
+        name: str,
+        path: Path = EXAMPLES_WHEEL,
+        media_type: str = "application/python-wheel",
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         status, body, _ = await self.call(
-            "POST", f"/binaries/{name}", data=path.read_bytes(), headers={"Content-Type": media_type}
+            "POST",
+            f"/binaries/{name}",
+            data=path.read_bytes(),
+            headers={"Content-Type": media_type, **(headers or {})},
         )
         assert status == 201, body
 
