@@ -1,10 +1,11 @@
 """The job server's domain, wired together and started and stopped in the right order.
 
 Start: folders, store (migrations), bus, reconciliation of what the store believed alive (the
-contexts this server launched before a restart wait for their drivers to rejoin), then heartbeats
-and the configured contexts. Stop is the reverse, and stops every driver before the store closes
-so that their final states are written, unless the server stops with --keep-contexts: then the
-drivers are left running for the next server process.
+contexts this server launched before a restart wait for their drivers to rejoin), the take-over of
+stored callbacks left pending, then heartbeats and the configured contexts. Stop is the reverse,
+and stops every driver before the store closes so that their final states are written, unless the
+server stops with --keep-contexts: then the drivers are left running for the next server process.
+Pending callbacks are not waited for: they stay stored, released for the next server to deliver.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class JobServer:
             await bus.close()
             await store.close()
             raise
+        server.jobs.take_over_callbacks()
         tasks.spawn(contexts.run_heartbeats(), name="heartbeats")
         tasks.spawn(server._clean_periodically(), name="metadata-cleanup")
         await contexts.start_configured_contexts()
@@ -101,6 +103,7 @@ class JobServer:
         await self.jobs.close()
         await self.bus.close()  # no more driver messages, so nothing new starts in the background
         await self.tasks.close()
+        await self.jobs.close_callbacks()  # pending ones stay stored: their retries do not hold the stop up
         await self.store.close()
         log.info("jobserver_stopped")
 

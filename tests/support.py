@@ -23,6 +23,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from jobserver.common.config import Settings, load_settings
+from jobserver.common.records import PendingCallback
+from jobserver.storage import create_store
 from jobserver.web.app import create_app
 
 REPO = Path(__file__).resolve().parent.parent
@@ -238,17 +240,29 @@ class CallbackListener:
 
 
 @asynccontextmanager
-async def callback_listener(failures: int = 0) -> AsyncIterator[tuple[CallbackListener, str]]:
-    """A real HTTP listener on an ephemeral port, and its URL."""
+async def callback_listener(
+    failures: int = 0, *, port: int | None = None
+) -> AsyncIterator[tuple[CallbackListener, str]]:
+    """A real HTTP listener on ``port`` (an ephemeral one by default), and its URL."""
     listener = CallbackListener(failures)
     app = web.Application()
     app.router.add_post("/done", listener.handle)
-    server = TestServer(app, host="127.0.0.1")
+    server = TestServer(app, host="127.0.0.1", port=port)
     await server.start_server()
     try:
         yield listener, str(server.make_url("/done"))
     finally:
         await server.close()
+
+
+async def stored_callbacks(settings: Settings, scratch_dir: Path) -> list[PendingCallback]:
+    """The callbacks pending in a server's store, read through a store of the test's own."""
+    store = create_store(settings.store_url, blob_dir=scratch_dir / "probe-blobs")
+    await store.open()
+    try:
+        return await store.list_callbacks()
+    finally:
+        await store.close()
 
 
 def build_jar(folder: Path) -> Path:

@@ -95,3 +95,17 @@ class JobRecord:
     error: ErrorMap | None = None
     callback_url: str | None = None
     user: str | None = None  # the authenticated user who submitted it (None: authentication off)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCallback:
+    """A job's callback not delivered yet. The store queues it in the transaction that stores the
+    job's end, so it survives the server; the body is rebuilt from the stored job."""
+
+    job_id: str
+    url: str
+    attempts: int  # made so far
+    next_attempt_time: datetime.datetime
+    # The server delivering it (its server id), None while nobody is; it holds it until its lease
+    # runs out, and another server may take it over after that.
+    owner: str | None = None

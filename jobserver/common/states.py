@@ -42,6 +42,8 @@ FINAL_JOB_STATES = frozenset({JobState.FINISHED, JobState.ERROR, JobState.KILLED
 FINAL_CONTEXT_STATES = frozenset({ContextState.FINISHED, ContextState.ERROR, ContextState.KILLED})
 ACTIVE_JOB_STATES = frozenset(set(JobState) - FINAL_JOB_STATES)
 ACTIVE_CONTEXT_STATES = frozenset(set(ContextState) - FINAL_CONTEXT_STATES)
+# The final states a job's callbackUrl hears of (killed jobs are not reported).
+CALLBACK_JOB_STATES = frozenset({JobState.FINISHED, JobState.ERROR})
 
 # target state -> the states it may be entered from (sjs-contract §3.1 and §3.2)
 JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {

@@ -1,10 +1,11 @@
 """Job callbacks (``callbackUrl``): POST the outcome of a finished or failed job to the client.
 
-Delivery runs in the background with retries and never holds up other jobs. Killed jobs are not
-reported (spark-jobserver documented it so; its code did not always keep to it). The standard
-library's HTTP client runs on threads of the callbacks' own small pool (a slow listener cannot
-hold up the threads data files and blobs use), each attempt within one deadline, and follows no
-redirects. Only the web layer may use aiohttp.
+This module makes one attempt; callback_queue.py stores what is pending and delivers it in the
+background with retries, never holding up other jobs. Killed jobs are not reported
+(spark-jobserver documented it so; its code did not always keep to it). The standard library's
+HTTP client runs on threads of the callbacks' own small pool (a slow listener cannot hold up the
+threads data files and blobs use), each attempt within one deadline, and follows no redirects.
+Only the web layer may use aiohttp.
 
 A callback goes only where the operator allows: a public address, or a host or network listed in
 ``spark.jobserver.callback.allowed-hosts``. The server itself, loopback, link-local (a cloud's
@@ -15,6 +16,7 @@ before each attempt (a name may resolve elsewhere by then).
 from __future__ import annotations
 
 import asyncio
+import enum
 import ipaddress
 import json
 import urllib.error
@@ -93,37 +95,40 @@ def callback_body(job: JobRecord, result_json: bytes | None) -> bytes | None:
     return None
 
 
-async def deliver(
+class Outcome(enum.Enum):
+    DELIVERED = "delivered"  # the receiver answered 2xx or 3xx
+    REFUSED = "refused"  # the URL may not be called (any more): no further attempt
+    FAILED = "failed"  # worth another attempt
+
+
+async def post_callback(
     url: str,
     body: bytes,
     job_id: str,
+    attempt: int,
     policy: CallbackPolicy,
     targets: CallbackTargets,
     threads: ThreadPoolExecutor,
-) -> bool:
-    """POST ``body`` until the receiver answers 2xx or 3xx, at most ``policy.attempts`` times."""
-    loop = asyncio.get_running_loop()
-    for attempt in range(1, policy.attempts + 1):
-        try:
-            await targets.check(url)
-            status = await asyncio.wait_for(
-                loop.run_in_executor(threads, _post, url, body, policy.timeout_s), policy.timeout_s
-            )
-        except BadRequest as refused:
-            log.error("callback_refused", job_id=job_id, reason=refused.message)
-            return False
-        except (OSError, urllib.error.URLError, TimeoutError) as error:
-            reason = str(error) or type(error).__name__
-        else:
-            reason = f"HTTP {status}"
-            if status < 400:
-                log.info("callback_delivered", job_id=job_id, attempt=attempt)
-                return True
-        log.warning("callback_failed", job_id=job_id, attempt=attempt, reason=reason)
-        if attempt < policy.attempts:
-            await asyncio.sleep(policy.retry_interval_s)
-    log.error("callback_abandoned", job_id=job_id, attempts=policy.attempts)
-    return False
+) -> Outcome:
+    """One attempt: POST ``body`` to ``url``, if it may still be called, within the policy's timeout."""
+    try:
+        await targets.check(url)
+        status = await asyncio.wait_for(
+            asyncio.get_running_loop().run_in_executor(threads, _post, url, body, policy.timeout_s),
+            policy.timeout_s,
+        )
+    except BadRequest as refused:
+        log.error("callback_refused", job_id=job_id, reason=refused.message)
+        return Outcome.REFUSED
+    except (OSError, urllib.error.URLError, TimeoutError) as error:
+        reason = str(error) or type(error).__name__
+    else:
+        reason = f"HTTP {status}"
+        if status < 400:
+            log.info("callback_delivered", job_id=job_id, attempt=attempt)
+            return Outcome.DELIVERED
+    log.warning("callback_failed", job_id=job_id, attempt=attempt, reason=reason)
+    return Outcome.FAILED
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):

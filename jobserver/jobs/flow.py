@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import structlog
@@ -24,7 +23,7 @@ from jobserver.common.tasks import BackgroundTasks
 from jobserver.contexts.live import LiveContext
 from jobserver.contexts.manager import ContextManager
 from jobserver.drivers.bus import BusError
-from jobserver.jobs.callbacks import CALLBACK_THREADS, CallbackPolicy, CallbackTargets, callback_body, deliver
+from jobserver.jobs.callback_queue import CallbackQueue
 from jobserver.jobs.slots import Slots
 from jobserver.jobs.submission import rejection, stops_on_job_error
 from jobserver.jobs.waiters import Waiters
@@ -49,13 +48,7 @@ class JobFlow:
         self._slots = slots
         self._waiters = waiters
         self._tasks = tasks
-        self._callback_policy = CallbackPolicy(
-            attempts=settings.callback_attempts,
-            retry_interval_s=settings.callback_retry_interval_s,
-            timeout_s=settings.callback_timeout_s,
-        )
-        self.callback_targets = CallbackTargets(settings.callback_allowed_hosts)
-        self._callback_threads = ThreadPoolExecutor(CALLBACK_THREADS, thread_name_prefix="callback")
+        self.callbacks = CallbackQueue(settings, store, tasks)
 
     # --- starts ------------------------------------------------------------------------------------
 
@@ -136,17 +129,8 @@ class JobFlow:
         await self.release(job_id, record, None)
 
     def call_back(self, record: JobRecord, result: bytes | None) -> None:
-        body = callback_body(record, result) if record.callback_url else None
-        if body is not None and record.callback_url:
-            delivery = deliver(
-                record.callback_url,
-                body,
-                record.id,
-                self._callback_policy,
-                self.callback_targets,
-                self._callback_threads,
-            )
-            self._tasks.spawn(delivery, name=f"callback-{record.id}")
+        """``record``'s end is stored (with its pending callback, if it gets one)."""
+        self.callbacks.job_ended(record, result)
 
     async def release(self, job_id: str, record: JobRecord | None, result: bytes | None) -> None:
         """Wake whoever waits for this job (``record`` None: it was final already, say what is
@@ -174,10 +158,6 @@ class JobFlow:
         """Also when no request waits for its job (re-attached after a server restart)."""
         if self._slots.idle(context.id):
             await self.end_adhoc(context)
-
-    def close(self) -> None:
-        """No more callbacks (those under way are cancelled with the server's background work)."""
-        self._callback_threads.shutdown(wait=False, cancel_futures=True)
 
     async def end_adhoc(self, context: LiveContext) -> None:
         if context.record.is_adhoc:

@@ -50,6 +50,7 @@ class JobManager:
         self._settings = settings
         self._store = store
         self._contexts = contexts
+        self._tasks = tasks
         self._slots = Slots(
             max_running=settings.max_jobs_per_context, max_queued=settings.max_queued_jobs_per_context
         )
@@ -68,7 +69,7 @@ class JobManager:
         job_config = merge(self._settings.plain, request.posted_config)
         main_class, cp_entries = what_to_run(request, job_config)
         if request.callback_url:
-            await self._flow.callback_targets.check(request.callback_url)
+            await self._flow.callbacks.targets.check(request.callback_url)
         binaries, uris = await self._resolve_cp(cp_entries)
         context = await self._context_for(request, job_config, main_class)
         job = JobRecord(
@@ -241,4 +242,13 @@ class JobManager:
 
     async def close(self) -> None:
         await self._reports.close(CLOSE_STORE_TIMEOUT_S)
-        self._flow.close()
+
+    def take_over_callbacks(self) -> None:
+        """Deliver the stored callbacks nobody delivers (a previous or stopped server's), now and
+        from time to time."""
+        self._tasks.spawn(self._flow.callbacks.keep_taking_over(), name="callback-takeover")
+
+    async def close_callbacks(self) -> None:
+        """Once the background work is cancelled: what this server was delivering is left stored,
+        free for the next server to take over."""
+        await self._flow.callbacks.close()

@@ -5,6 +5,8 @@ Rules every backend keeps (the contract tests in tests/storage check them on eac
 * State changes are compare-and-set: ``update_job`` / ``update_context`` change the row only when
   its current state is one the target may be entered from (jobserver.common.states tables) and return
   the new record, or ``None`` when nothing changed. Entering a final state sets ``end_time``.
+* A job entering FINISHED or ERROR (``CALLBACK_JOB_STATES``) with a ``callback_url`` queues its
+  pending callback in the same transaction: it is stored exactly when the job's end is.
 * Times are UTC with millisecond precision.
 * Blobs are content addressed by sha256 and stored once however many versions or names use them.
 * Every method raises ``StoreUnavailable`` (HTTP 503, made by ``store_unavailable``) when the
@@ -20,7 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from jobserver.common.errors import StoreUnavailable
-from jobserver.common.records import BinaryRecord, BinaryType, ContextRecord, ErrorMap, JobRecord
+from jobserver.common.records import (
+    BinaryRecord,
+    BinaryType,
+    ContextRecord,
+    ErrorMap,
+    JobRecord,
+    PendingCallback,
+)
 from jobserver.common.states import ContextState, JobState
 
 # Retention spares unreferenced blobs younger than this: an upload puts its blob first and adds
@@ -148,6 +157,39 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def get_result(self, job_id: str) -> bytes | None: ...
+
+    # --- pending callbacks -------------------------------------------------------------------------
+    # Queued by update_job / finish_job (above). A server claims one for itself (its owner, the
+    # server id) with a lease; the lease runs until ``lease_s`` after the callback's next attempt
+    # time (or now, if that is past), and until it runs out no other server may claim it.
+
+    @abc.abstractmethod
+    async def claim_callbacks(
+        self, owner: str, *, lease_s: float, job_id: str | None = None, own: bool = False
+    ) -> list[PendingCallback]:
+        """Claim for ``owner`` the pending callbacks nobody holds (no owner, or a lease that ran
+        out), and with ``own`` also those ``owner`` holds already (left by its previous process);
+        with ``job_id``, only that job's. Atomic: two servers never claim the same callback.
+        Returns what was claimed, oldest next attempt first."""
+
+    @abc.abstractmethod
+    async def reschedule_callback(
+        self, job_id: str, owner: str, *, attempts: int, next_attempt_time: datetime.datetime, lease_s: float
+    ) -> bool:
+        """After a failed attempt: ``attempts`` made so far, the next one at ``next_attempt_time``,
+        the lease renewed. False (and nothing changed) when ``owner`` no longer holds it."""
+
+    @abc.abstractmethod
+    async def remove_callback(self, job_id: str) -> None:
+        """Delivered, or given up: no server delivers it again."""
+
+    @abc.abstractmethod
+    async def release_callbacks(self, owner: str) -> int:
+        """``owner`` stops: its callbacks may be claimed by any server at once. How many."""
+
+    @abc.abstractmethod
+    async def list_callbacks(self) -> list[PendingCallback]:
+        """Every pending callback, oldest next attempt first."""
 
     # --- retention -------------------------------------------------------------------------------
 

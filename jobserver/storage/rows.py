@@ -16,6 +16,7 @@ from jobserver.common.records import (
     BinaryType,
     ContextRecord,
     JobRecord,
+    PendingCallback,
     from_epoch_ms,
     to_epoch_ms,
 )
@@ -185,4 +186,13 @@ def job_values(job: JobRecord, encode_json: Callable[[Any], Any]) -> tuple[Any, 
         None if job.error is None else encode_json(job.error),
         job.callback_url,
         job.user,
+    )
+
+
+PENDING_CALLBACK_COLUMNS = ("job_id", "url", "attempts", "next_attempt_time", "owner")
+
+
+def pending_callback_from_row(row: Sequence[Any]) -> PendingCallback:
+    return PendingCallback(
+        job_id=row[0], url=row[1], attempts=int(row[2]), next_attempt_time=from_epoch_ms(row[3]), owner=row[4]
     )

@@ -13,6 +13,11 @@ above the store goes through this layer, so a held write is never contradicted:
 * reads answer from memory what is held (a job, its posted config, its result); listing jobs and
   the jobs of a context complete the held writes they cover first.
 
+A job's pending callback is queued by the store in the transaction that stores its end, so a held
+finish has none yet: nothing can claim or deliver the callback of a job whose end is not durable
+(and readable) yet. Claiming one job's callback first completes that job's held writes, as any
+other write about a job does.
+
 A held insert that fails is dropped (its holder reports the error; the job was never accepted). A
 held finish that fails stays held, answered from memory, until a later write succeeds.
 
@@ -34,7 +39,15 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from jobserver.common.errors import StoreUnavailable
-from jobserver.common.records import BinaryRecord, BinaryType, ContextRecord, ErrorMap, JobRecord, utc_now
+from jobserver.common.records import (
+    BinaryRecord,
+    BinaryType,
+    ContextRecord,
+    ErrorMap,
+    JobRecord,
+    PendingCallback,
+    utc_now,
+)
 from jobserver.common.states import ContextState, JobState
 from jobserver.storage.base import Store
 
@@ -244,6 +257,31 @@ class WriteBehindStore(Store):
         for job_id in list(self._inserts):  # a job held for insert may use the binary
             await self._complete_insert(job_id)
         return await self._store.binary_users(app_name)
+
+    # --- pending callbacks ---------------------------------------------------------------------------
+
+    async def claim_callbacks(
+        self, owner: str, *, lease_s: float, job_id: str | None = None, own: bool = False
+    ) -> list[PendingCallback]:
+        if job_id is not None:
+            await self._complete_job(job_id)
+        return await self._store.claim_callbacks(owner, lease_s=lease_s, job_id=job_id, own=own)
+
+    async def reschedule_callback(
+        self, job_id: str, owner: str, *, attempts: int, next_attempt_time: datetime.datetime, lease_s: float
+    ) -> bool:
+        return await self._store.reschedule_callback(
+            job_id, owner, attempts=attempts, next_attempt_time=next_attempt_time, lease_s=lease_s
+        )
+
+    async def remove_callback(self, job_id: str) -> None:
+        await self._store.remove_callback(job_id)
+
+    async def release_callbacks(self, owner: str) -> int:
+        return await self._store.release_callbacks(owner)
+
+    async def list_callbacks(self) -> list[PendingCallback]:
+        return await self._store.list_callbacks()
 
     # --- the rest goes straight to the store ---------------------------------------------------------
 

@@ -1,20 +1,27 @@
-"""callbackUrl: the job's outcome is POSTed to a real HTTP listener, with retries; none for kills."""
+"""callbackUrl: the job's outcome is POSTed to a real HTTP listener, with retries; none for kills.
+A callback not delivered yet is stored: it outlives the server, and is removed when out of attempts."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest_asyncio
 
 from tests.support import (
     FAKE_SPARK_HOMES,
+    Api,
     CallbackListener,
     callback_listener,
+    free_port,
     running_server,
+    stored_callbacks,
     wait_until,
 )
+
+ECHO = "/jobs?appName=examples&classPath=example_jobs.echo.EchoJob&sync=true"
 
 
 @pytest_asyncio.fixture
@@ -74,3 +81,60 @@ async def test_callbacks_to_the_server_itself_or_private_networks_are_refused(tm
             assert status == 400, (target, body)
             assert "private, loopback or link-local" in body["result"]
         assert (await api.call("GET", "/jobs"))[1] == []  # nothing was started
+
+
+async def echo_with_callback(api: Api, url: str) -> str:
+    """Run an EchoJob with ``url`` as its callbackUrl, to its end; its job id."""
+    await api.upload("examples")
+    status, done, _ = await api.call(
+        "POST", f"{ECHO}&callbackUrl={quote(url, safe='')}", data='{"input": {"k": "v"}}'
+    )
+    assert (status, done["result"]) == (200, {"k": "v"}), done
+    return str(done["jobId"])
+
+
+def light_settings(**callback: Any) -> dict[str, Any]:
+    return {
+        "spark.home": str(FAKE_SPARK_HOMES / "light"),
+        "spark.jobserver.server-id": "restarting-server",
+        "spark.jobserver.callback.allowed-hosts": ["127.0.0.1"],
+        **{f"spark.jobserver.callback.{key.replace('_', '-')}": value for key, value in callback.items()},
+    }
+
+
+async def test_a_callback_pending_when_the_server_stops_is_delivered_after_a_restart(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there until the server has stopped
+    url = f"http://127.0.0.1:{port}/done"
+    overrides = light_settings(attempts=1000, retry_interval="100ms")
+    async with running_server(tmp_path, overrides) as api:
+        job_id = await echo_with_callback(api, url)
+
+        async def attempted() -> bool:
+            return any(pending.attempts >= 2 for pending in await stored_callbacks(api.settings, tmp_path))
+
+        await wait_until(attempted, timeout_s=15, what="failed attempts stored")
+
+    async with callback_listener(port=port) as (receiver, _), running_server(tmp_path, overrides) as api:
+
+        async def delivered() -> bool:
+            return bool(receiver.received) and not await stored_callbacks(api.settings, tmp_path)
+
+        await wait_until(delivered, timeout_s=15, what="the callback delivered and removed")
+        assert receiver.received == [{"jobId": job_id, "result": {"k": "v"}}]
+        assert receiver.attempts == 1
+
+
+async def test_a_callback_out_of_attempts_is_removed(tmp_path: Path) -> None:
+    overrides = light_settings(attempts=2, retry_interval="50ms")
+    async with callback_listener(failures=1000) as (receiver, url):
+        async with running_server(tmp_path, overrides) as api:
+            await echo_with_callback(api, url)
+
+            async def given_up() -> bool:
+                return receiver.attempts == 2 and not await stored_callbacks(api.settings, tmp_path)
+
+            await wait_until(given_up, timeout_s=15, what="two attempts, then the callback removed")
+
+        async with running_server(tmp_path, overrides) as api:  # nothing left to take over
+            assert await stored_callbacks(api.settings, tmp_path) == []
+        assert (receiver.attempts, receiver.received) == (2, [])

@@ -288,3 +288,36 @@ async def _logged(site: Site, context_id: str, text: str) -> bool:
 
 async def _no_drivers(site: Site) -> bool:
     return not site.drivers()
+
+
+async def test_a_callback_pending_when_the_server_crashes_is_delivered_by_its_next_process(
+    tmp_path: Path,
+) -> None:
+    port = free_port()  # nothing listens there until the server has crashed
+    url = f"http://127.0.0.1:{port}/done"
+    retrying = {"spark.jobserver.callback.attempts": 1000, "spark.jobserver.callback.retry-interval": "100ms"}
+    with _cleaned_up(Site(tmp_path, retrying)) as site:
+        await _start_with_context(site, "calling")
+        path = f"/jobs?appName=examples&classPath={ECHO}&context=calling&sync=true"
+        status, done = await site.call(
+            "POST", f"{path}&callbackUrl={quote(url, safe='')}", '{"input": {"k": "v"}}'
+        )
+        assert (status, done["result"]) == (200, {"k": "v"})
+
+        async def retrying_in_log() -> bool:
+            return (tmp_path / "server.log").read_text().count("callback_failed") >= 2
+
+        await wait_until(retrying_in_log, timeout_s=15, what="failed callback attempts")
+        assert await site.server.stop(signal.SIGKILL) == -signal.SIGKILL  # its lease is still held
+
+        async with callback_listener(port=port) as (receiver, _):
+            await site.server.start(site.base_url)  # the same server id: it takes its own back
+
+            async def delivered() -> bool:
+                return bool(receiver.received)
+
+            await wait_until(delivered, timeout_s=15, what="the callback delivered after the crash")
+            assert receiver.received == [{"jobId": done["jobId"], "result": {"k": "v"}}]
+            assert (await site.call("DELETE", "/contexts/calling"))[0] == 200
+            assert await site.server.stop() == 0
+            assert receiver.attempts == 1

@@ -4,6 +4,7 @@ once, and with write-behind off nothing is held."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 from collections.abc import AsyncIterator, Mapping
 
@@ -187,3 +188,17 @@ class _FailingFinishes(WriteBehindStore):
         if self.down:
             raise StoreUnavailable("metadata store unavailable: test outage")
         return await super().finish_job(job_id, result_json, end_time=end_time)
+
+
+async def test_a_held_finish_queues_its_callback_only_once_stored(held: WriteBehindStore, raw: Store) -> None:
+    job = dataclasses.replace(make_job("job-1"), callback_url="https://client.example.com/done")
+    await (await held.hold_insert(job, {})).write()
+    finish = await held.hold_finish(job, b"42")
+    assert finish is not None
+
+    assert await held.list_callbacks() == []  # the end is not durable yet: nothing to deliver
+    assert await held.claim_callbacks("server-a", lease_s=60, own=True) == []
+
+    claimed = await held.claim_callbacks("server-a", lease_s=60, job_id="job-1")  # stores the finish first
+    assert [callback.job_id for callback in claimed] == ["job-1"]
+    assert (await raw.get_job("job-1")).state is JobState.FINISHED  # type: ignore[union-attr]

@@ -27,14 +27,24 @@ from jobserver.common.records import (
     ContextRecord,
     ErrorMap,
     JobRecord,
+    PendingCallback,
     from_epoch_ms,
     to_epoch_ms,
     utc_now,
 )
-from jobserver.common.states import FINAL_JOB_STATES, ContextState, JobState, context_sources, job_sources
+from jobserver.common.states import (
+    CALLBACK_JOB_STATES,
+    FINAL_JOB_STATES,
+    ContextState,
+    JobState,
+    context_sources,
+    job_sources,
+)
 from jobserver.storage.base import BLOB_GRACE_PERIOD_S, Store
 from jobserver.storage.blobs import BlobFolder, check_sha256
+from jobserver.storage.postgres import callbacks
 from jobserver.storage.postgres.blobs import delete_unused_blobs, export_blob, store_blob
+from jobserver.storage.postgres.callbacks import queuing_callback
 from jobserver.storage.postgres.connection import (
     POOL_OPEN_TIMEOUT_S,
     Connection,
@@ -323,9 +333,12 @@ class PostgresStore(Store):
         if not sources:
             return None
         end_ms = to_epoch_ms(utc_now()) if target.is_final else None
-        row = await self._fetchone(
+        sql = (
             "UPDATE jobs SET state = %s, end_time = COALESCE(%s, end_time), error = COALESCE(%s, error)"
-            f" WHERE id = %s AND state = ANY(%s) RETURNING {_JOBS}",
+            f" WHERE id = %s AND state = ANY(%s) RETURNING {_JOBS}"
+        )
+        row = await self._fetchone(
+            queuing_callback(sql) if target in CALLBACK_JOB_STATES else sql,
             (target.value, end_ms, None if error is None else _json(error), job_id, sources),
         )
         return None if row is None else self._job(row)
@@ -340,8 +353,10 @@ class PostgresStore(Store):
         sources = [state.value for state in job_sources(JobState.FINISHED)]
         async with self._connection() as connection, connection.transaction():
             cursor = await connection.execute(
-                "UPDATE jobs SET state = %s, end_time = %s WHERE id = %s AND state = ANY(%s)"
-                f" RETURNING {_JOBS}",
+                queuing_callback(
+                    "UPDATE jobs SET state = %s, end_time = %s WHERE id = %s AND state = ANY(%s)"
+                    f" RETURNING {_JOBS}"
+                ),
                 (JobState.FINISHED.value, to_epoch_ms(end_time or utc_now()), job_id, sources),
             )
             row = await cursor.fetchone()
@@ -357,6 +372,38 @@ class PostgresStore(Store):
     async def get_result(self, job_id: str) -> bytes | None:
         row = await self._fetchone("SELECT result FROM job_results WHERE job_id = %s", (job_id,))
         return None if row is None else bytes(row[0])
+
+    # --- pending callbacks -------------------------------------------------------------------------
+
+    async def claim_callbacks(
+        self, owner: str, *, lease_s: float, job_id: str | None = None, own: bool = False
+    ) -> list[PendingCallback]:
+        now_ms, lease_ms = to_epoch_ms(utc_now()), round(lease_s * 1000)
+        async with self._connection() as connection:
+            return await callbacks.claim_callbacks(
+                connection, owner, now_ms=now_ms, lease_ms=lease_ms, job_id=job_id, own=own
+            )
+
+    async def reschedule_callback(
+        self, job_id: str, owner: str, *, attempts: int, next_attempt_time: datetime.datetime, lease_s: float
+    ) -> bool:
+        next_ms, lease_ms = to_epoch_ms(next_attempt_time), round(lease_s * 1000)
+        async with self._connection() as connection:
+            return await callbacks.reschedule_callback(
+                connection, job_id, owner, attempts=attempts, next_ms=next_ms, lease_ms=lease_ms
+            )
+
+    async def remove_callback(self, job_id: str) -> None:
+        async with self._connection() as connection:
+            await callbacks.remove_callback(connection, job_id)
+
+    async def release_callbacks(self, owner: str) -> int:
+        async with self._connection() as connection:
+            return await callbacks.release_callbacks(connection, owner)
+
+    async def list_callbacks(self) -> list[PendingCallback]:
+        async with self._connection() as connection:
+            return await callbacks.list_callbacks(connection)
 
     # --- retention ---------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from typing import Any
 from jobserver.common.records import ErrorMap, JobRecord, to_epoch_ms, utc_now
 from jobserver.common.states import JobState, job_sources
 from jobserver.storage.rows import JOB_COLUMNS, column_list, job_from_row, job_values, json_value, to_json
+from jobserver.storage.sqlite.callbacks import queue_callback
 from jobserver.storage.sqlite.connection import placeholders, transaction
 
 _JOBS = column_list(JOB_COLUMNS)
@@ -94,7 +95,9 @@ def update_job(
         )
         if updated.rowcount == 0:
             return None
-        return select_jobs(connection, "id = ?", (job_id,))[0]
+        job = select_jobs(connection, "id = ?", (job_id,))[0]
+        queue_callback(connection, job, end_ms or 0)
+    return job
 
 
 def finish_job(
@@ -118,7 +121,9 @@ def finish_job(
                 "SELECT binary_id FROM job_binaries WHERE job_id = ? ORDER BY position", (job_id,)
             )
         ]
-    return job_from_row(rows[0], binary_ids)
+        job = job_from_row(rows[0], binary_ids)
+        queue_callback(connection, job, end_ms)
+    return job
 
 
 def get_job_config(connection: sqlite3.Connection, job_id: str) -> Mapping[str, Any] | None:

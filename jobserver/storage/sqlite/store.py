@@ -21,6 +21,7 @@ from jobserver.common.records import (
     ContextRecord,
     ErrorMap,
     JobRecord,
+    PendingCallback,
     to_epoch_ms,
     utc_now,
 )
@@ -28,7 +29,7 @@ from jobserver.common.states import ContextState, JobState
 from jobserver.storage.base import Store
 from jobserver.storage.blobs import BlobFolder
 from jobserver.storage.rows import to_json
-from jobserver.storage.sqlite import binaries, contexts, jobs, retention
+from jobserver.storage.sqlite import binaries, callbacks, contexts, jobs, retention
 from jobserver.storage.sqlite.connection import DEFAULT_BUSY_TIMEOUT_S
 from jobserver.storage.sqlite.database import Database
 
@@ -177,6 +178,39 @@ class SqliteStore(Store):
 
     async def get_result(self, job_id: str) -> bytes | None:
         return await self._database.read(lambda connection: jobs.get_result(connection, job_id))
+
+    # --- pending callbacks -------------------------------------------------------------------------
+
+    async def claim_callbacks(
+        self, owner: str, *, lease_s: float, job_id: str | None = None, own: bool = False
+    ) -> list[PendingCallback]:
+        now_ms, lease_ms = to_epoch_ms(utc_now()), round(lease_s * 1000)
+        return await self._database.in_worker(
+            lambda connection: callbacks.claim_callbacks(
+                connection, owner, now_ms=now_ms, lease_ms=lease_ms, job_id=job_id, own=own
+            )
+        )
+
+    async def reschedule_callback(
+        self, job_id: str, owner: str, *, attempts: int, next_attempt_time: datetime.datetime, lease_s: float
+    ) -> bool:
+        next_ms, lease_ms = to_epoch_ms(next_attempt_time), round(lease_s * 1000)
+        return await self._database.in_worker(
+            lambda connection: callbacks.reschedule_callback(
+                connection, job_id, owner, attempts=attempts, next_ms=next_ms, lease_ms=lease_ms
+            )
+        )
+
+    async def remove_callback(self, job_id: str) -> None:
+        await self._database.in_worker(lambda connection: callbacks.remove_callback(connection, job_id))
+
+    async def release_callbacks(self, owner: str) -> int:
+        return await self._database.in_worker(
+            lambda connection: callbacks.release_callbacks(connection, owner)
+        )
+
+    async def list_callbacks(self) -> list[PendingCallback]:
+        return await self._database.read(callbacks.list_callbacks)
 
     # --- retention ---------------------------------------------------------------------------------
 
