@@ -20,6 +20,7 @@ from jobserver.common.errors import StoreUnavailable
 from jobserver.common.records import utc_now
 from jobserver.common.tasks import BackgroundTasks
 from jobserver.contexts.manager import ContextManager
+from jobserver.drivers import tokens
 from jobserver.drivers.bus import Bus
 from jobserver.drivers.launcher import DriverLaunch, build_bundle
 from jobserver.jobs.manager import JobManager
@@ -52,6 +53,9 @@ class JobServer:
             create_store(settings.store_url, blob_dir=settings.blob_dir), enabled=settings.write_behind
         )
         await store.open()
+        curve_keys = (
+            tokens.curve_server_keys(tokens.load_key(settings.work_dir)) if settings.bus_curve else None
+        )
         bus = Bus(
             bind_address=settings.bus_bind_address,
             port=settings.bus_port,
@@ -59,6 +63,7 @@ class JobServer:
             port_file=settings.work_dir / "bus.port",
             # A driver's largest frame is a result chunk and its message's few fields.
             max_frame_bytes=settings.result_chunk_bytes + 1024 * 1024,
+            curve_keys=curve_keys,
         )
         tasks = BackgroundTasks()
         data = DataFiles(settings.data_dir, max_upload_bytes=settings.max_upload_bytes)
@@ -76,7 +81,7 @@ class JobServer:
             data=data,
         )
         try:
-            await bus.start(contexts.on_bus_message)
+            await bus.start(contexts.on_bus_message, contexts.authenticate_driver)
             contexts.set_bus_endpoint(bus.endpoint)
             await contexts.recover()
         except BaseException:
