@@ -89,8 +89,9 @@ class DriverMessages:
             return
         context = self._registry.by_identity(identity)
         if context is not None and self._claims_other_context(peer, context.id, message):
-            # Another context's driver took over this connection's routing id: nothing more goes
-            # to that routing id (the context's own driver, displaced, says who it is again).
+            # Another context's driver took over this connection's routing id (which needs that
+            # secret id): nothing more of this context goes to it. The displaced driver, cut off
+            # by the takeover, ends on the server's silence and its context with it.
             self._registry.disconnect(context)
             return
         if context is None:
