@@ -1,10 +1,10 @@
 """The job server's domain, wired together and started and stopped in the right order.
 
-Start: folders, store (migrations), bus, reconciliation of what the store believed alive (the
-contexts this server launched before a restart wait for their drivers to rejoin), then heartbeats
-and the configured contexts. Stop is the reverse, and stops every driver before the store closes
-so that their final states are written, unless the server stops with --keep-contexts: then the
-drivers are left running for the next server process.
+Start: folders, store (migrations), reconciliation of what the store believed alive (the
+contexts this server launched before a restart wait for their drivers to rejoin), bus, then
+heartbeats and the configured contexts. Stop is the reverse, and stops every driver before the
+store closes so that their final states are written, unless the server stops with --keep-contexts:
+then the drivers are left running for the next server process.
 """
 
 from __future__ import annotations
@@ -81,9 +81,11 @@ class JobServer:
             data=data,
         )
         try:
+            # The contexts to recover first: the bus's ZAP handler refuses the key of a context it
+            # does not know yet, and ZeroMQ never retries a connection refused so.
+            await contexts.recover()
             await bus.start(contexts.on_bus_message, contexts.authenticate_driver)
             contexts.set_bus_endpoint(bus.endpoint)
-            await contexts.recover()
         except BaseException:
             await tasks.close()
             await bus.close()
