@@ -1,8 +1,11 @@
 """Entry point of a context's driver; spark-submit runs this file as the application.
 
     spark-submit … driver/__main__.py --server tcp://host:port --context-id ID --context-name NAME
+        --secrets-file NAME
 
-The one-time token comes in the environment (JOBSERVER_DRIVER_TOKEN), never on the command line.
+The token and the bus's CURVE keys come in a secrets file, never on the command line: at the path
+in JOBSERVER_DRIVER_SECRETS (client deploy mode), else by its name in the working folder, where
+spark-submit's --files put it (cluster deploy mode).
 Order of events: connect and say hello, get the context's settings, build Spark, report ready,
 serve jobs until told to stop or until the server has been silent too long, then stop Spark.
 """
@@ -29,13 +32,16 @@ if not __package__:
 from driver.job_config import JsonValue
 from driver.link import LinkError, ServerLink
 from driver.protocol import (
+    SECRETS_PATH_ENV,
     BlobData,
     ContextInitFailed,
     ContextReady,
+    DriverSecrets,
     DriverStopping,
     JobReportAck,
     KillJob,
     Message,
+    ProtocolError,
     Rejected,
     ServerHeartbeat,
     StartJob,
@@ -49,7 +55,6 @@ from driver.spark import SparkHandle, build_spark
 # Builds the context's Spark from the context's settings.
 SparkFactory = Callable[[Mapping[str, JsonValue]], SparkHandle]
 
-TOKEN_ENV = "JOBSERVER_DRIVER_TOKEN"
 HANDSHAKE_TIMEOUT_S = 30.0
 GC_THRESHOLDS = (20_000, 20, 20)  # CPython's defaults are (700, 10, 10)
 JOB_STOP_GRACE_S = 5.0  # how long killed jobs get to end before Spark stops under them
@@ -62,15 +67,28 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--server", required=True, help="bus endpoint, tcp://host:port")
     parser.add_argument("--context-id", required=True)
     parser.add_argument("--context-name", required=True)
+    parser.add_argument("--secrets-file", required=True, help="name of the secrets file (not secret)")
     return parser.parse_args(argv)
+
+
+def read_secrets(name: str) -> DriverSecrets:
+    """The driver's token and keys: at the path the server gave (client deploy mode), else in the
+    working folder, where spark-submit's --files put them (cluster deploy mode). The environment
+    variable goes: the jobs this driver runs need not know where the file is."""
+    path = Path(os.environ.pop(SECRETS_PATH_ENV, "") or Path.cwd() / name)
+    return DriverSecrets.from_json(path.read_text())
 
 
 def main(argv: list[str] | None = None, *, make_spark: SparkFactory = build_spark) -> int:
     """Run the driver; ``make_spark`` builds the context's Spark (a stand-in in some tests)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
-    token = os.environ.pop(TOKEN_ENV, "")
-    link = ServerLink(arguments.server, arguments.context_id, token)
+    try:
+        secrets = read_secrets(arguments.secrets_file)
+    except (OSError, ProtocolError) as error:
+        log.error("cannot read the driver's secrets file: %s", error)
+        return 2
+    link = ServerLink(arguments.server, arguments.context_id, secrets)
     try:
         welcome = link.handshake(HANDSHAKE_TIMEOUT_S)
     except LinkError as error:

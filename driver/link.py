@@ -33,6 +33,7 @@ import zmq
 
 from driver.protocol import (
     DriverHeartbeat,
+    DriverSecrets,
     Hello,
     JobFailed,
     JobFinished,
@@ -61,12 +62,18 @@ class LinkError(Exception):
 
 
 class ServerLink:
-    def __init__(self, endpoint: str, context_id: str, token: str) -> None:
+    def __init__(self, endpoint: str, context_id: str, credentials: DriverSecrets) -> None:
         self._endpoint = endpoint
         self._context_id = context_id
-        self._token = token
+        self._token = credentials.token
         self._zmq = zmq.Context()
         self._socket = self._zmq.socket(zmq.DEALER)
+        if credentials.curve:
+            # CURVE: the server is the one holding its key (a restarted one on the same work dir
+            # holds the same), and this driver proves its context with its own.
+            self._socket.setsockopt(zmq.CURVE_SERVERKEY, credentials.server_public_key.encode())
+            self._socket.setsockopt(zmq.CURVE_PUBLICKEY, credentials.public_key.encode())
+            self._socket.setsockopt(zmq.CURVE_SECRETKEY, credentials.secret_key.encode())
         # Frames still queued at exit get this long to leave (the last results, DriverStopping).
         self._socket.setsockopt(zmq.LINGER, 3000)
         # A stable identity (after a reconnect the server still knows which driver this is) that

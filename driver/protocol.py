@@ -12,6 +12,7 @@ imports (only the standard library and msgpack).
 from __future__ import annotations
 
 import dataclasses
+import json
 import traceback
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -311,7 +312,7 @@ def encode(message: Message) -> bytes:
     return frame
 
 
-def decode(frame: bytes) -> Message:
+def decode(frame: bytes | memoryview) -> Message:
     try:
         version, type_name, fields = msgpack.unpackb(frame, raw=False)
     except Exception as error:  # msgpack raises several unrelated types for garbage
@@ -327,6 +328,42 @@ def decode(frame: bytes) -> Message:
         return cls(**fields)
     except TypeError as error:
         raise ProtocolError(f"message {type_name} has wrong fields: {error}") from error
+
+
+# --- the driver's secrets file -------------------------------------------------------------------
+
+# In client deploy mode the path of the secrets file comes in this environment variable; in cluster
+# deploy mode spark-submit ships the file (--files) into the driver's working folder.
+SECRETS_PATH_ENV = "JOBSERVER_DRIVER_SECRETS"
+
+
+@dataclass(frozen=True, slots=True)
+class DriverSecrets:
+    """What a driver proves itself with, in a file only the server's user can read (never on a
+    command line): its token, and its CURVE keys (Z85 text; empty when the bus is plaintext)."""
+
+    token: str
+    server_public_key: str = ""
+    public_key: str = ""
+    secret_key: str = ""
+
+    @property
+    def curve(self) -> bool:
+        return bool(self.secret_key)
+
+    def to_json(self) -> str:
+        return json.dumps({field.name: getattr(self, field.name) for field in dataclasses.fields(self)})
+
+    @classmethod
+    def from_json(cls, text: str) -> DriverSecrets:
+        try:
+            fields = json.loads(text)
+            secrets = cls(**fields)
+        except (ValueError, TypeError) as error:
+            raise ProtocolError(f"not a driver secrets file: {error}") from error
+        if not all(isinstance(getattr(secrets, field.name), str) for field in dataclasses.fields(cls)):
+            raise ProtocolError("not a driver secrets file: every field is a string")
+        return secrets
 
 
 def package_fields(package: JobPackage) -> dict[str, str]:

@@ -1,11 +1,12 @@
 """The job server's domain, wired together and started and stopped in the right order.
 
-Start: folders, store (migrations), bus, reconciliation of what the store believed alive (the
-contexts this server launched before a restart wait for their drivers to rejoin), the take-over of
-stored callbacks left pending, then heartbeats and the configured contexts. Stop is the reverse,
-and stops every driver before the store closes so that their final states are written, unless the
-server stops with --keep-contexts: then the drivers are left running for the next server process.
-Pending callbacks are not waited for: they stay stored, released for the next server to deliver.
+Start: folders, store (migrations), reconciliation of what the store believed alive (the
+contexts this server launched before a restart wait for their drivers to rejoin), bus, the
+take-over of stored callbacks left pending, then heartbeats and the configured contexts. Stop is
+the reverse, and stops every driver before the store closes so that their final states are
+written, unless the server stops with --keep-contexts: then the drivers are left running for the
+next server process. Pending callbacks are not waited for: they stay stored, released for the next
+server to deliver.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from jobserver.common.errors import StoreUnavailable
 from jobserver.common.records import utc_now
 from jobserver.common.tasks import BackgroundTasks
 from jobserver.contexts.manager import ContextManager
+from jobserver.drivers import tokens
 from jobserver.drivers.bus import Bus
 from jobserver.drivers.launcher import DriverLaunch, build_bundle
 from jobserver.jobs.manager import JobManager
@@ -53,6 +55,9 @@ class JobServer:
             create_store(settings.store_url, blob_dir=settings.blob_dir), enabled=settings.write_behind
         )
         await store.open()
+        curve_keys = (
+            tokens.curve_server_keys(tokens.load_key(settings.work_dir)) if settings.bus_curve else None
+        )
         bus = Bus(
             bind_address=settings.bus_bind_address,
             port=settings.bus_port,
@@ -60,6 +65,7 @@ class JobServer:
             port_file=settings.work_dir / "bus.port",
             # A driver's largest frame is a result chunk and its message's few fields.
             max_frame_bytes=settings.result_chunk_bytes + 1024 * 1024,
+            curve_keys=curve_keys,
         )
         tasks = BackgroundTasks()
         data = DataFiles(settings.data_dir, max_upload_bytes=settings.max_upload_bytes)
@@ -77,9 +83,11 @@ class JobServer:
             data=data,
         )
         try:
-            await bus.start(contexts.on_bus_message)
-            contexts.set_bus_endpoint(bus.endpoint)
+            # The contexts to recover first: the bus's ZAP handler refuses the key of a context it
+            # does not know yet, and ZeroMQ never retries a connection refused so.
             await contexts.recover()
+            await bus.start(contexts.on_bus_message, contexts.authenticate_driver)
+            contexts.set_bus_endpoint(bus.endpoint)
         except BaseException:
             await tasks.close()
             await bus.close()

@@ -61,6 +61,7 @@ class Settings:
     bus_port: int
     bus_bind_address: str
     bus_advertised_host: str
+    bus_curve: bool  # CURVE on the bus: encrypted, and only drivers holding their context's key
     heartbeat_interval_s: float
     heartbeat_timeout_s: float
     driver_python: str
@@ -191,6 +192,7 @@ def _driver_settings(jobserver: Mapping[str, Any]) -> dict[str, Any]:
         "bus_port": _int(bus, "port"),
         "bus_bind_address": bus_bind,
         "bus_advertised_host": advertised,
+        "bus_curve": parse_bool(bus.get("curve", True)),
         "heartbeat_interval_s": parse_duration_s(heartbeat["interval"]),
         "heartbeat_timeout_s": parse_duration_s(heartbeat["timeout"]),
         "driver_python": str(driver.get("python", "") or "") or sys.executable,

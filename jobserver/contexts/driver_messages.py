@@ -2,7 +2,11 @@
 
 A driver proves who it is with the token it was launched with (``Hello``, or ``Rejoin`` when it
 outlived an earlier server process); from then on its bus connection stands for its context.
-Anything else from an unknown connection is answered with ``Reintroduce``. Job reports go to the
+Anything else from an unknown connection is answered with ``Reintroduce``. With CURVE, every
+message also comes with the context its sender's key proves (``peer``), and counts only for that
+context: a Hello or Rejoin naming another context, or a message on a connection that stands for
+another context (a routing id taken over), is ignored and logged. The token is still checked: a
+key alone (a driver's secrets file copied without its token) is not enough. Job reports go to the
 job domain (``ContextEvents.on_job_report``); the rest is the context's own business: ready or
 failed to start, heartbeats (and killed jobs the driver still runs), named objects, file requests.
 """
@@ -73,14 +77,23 @@ class DriverMessages:
         self._host = socket.gethostname()
         self._server_config_json = json.dumps(for_drivers(settings.plain)).encode()
 
-    async def on_bus_message(self, identity: bytes, message: Message) -> None:
-        if isinstance(message, Hello):
-            await self._on_hello(identity, message)
-            return
-        if isinstance(message, Rejoin):
-            await self._on_rejoin(identity, message)
+    async def on_bus_message(self, identity: bytes, peer: str | None, message: Message) -> None:
+        """``peer``: the context the sender's CURVE key proves (None on a plaintext bus)."""
+        if isinstance(message, Hello | Rejoin):
+            if self._claims_other_context(peer, message.context_id, message):
+                return
+            if isinstance(message, Hello):
+                await self._on_hello(identity, message)
+            else:
+                await self._on_rejoin(identity, message)
             return
         context = self._registry.by_identity(identity)
+        if context is not None and self._claims_other_context(peer, context.id, message):
+            # Another context's driver took over this connection's routing id (which needs that
+            # secret id): nothing more of this context goes to it. The displaced driver, cut off
+            # by the takeover, ends on the server's silence and its context with it.
+            self._registry.disconnect(context)
+            return
         if context is None:
             # A driver of an earlier server process (or a confused peer): ask who it is. Its frame
             # is dropped; anything that matters (a job's final report) it sends again.
@@ -107,6 +120,18 @@ class DriverMessages:
             self._tasks.spawn(self._files.send(context.send, message), name=f"file-{message.request_id}")
         else:
             log.warning("bus_message_unexpected", context_id=context.id, message_type=message.TYPE)
+
+    def _claims_other_context(self, peer: str | None, context_id: str, message: Message) -> bool:
+        if peer == context_id or (peer is None and not self._settings.bus_curve):
+            return False
+        log.warning(
+            "bus_message_refused",
+            reason="sender's key is another context's",
+            context_id=context_id,
+            sender_context_id=peer,
+            message_type=message.TYPE,
+        )
+        return True
 
     def _reject(self, identity: bytes, context_id: str, pid: int) -> None:
         log.warning("driver_rejected", context_id=context_id, pid=pid)

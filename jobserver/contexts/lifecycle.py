@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 
-from driver.protocol import ContextReady, StopContext
+from driver.protocol import ContextReady, DriverSecrets, StopContext
 from jobserver.common.config import Settings, merge
 from jobserver.common.errors import ContextInitError, error_map
 from jobserver.common.records import ContextRecord, utc_now
@@ -90,7 +90,7 @@ class ContextLifecycle:
             user=user,
         )
         await self._store.insert_context(record)
-        context = LiveContext(record=record, bus=self._bus)
+        context = self._live_context(record, Phase.LAUNCHING)
         self._registry.add(context)
         try:
             await self._start_driver(context)
@@ -103,23 +103,48 @@ class ContextLifecycle:
             raise ContextInitError(message, details=error_map(message, type(error).__name__)) from error
         return context
 
+    def _live_context(self, record: ContextRecord, phase: Phase) -> LiveContext:
+        """With CURVE, the context's driver key is known from its id alone: also the key of a
+        driver that an earlier server process launched."""
+        public_key = b""
+        if self._bus.curve_public_key is not None:
+            public_key = tokens.curve_context_keys(self._key, record.id).public_raw
+        return LiveContext(record=record, bus=self._bus, phase=phase, curve_public_key=public_key)
+
     async def _start_driver(self, context: LiveContext) -> None:
         """Launch (or, under supervise, launch again) the context's driver process."""
         context.token = tokens.issue(self._key, context.id)
+        secrets_file = tokens.write_secrets_file(self._working_dir(context), self._driver_secrets(context))
         command = build_driver_command(
             self._launch,
             context_id=context.id,
             context_name=context.name,
             context_config=without_flag(context.record.config),
-            token=context.token,
+            secrets_file=secrets_file,
         )
-        process = await self._processes.launch(
-            context.id, command, self._log_path(context), self._working_dir(context)
-        )
+        try:
+            process = await self._processes.launch(
+                context.id, command, self._log_path(context), self._working_dir(context)
+            )
+        except OSError:
+            secrets_file.unlink(missing_ok=True)  # else the driver's exit takes its folder along
+            raise
         context.process = process
         log.info("context_launched", context_id=context.id, context_name=context.name, pid=process.pid)
         self._tasks.spawn(
             self._enforce_start_timeout(context, context.ready, process), name=f"start-timeout-{context.id}"
+        )
+
+    def _driver_secrets(self, context: LiveContext) -> DriverSecrets:
+        server_public_key = self._bus.curve_public_key
+        if server_public_key is None:
+            return DriverSecrets(token=context.token)
+        keys = tokens.curve_context_keys(self._key, context.id)
+        return DriverSecrets(
+            token=context.token,
+            server_public_key=server_public_key.decode(),
+            public_key=keys.public.decode(),
+            secret_key=keys.secret.decode(),
         )
 
     def _log_path(self, context: LiveContext) -> Path:
@@ -314,7 +339,7 @@ class ContextLifecycle:
     async def await_rejoin(self, record: ContextRecord) -> None:
         """A context this server launched before its restart waits ``reattach-grace`` for its
         driver to rejoin; then it ends as ERROR."""
-        context = LiveContext(record=record, bus=self._bus, phase=Phase.AWAITING_REJOIN)
+        context = self._live_context(record, Phase.AWAITING_REJOIN)
         self._registry.add(context)
         log.info("context_awaiting_driver", context_id=record.id, context_name=record.name)
         if self._settings.reattach_grace_s <= 0:

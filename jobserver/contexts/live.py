@@ -22,6 +22,7 @@ class LiveContext:
     bus: Bus
     phase: Phase = Phase.LAUNCHING
     token: str = ""  # issued by this server process; "" for a driver an earlier one launched
+    curve_public_key: bytes = b""  # its driver's (32 bytes), derived from the id; b"" without CURVE
     process: DriverProcess | None = None
     identity: bytes | None = None  # its connection on the bus, once it has said who it is
     last_seen: float = field(default_factory=time.monotonic)
@@ -74,19 +75,30 @@ class LiveContext:
 
 
 class LiveContexts:
-    """Every live context, by id and by the bus connection of its driver."""
+    """Every live context, by id, by the bus connection of its driver and by its driver's key."""
 
     def __init__(self) -> None:
         self._by_id: dict[str, LiveContext] = {}
         self._by_identity: dict[bytes, LiveContext] = {}
+        self._by_public_key: dict[bytes, LiveContext] = {}
 
     def add(self, context: LiveContext) -> None:
         self._by_id[context.id] = context
+        if context.curve_public_key:
+            self._by_public_key[context.curve_public_key] = context
 
     def remove(self, context: LiveContext) -> None:
         if self._by_id.get(context.id) is context:
             del self._by_id[context.id]
+        if self._by_public_key.get(context.curve_public_key) is context:
+            del self._by_public_key[context.curve_public_key]
         self.disconnect(context)
+
+    def authenticate(self, public_key: bytes) -> str | None:
+        """The id of the live context whose driver holds ``public_key`` (a bus peer's CURVE key):
+        launching, running, stopping, restarting or awaiting its driver's rejoin."""
+        context = self._by_public_key.get(public_key)
+        return None if context is None else context.id
 
     def get(self, context_id: str) -> LiveContext | None:
         return self._by_id.get(context_id)
@@ -121,6 +133,7 @@ class LiveContexts:
     def clear(self) -> None:
         self._by_id.clear()
         self._by_identity.clear()
+        self._by_public_key.clear()
 
 
 def log_tail(process: DriverProcess | None, lines: int = 30) -> str:

@@ -79,8 +79,12 @@ class ContextManager:
     def set_bus_endpoint(self, endpoint: str) -> None:
         self._lifecycle.set_bus_endpoint(endpoint)
 
-    async def on_bus_message(self, identity: bytes, message: Message) -> None:
-        await self._messages.on_bus_message(identity, message)
+    async def on_bus_message(self, identity: bytes, peer: str | None, message: Message) -> None:
+        await self._messages.on_bus_message(identity, peer, message)
+
+    def authenticate_driver(self, public_key: bytes) -> str | None:
+        """The bus's question about a new CURVE peer: which live context's driver holds that key."""
+        return self._registry.authenticate(public_key)
 
     async def run_heartbeats(self) -> None:
         await self._messages.run_heartbeats()

@@ -7,6 +7,12 @@ Context settings map onto Spark the way spark-jobserver mapped them (sjs-contrac
 ``spark.master`` overriding the master, other keys as ``--key value``). The context's own jars
 (``dependent-jar-uris`` and ``cp``, after any ``spark.jars``) become ``--jars``, so they are on the
 driver's and the executors' classpath from the start.
+
+No secret is on the command line (visible in ``ps``, the Spark UI's environment tab, YARN's
+logs): the driver's token and keys are in its secrets file. In client deploy mode the driver reads
+it where the server wrote it (its path in the environment); in cluster deploy mode spark-submit
+ships it with ``--files`` into the driver's working folder (on YARN through the user's private
+staging folder) and the driver is told its name.
 """
 
 from __future__ import annotations
@@ -18,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from driver.protocol import SECRETS_PATH_ENV
 from jobserver.common.values import parse_bool, string_list
 
-TOKEN_ENV = "JOBSERVER_DRIVER_TOKEN"
 # spark-submit's options that take no value (also when a query parameter says "true").
 SWITCHES = frozenset({"verbose", "supervise"})
 
@@ -81,7 +87,7 @@ def build_driver_command(
     context_id: str,
     context_name: str,
     context_config: Mapping[str, Any],
-    token: str,
+    secrets_file: Path,
 ) -> DriverCommand:
     spark_conf = spark_conf_for(context_config)
     launcher = _flatten(context_config.get("launcher") or {})
@@ -91,10 +97,15 @@ def build_driver_command(
     spark_conf.pop("spark.proxy.user", None)
     spark_conf["spark.pyspark.python"] = launch.python
     jars = context_jars(context_config, spark_conf.pop("spark.jars", ""))
+    files: list[str] = []
     if deploy_mode == "cluster":
-        # In cluster mode the driver does not inherit spark-submit's environment.
-        spark_conf[f"spark.yarn.appMasterEnv.{TOKEN_ENV}"] = token
-        spark_conf[f"spark.kubernetes.driverEnv.{TOKEN_ENV}"] = token
+        # The driver does not inherit spark-submit's environment, nor see the server's disk: its
+        # secrets file travels with the context's own files (one --files: a second would win).
+        files = [
+            *string_list(launcher.pop("files", "")),
+            *string_list(spark_conf.pop("spark.files", "")),
+            str(secrets_file),
+        ]
     options = _submit_options(launcher, spark_conf)
     argv = [
         str(launch.spark_home / "bin" / "spark-submit"),
@@ -110,16 +121,20 @@ def build_driver_command(
     argv += options
     if jars:
         argv += ["--jars", ",".join(jars)]
+    if files:
+        argv += ["--files", ",".join(files)]
     for key in sorted(spark_conf):
         argv += ["--conf", f"{key}={spark_conf[key]}"]
     argv += ["--py-files", str(launch.bundle), str(DRIVER_SCRIPT)]
     argv += ["--server", launch.bus_endpoint, "--context-id", context_id, "--context-name", context_name]
+    argv += ["--secrets-file", secrets_file.name]  # its name is not secret; its content is
     env = {
         "SPARK_HOME": str(launch.spark_home),
         "PYSPARK_PYTHON": launch.python,
         "PYSPARK_DRIVER_PYTHON": launch.python,
-        TOKEN_ENV: token,
     }
+    if deploy_mode != "cluster":
+        env[SECRETS_PATH_ENV] = str(secrets_file)
     return DriverCommand(argv=argv, env=env)
 
 

@@ -11,10 +11,11 @@ import zipfile
 from pathlib import Path
 
 import msgpack
+import structlog
 import zmq
 import zmq.asyncio
 
-from driver.protocol import Hello, JobFinished, Reintroduce, Rejected, decode, encode
+from driver.protocol import DriverSecrets, Hello, JobFinished, Rejected, Welcome, decode, encode
 from tests.support import FAKE_SPARK_HOMES, Api, processes_mentioning, running_server, wait_until
 
 
@@ -137,9 +138,12 @@ async def test_a_sync_job_whose_driver_dies_before_it_is_stored_ends_error(tmp_p
         assert (await api.call("GET", "/contexts/doomed"))[1]["state"] in ("KILLED", "ERROR")
 
 
-async def test_strangers_on_the_bus_are_rejected_and_change_nothing(tmp_path: Path) -> None:
+async def test_on_a_plaintext_bus_strangers_are_rejected_and_change_nothing(tmp_path: Path) -> None:
     bus_port = _free_port()
-    async with running_server(tmp_path, fake_spark("light", **{"spark.jobserver.bus.port": bus_port})) as api:
+    overrides = fake_spark(
+        "light", **{"spark.jobserver.bus.port": bus_port, "spark.jobserver.bus.curve": "off"}
+    )
+    async with running_server(tmp_path, overrides) as api:
         assert (await api.call("POST", "/contexts/guarded"))[0] == 200
         _, info, _ = await api.call("GET", "/contexts/guarded")
         context = zmq.asyncio.Context()
@@ -195,6 +199,24 @@ async def test_a_streaming_context_stops_after_a_failing_job_unless_told_otherwi
             assert (status, body["status"]) == (200, "ERROR")
         await api.wait_context_state("streaming", "FINISHED", timeout_s=15)
         assert (await api.call("GET", "/contexts/sturdy"))[1]["state"] == "RUNNING"
+
+
+async def test_a_cluster_mode_driver_finds_its_secrets_among_the_shipped_files(tmp_path: Path) -> None:
+    # The stand-in spark-submit runs the driver in a folder of its own with the --files in it.
+    async with running_server(tmp_path, fake_spark("light", **{"spark.submit.deployMode": "cluster"})) as api:
+        await api.upload("examples")
+        assert (await api.call("POST", "/contexts/remote"))[0] == 200
+        _, info, _ = await api.call("GET", "/contexts/remote")
+        shipped = list(
+            (api.settings.work_dir / "drivers" / info["id"] / "container").glob("driver-secrets-*")
+        )
+        assert len(shipped) == 1
+        status, body, _ = await api.call(
+            "POST",
+            "/jobs?appName=examples&classPath=example_jobs.echo.EchoJob&context=remote&sync=true",
+            data='{"input": "over CURVE"}',
+        )
+        assert (status, body["result"]) == (200, "over CURVE")
 
 
 async def test_a_driver_that_ignores_stop_and_sigterm_is_killed_within_the_deletion_timeout(
@@ -287,12 +309,26 @@ async def test_a_job_that_ignores_its_kill_restarts_its_context_when_configured(
         await wait_until(lambda: _gone(before["id"]), timeout_s=10, what="the old driver gone")
 
 
-async def test_a_peer_posing_as_a_contexts_driver_is_ignored(tmp_path: Path) -> None:
+def driver_secrets(api: Api, context_id: str) -> DriverSecrets:
+    """What the server gave a context's driver (the test runs as the server's user)."""
+    [path] = (api.settings.work_dir / "drivers" / context_id).glob("driver-secrets-*.json")
+    assert path.stat().st_mode & 0o777 == 0o600
+    return DriverSecrets.from_json(path.read_text())
+
+
+async def _never_answered(socket: zmq.asyncio.Socket) -> bool:
+    return not await socket.poll(500)
+
+
+async def test_a_peer_knowing_a_contexts_id_and_token_but_not_its_key_is_never_handled(
+    tmp_path: Path,
+) -> None:
     bus_port = _free_port()
     async with running_server(tmp_path, fake_spark("light", **{"spark.jobserver.bus.port": bus_port})) as api:
         await api.upload("examples")
         assert (await api.call("POST", "/contexts/guarded"))[0] == 200
         _, info, _ = await api.call("GET", "/contexts/guarded")
+        stolen = driver_secrets(api, info["id"])
         status, job, _ = await api.call(
             "POST",
             "/jobs?appName=examples&classPath=example_jobs.sleep_job.PythonSleepJob&context=guarded",
@@ -301,16 +337,90 @@ async def test_a_peer_posing_as_a_contexts_driver_is_ignored(tmp_path: Path) -> 
         assert status == 202
         await api.wait_job_state(job["jobId"], "RUNNING")
         context = zmq.asyncio.Context()
+        public, secret = zmq.curve_keypair()  # its own key: it trusts the right server, to no avail
         impostor = context.socket(zmq.DEALER)
         impostor.setsockopt(zmq.LINGER, 0)
-        impostor.setsockopt(zmq.ROUTING_ID, info["id"].encode())  # the context id is public
+        impostor.setsockopt(zmq.CURVE_SERVERKEY, stolen.server_public_key.encode())
+        impostor.setsockopt(zmq.CURVE_PUBLICKEY, public)
+        impostor.setsockopt(zmq.CURVE_SECRETKEY, secret)
         impostor.connect(f"tcp://127.0.0.1:{bus_port}")
         try:
-            await impostor.send(encode(JobFinished(job_id=job["jobId"], result=b'"forged"')))
-            assert isinstance(decode(await impostor.recv()), Reintroduce)  # a stranger to the server
+            with structlog.testing.capture_logs() as logs:
+                await impostor.send(encode(Hello(context_id=info["id"], token=stolen.token, pid=1)))
+                await impostor.send(encode(JobFinished(job_id=job["jobId"], result=b'"forged"')))
+
+                async def refused() -> bool:
+                    return any(entry["event"] == "bus_peer_refused" for entry in logs)
+
+                await wait_until(refused, timeout_s=10, what="the impostor's key refused")
+            assert not await impostor.poll(200)  # no Welcome, no Reintroduce: it never got in
         finally:
             impostor.close()
             context.term()
         report = await api.wait_job_state(job["jobId"], "FINISHED", "ERROR")
         assert (report["status"], report["result"]) == ("FINISHED", 1.0)
         assert (await api.call("GET", "/contexts/guarded"))[1]["state"] == "RUNNING"
+        assert not [entry for entry in logs if entry["event"] in ("driver_connected", "driver_rejected")]
+
+
+async def test_a_driver_with_one_contexts_key_cannot_speak_for_another(tmp_path: Path) -> None:
+    bus_port = _free_port()
+    async with running_server(tmp_path, fake_spark("light", **{"spark.jobserver.bus.port": bus_port})) as api:
+        await api.upload("examples")
+        for name in ("tenant-a", "tenant-b"):
+            assert (await api.call("POST", f"/contexts/{name}"))[0] == 200
+        a = (await api.call("GET", "/contexts/tenant-a"))[1]["id"]
+        b = (await api.call("GET", "/contexts/tenant-b"))[1]["id"]
+        a_secrets, b_secrets = driver_secrets(api, a), driver_secrets(api, b)
+        status, job, _ = await api.call(
+            "POST",
+            "/jobs?appName=examples&classPath=example_jobs.sleep_job.PythonSleepJob&context=tenant-b",
+            data="sleep.seconds = 1",
+        )
+        assert status == 202
+        await api.wait_job_state(job["jobId"], "RUNNING")
+        context = zmq.asyncio.Context()
+        rogue = context.socket(zmq.DEALER)  # what a job in A's driver could build: A's keys
+        rogue.setsockopt(zmq.LINGER, 0)
+        rogue.setsockopt(zmq.CURVE_SERVERKEY, a_secrets.server_public_key.encode())
+        rogue.setsockopt(zmq.CURVE_PUBLICKEY, a_secrets.public_key.encode())
+        rogue.setsockopt(zmq.CURVE_SECRETKEY, a_secrets.secret_key.encode())
+        rogue.connect(f"tcp://127.0.0.1:{bus_port}")
+        try:
+            with structlog.testing.capture_logs() as logs:
+                # B's id, and even B's token: the key says A, so it is not B's driver.
+                await rogue.send(encode(Hello(context_id=b, token=b_secrets.token, pid=1)))
+
+                async def logged(event: str) -> bool:
+                    return any(entry["event"] == event for entry in logs)
+
+                await wait_until(lambda: logged("bus_message_refused"), timeout_s=10, what="Hello refused")
+                assert await _never_answered(rogue)
+                # As A (its key, its token) it is welcomed; a report on B's job still counts for nothing.
+                await rogue.send(encode(Hello(context_id=a, token=a_secrets.token, pid=1)))
+                assert isinstance(decode(await rogue.recv()), Welcome)
+                await rogue.send(encode(JobFinished(job_id=job["jobId"], result=b'"forged"')))
+                await wait_until(lambda: logged("job_report_refused"), timeout_s=10, what="report refused")
+                rogue.close()
+                # A's own driver, a stranger to the server since the rogue said Hello, rejoins.
+                await wait_until(lambda: logged("driver_rejoined"), timeout_s=10, what="A's driver back")
+            refusal = next(entry for entry in logs if entry["event"] == "bus_message_refused")
+            assert (refusal["context_id"], refusal["sender_context_id"]) == (b, a)
+        finally:
+            rogue.close()
+            context.term()
+        report = await api.wait_job_state(job["jobId"], "FINISHED", "ERROR")
+        assert (report["status"], report["result"]) == ("FINISHED", 1.0)
+        assert (await api.call("GET", "/contexts/tenant-b"))[1]["state"] == "RUNNING"
+        status, body, _ = await api.call(
+            "POST",
+            "/jobs?appName=examples&classPath=example_jobs.echo.EchoJob&context=tenant-b&sync=true",
+            data='{"input": "still B"}',
+        )
+        assert (status, body["result"]) == (200, "still B")
+        status, body, _ = await api.call(
+            "POST",
+            "/jobs?appName=examples&classPath=example_jobs.echo.EchoJob&context=tenant-a&sync=true",
+            data='{"input": "A too"}',
+        )
+        assert (status, body["result"]) == (200, "A too")

@@ -88,6 +88,11 @@ def test_default_bus_binds_loopback_on_a_free_port_and_advertises_it(defaults: S
     assert defaults.bus_port == 0
     assert defaults.bus_bind_address == "127.0.0.1"
     assert defaults.bus_advertised_host == "127.0.0.1"
+    assert defaults.bus_curve is True
+
+
+def test_the_bus_can_be_made_plaintext() -> None:
+    assert load_settings(None, {"spark.jobserver.bus.curve": "off"}).bus_curve is False
 
 
 def test_default_durations_are_read_as_seconds(defaults: Settings) -> None:

@@ -11,9 +11,10 @@ import pytest
 
 import driver
 import sparkjobserver
+from driver.protocol import SECRETS_PATH_ENV, DriverSecrets
+from jobserver.drivers import tokens
 from jobserver.drivers.launcher import (
     DRIVER_SCRIPT,
-    TOKEN_ENV,
     DriverCommand,
     DriverLaunch,
     build_bundle,
@@ -22,7 +23,7 @@ from jobserver.drivers.launcher import (
     spark_conf_for,
 )
 
-TOKEN = "one-time-secret-7f3a9c"
+SECRETS_FILE = Path("/var/jobserver/drivers/ctx-0001/driver-secrets-x1y2.json")
 SPARK_HOME = Path("/opt/spark")
 PYTHON = "/usr/bin/python3.11"
 BUS = "tcp://gateway.example:41000"
@@ -41,14 +42,18 @@ def launch(*, master: str = "local[*]", deploy_mode: str = "client") -> DriverLa
 
 
 def command(
-    context_config: Mapping[str, Any], *, name: str = "reporting", deploy_mode: str = "client"
+    context_config: Mapping[str, Any],
+    *,
+    name: str = "reporting",
+    deploy_mode: str = "client",
+    secrets_file: Path = SECRETS_FILE,
 ) -> DriverCommand:
     return build_driver_command(
         launch(deploy_mode=deploy_mode),
         context_id="ctx-0001",
         context_name=name,
         context_config=context_config,
-        token=TOKEN,
+        secrets_file=secrets_file,
     )
 
 
@@ -218,7 +223,7 @@ def test_no_proxy_user_option_without_a_proxy_user() -> None:
 
 def test_driver_script_and_its_arguments_come_last() -> None:
     argv = command({"launcher": {"queue": "etl"}, "num-cpu-cores": 1}, name="reporting").argv
-    assert argv[-9:] == [
+    assert argv[-11:] == [
         "--py-files",
         str(BUNDLE),
         str(DRIVER_SCRIPT),
@@ -228,6 +233,8 @@ def test_driver_script_and_its_arguments_come_last() -> None:
         "ctx-0001",
         "--context-name",
         "reporting",
+        "--secrets-file",
+        SECRETS_FILE.name,
     ]
 
 
@@ -240,37 +247,54 @@ def test_same_settings_give_the_same_command() -> None:
     assert command(config) == command(dict(reversed(list(config.items()))))
 
 
-def test_token_is_never_on_the_client_mode_command_line() -> None:
-    result = command({"num-cpu-cores": 1, "launcher": {"queue": "etl"}})
-    assert not any(TOKEN in item for item in result.argv)
+SETTINGS_WITH_FILES = {"num-cpu-cores": 1, "launcher": {"queue": "etl", "files": "/etc/app/lookup.csv"}}
 
 
-def test_token_travels_in_the_environment() -> None:
+@pytest.mark.parametrize("deploy_mode", ["client", "cluster"])
+def test_no_secret_is_on_the_command_line_and_the_secrets_file_is_private(
+    tmp_path: Path, deploy_mode: str
+) -> None:
+    key = tokens.load_key(tmp_path)
+    driver_keys = tokens.curve_context_keys(key, "ctx-0001")
+    secrets = DriverSecrets(
+        token=tokens.issue(key, "ctx-0001"),
+        server_public_key=tokens.curve_server_keys(key).public.decode(),
+        public_key=driver_keys.public.decode(),
+        secret_key=driver_keys.secret.decode(),
+    )
+    path = tokens.write_secrets_file(tmp_path / "drivers" / "ctx-0001", secrets)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert DriverSecrets.from_json(path.read_text()) == secrets
+    result = command(SETTINGS_WITH_FILES, deploy_mode=deploy_mode, secrets_file=path)
+    exposed = [*result.argv, *confs(result.argv).values(), *result.env.values()]
+    server_secret = tokens.curve_server_keys(key).secret.decode()
+    for secret in (secrets.token, secrets.secret_key, server_secret, key.hex()):
+        assert not any(secret in item for item in exposed)
+    assert option_values(result.argv, "--secrets-file") == [path.name]
+
+
+def test_client_mode_gives_the_driver_the_secrets_file_path_in_its_environment() -> None:
     assert command({}).env == {
         "SPARK_HOME": str(SPARK_HOME),
         "PYSPARK_PYTHON": PYTHON,
         "PYSPARK_DRIVER_PYTHON": PYTHON,
-        TOKEN_ENV: TOKEN,
+        SECRETS_PATH_ENV: str(SECRETS_FILE),
     }
-    assert TOKEN_ENV == "JOBSERVER_DRIVER_TOKEN"
+    assert "--files" not in command({}).argv
 
 
-def test_cluster_mode_hands_the_token_to_the_remote_driver_environment() -> None:
-    argv = command({}, deploy_mode="cluster").argv
-    conf = confs(argv)
-    assert conf["spark.yarn.appMasterEnv.JOBSERVER_DRIVER_TOKEN"] == TOKEN
-    assert conf["spark.kubernetes.driverEnv.JOBSERVER_DRIVER_TOKEN"] == TOKEN
-    holders = [item for item in argv if TOKEN in item]
-    assert holders == [
-        f"spark.kubernetes.driverEnv.JOBSERVER_DRIVER_TOKEN={TOKEN}",
-        f"spark.yarn.appMasterEnv.JOBSERVER_DRIVER_TOKEN={TOKEN}",
-    ]
-    assert command({}, deploy_mode="cluster").env[TOKEN_ENV] == TOKEN
-
-
-def test_cluster_mode_chosen_by_the_launcher_also_hands_over_the_token() -> None:
-    conf = confs(command({"launcher": {"spark.submit.deployMode": "cluster"}}).argv)
-    assert conf["spark.yarn.appMasterEnv.JOBSERVER_DRIVER_TOKEN"] == TOKEN
+def test_cluster_mode_ships_the_secrets_file_with_the_contexts_own_files() -> None:
+    for settings in (
+        {"launcher": {"files": "/etc/app/lookup.csv"}, "spark.files": "/etc/app/more.txt"},
+        {"launcher": {"files": "/etc/app/lookup.csv", "spark.submit.deployMode": "cluster"}},
+    ):
+        result = command(settings, deploy_mode="cluster")
+        files = option_values(result.argv, "--files")
+        assert len(files) == 1 and files[0].split(",")[0] == "/etc/app/lookup.csv"
+        assert files[0].split(",")[-1] == str(SECRETS_FILE)
+        assert "spark.files" not in confs(result.argv)
+        assert SECRETS_PATH_ENV not in result.env  # a remote driver does not inherit it
+        assert not any("JOBSERVER_DRIVER" in item for item in result.argv)
 
 
 def test_default_context_settings_give_the_contract_spark_settings() -> None:

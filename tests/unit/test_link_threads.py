@@ -14,7 +14,17 @@ from collections.abc import Iterator
 import zmq
 
 from driver.link import ServerLink
-from driver.protocol import JobFinished, JobReportAck, JobStarted, KillJob, Message, Welcome, decode, encode
+from driver.protocol import (
+    DriverSecrets,
+    JobFinished,
+    JobReportAck,
+    JobStarted,
+    KillJob,
+    Message,
+    Welcome,
+    decode,
+    encode,
+)
 from tests.support import wait_for
 
 DEADLINE_S = 20.0
@@ -32,7 +42,7 @@ def _serve_in_background(link: ServerLink, handled: list[Message]) -> threading.
 
 
 def _welcomed_link(router: zmq.Socket[bytes], endpoint: str) -> tuple[ServerLink, bytes]:
-    link = ServerLink(endpoint, "ctx-1", "token")
+    link = ServerLink(endpoint, "ctx-1", DriverSecrets(token="token"))
     answered = threading.Thread(target=link.handshake, args=(DEADLINE_S,), daemon=True)
     answered.start()
     identity, hello = router.recv_multipart()

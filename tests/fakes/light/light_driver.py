@@ -3,6 +3,9 @@ as long as they do not touch Spark. Used through tests/fakes/light/bin/spark-sub
 
 from __future__ import annotations
 
+import itertools
+import os
+import shutil
 import sys
 import threading
 from pathlib import Path
@@ -53,4 +56,20 @@ def driver_arguments(arguments: list[str]) -> list[str]:
     raise SystemExit("light spark-submit: no driver script in the arguments")
 
 
+def enter_cluster_container(arguments: list[str]) -> None:
+    """In cluster deploy mode, as a cluster manager would: the driver runs in a folder of its own
+    holding the --files, without spark-submit's environment (nor the secrets file's path in it)."""
+    options = dict(itertools.pairwise(arguments))
+    if options.get("--deploy-mode") != "cluster":
+        return
+    container = Path.cwd() / "container"
+    container.mkdir(mode=0o700)
+    for name in options.get("--files", "").split(","):
+        if name:
+            shutil.copy(name, container / Path(name).name)
+    os.environ.pop("JOBSERVER_DRIVER_SECRETS", None)
+    os.chdir(container)
+
+
+enter_cluster_container(sys.argv[1:])
 sys.exit(driver_main.main(driver_arguments(sys.argv[1:]), make_spark=build_stand_in))
