@@ -5,6 +5,7 @@ outcome."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import ldap3
@@ -22,7 +23,9 @@ log = structlog.get_logger(__name__)
 class LdapDirectory:
     def __init__(self, settings: LdapSettings) -> None:
         self._settings = settings
-        self._server = ldap3.Server(settings.url, connect_timeout=settings.timeout_s, get_info=ldap3.NONE)
+        # ldap3 takes whole seconds (it packs them into socket options).
+        self._timeout_s = max(1, math.ceil(settings.timeout_s))
+        self._server = ldap3.Server(settings.url, connect_timeout=self._timeout_s, get_info=ldap3.NONE)
 
     def login(self, name: str, password: str) -> frozenset[str] | None:
         """The user's groups when the directory accepts the password, else None."""
@@ -59,7 +62,7 @@ class LdapDirectory:
             user=dn,
             password=password,
             authentication=ldap3.SIMPLE if dn else ldap3.ANONYMOUS,
-            receive_timeout=self._settings.timeout_s,
+            receive_timeout=self._timeout_s,
             read_only=True,
             raise_exceptions=False,
         )

@@ -1,6 +1,6 @@
-"""``jobserver-passwd FILE NAME [--groups a,b]``: add a user to a users file, or change its password
-(asked twice on a terminal, or read from standard input's first line), writing the file again
-atomically and readable by its owner alone."""
+"""``jobserver-passwd FILE NAME [--groups a,b] [--delete]``: add a user to a users file, change its
+password (asked twice on a terminal, or read from standard input's first line) and groups, or
+remove it; the file is written again atomically, readable by its owner alone."""
 
 from __future__ import annotations
 
@@ -18,19 +18,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="jobserver-passwd", description=__doc__)
     parser.add_argument("file", type=Path, help="users file (spark.jobserver.auth.basic.users-file)")
     parser.add_argument("name", help="user name (no ':')")
-    parser.add_argument("--groups", default="", help="comma-separated groups, for permissions.groups")
+    parser.add_argument(
+        "--groups", default=None, help="comma-separated groups, for permissions.groups (default: unchanged)"
+    )
     parser.add_argument("--delete", action="store_true", help="remove the user instead")
     arguments = parser.parse_args(argv)
-    if not arguments.name or ":" in arguments.name or ":" in arguments.groups:
+    if not arguments.name or ":" in arguments.name or ":" in (arguments.groups or ""):
         parser.error("user names and groups may not contain ':'")
     lines = arguments.file.read_text(encoding="utf-8").splitlines() if arguments.file.exists() else []
     kept = [line for line in lines if line.partition(":")[0].strip() != arguments.name]
+    groups = arguments.groups
+    if groups is None:  # a new password keeps the user's groups
+        previous = [line.split(":", 2) for line in lines if line.partition(":")[0].strip() == arguments.name]
+        groups = previous[-1][2] if previous and len(previous[-1]) == 3 else ""
     if not arguments.delete:
         password = _password()
         if not password:
             parser.error("an empty password is not allowed")
         entry = f"{arguments.name}:{hash_password(password)}"
-        kept.append(f"{entry}:{arguments.groups}" if arguments.groups else entry)
+        kept.append(f"{entry}:{groups}" if groups else entry)
     _write(arguments.file, "".join(f"{line}\n" for line in kept))
     return 0
 
