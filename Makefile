@@ -33,6 +33,7 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/latency.py --auth basic
 	$(BIN)/python bench/floor.py
 	$(BIN)/python bench/store_queries.py
 

@@ -17,6 +17,9 @@ Rows 1-3 use a minimal HTTP/1.1 client (one keep-alive connection, blocking sock
 is measured is the server, not a client library: aiohttp's client costs more than half a
 millisecond of its own per request, which row 4 shows.
 
+With ``--auth basic`` every request carries HTTP Basic credentials, checked against a users file
+(bcrypt) and then answered from the login cache: the price of authentication on the job path.
+
 Prints a table of p50/p99 in milliseconds. Not a test: nothing here passes or fails.
 """
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import signal
@@ -61,7 +65,8 @@ def percentile(samples: list[float], fraction: float) -> float:
 class LeanClient:
     """HTTP/1.1 over one keep-alive connection, nothing more: the server sends Content-Length."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, authorization: str = "") -> None:
+        self._extra = f"Authorization: {authorization}\r\n" if authorization else ""
         self._socket = socket.create_connection(("127.0.0.1", port))
         self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._buffer = b""
@@ -69,7 +74,7 @@ class LeanClient:
     def request(self, method: str, path: str, body: bytes = b"", content_type: str = "application/json"):
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
+            f"{self._extra}Content-Length: {len(body)}\r\n\r\n"
         )
         self._socket.sendall(head.encode() + body)
         while b"\r\n\r\n" not in self._buffer:
@@ -94,6 +99,14 @@ class LeanClient:
 
     def close(self) -> None:
         self._socket.close()
+
+
+def basic_login(users_file: Path) -> str:
+    """A users file with one user, and the Authorization header that logs in as it."""
+    import bcrypt  # the server's own dependency; as a users file made by jobserver-passwd holds it
+
+    users_file.write_text(f"bench:{bcrypt.hashpw(b'bench password', bcrypt.gensalt(12)).decode()}\n")
+    return "Basic " + base64.b64encode(b"bench:bench password").decode()
 
 
 def wait_healthy(port: int, deadline_s: float) -> None:
@@ -129,9 +142,10 @@ def timed_requests(
     return runs
 
 
-async def aiohttp_round_trips(port: int, requests: int) -> list[float]:
+async def aiohttp_round_trips(port: int, requests: int, authorization: str) -> list[float]:
     """Row 1 again through aiohttp's client: how much of a round trip a client library takes."""
-    async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{port}") as session:
+    headers = {"Authorization": authorization} if authorization else {}
+    async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{port}", headers=headers) as session:
         runs = []
         for number in range(50 + requests):
             started = time.perf_counter()
@@ -161,9 +175,9 @@ def cold_factor(samples: int) -> float:
     return statistics.median(cold) / statistics.median(warm)
 
 
-def measure(port: int, requests: int) -> list[tuple[str, str, str]]:
+def measure(port: int, requests: int, authorization: str) -> list[tuple[str, str, str]]:
     wait_healthy(port, 30)
-    client = LeanClient(port)
+    client = LeanClient(port, authorization)
     try:
         status, answer = client.request(
             "POST", "/binaries/bench", WHEEL.read_bytes(), "application/python-wheel"
@@ -176,7 +190,7 @@ def measure(port: int, requests: int) -> list[tuple[str, str, str]]:
         timed_runs = timed_requests(client, TIMED, "{}", 20, requests)
         sleep_body = json.dumps({"sleep": {"seconds": SLEEP_S}})
         sleep_runs = timed_requests(client, SLEEP, sleep_body, 10, requests)
-        aiohttp_ms = asyncio.run(aiohttp_round_trips(port, requests))
+        aiohttp_ms = asyncio.run(aiohttp_round_trips(port, requests, authorization))
         client.request("DELETE", "/contexts/bench")
     finally:
         client.close()
@@ -203,25 +217,34 @@ def measure(port: int, requests: int) -> list[tuple[str, str, str]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--auth", choices=("none", "basic"), default="none", help="authentication on the API")
     arguments = parser.parse_args()
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="jobserver-bench-") as work_dir:
         config = Path(work_dir) / "bench.conf"
-        config.write_text(
+        settings = (
             f'spark.jobserver.port = {port}\nspark.jobserver.work-dir = "{work_dir}/work"\n'
             'spark.master = "local[2]"\nspark.context-settings.spark.ui.enabled = false\n'
         )
+        authorization = ""
+        if arguments.auth == "basic":
+            authorization = basic_login(Path(work_dir) / "users")
+            users = f'basic.users-file = "{work_dir}/users"'
+            settings += f"spark.jobserver.auth {{ mechanisms = [basic], {users} }}\n"
+        config.write_text(settings)
         log = open(Path(work_dir) / "server.log", "wb")  # noqa: SIM115 - open for the server's lifetime
         server = subprocess.Popen(
             [str(Path(sys.executable).parent / "jobserver"), str(config)], stdout=log, stderr=log
         )
         try:
-            rows = measure(port, arguments.requests)
+            rows = measure(port, arguments.requests, authorization)
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=60)
             log.close()
-    print(f"\n{arguments.requests} sequential requests per row, one warm context, SQLite store, local[2]\n")
+    login = "HTTP Basic (cached login) on every request" if authorization else "no authentication"
+    setup = "one warm context, SQLite store, local[2]"
+    print(f"\n{arguments.requests} sequential requests per row, {setup}, {login}\n")
     print(f"| {'measurement':<44} | {'p50 ms':>8} | {'p99 ms':>8} |")
     print(f"|{'-' * 46}|{'-' * 10}|{'-' * 10}|")
     for name, p50, p99 in rows:
