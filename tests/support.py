@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -183,7 +184,9 @@ class ServerProcess:
         self._log_file = log_file
         self._process: subprocess.Popen[bytes] | None = None
 
-    async def start(self, base_url: str) -> None:
+    async def start(self, base_url: str, *, ssl_context: ssl.SSLContext | None = None) -> None:
+        """Run the command and wait until ``base_url``/healthz answers (over https with
+        ``ssl_context``, which must trust the server's certificate)."""
         jobserver = Path(sys.executable).parent / "jobserver"
         with open(self._log_file, "ab") as log:
             self._process = subprocess.Popen([str(jobserver), str(self._config_file)], stdout=log, stderr=log)
@@ -196,7 +199,7 @@ class ServerProcess:
             try:
                 async with (
                     aiohttp.ClientSession() as session,
-                    session.get(f"{base_url}/healthz") as response,
+                    session.get(f"{base_url}/healthz", ssl=ssl_context or True) as response,
                 ):
                     return response.status == 200
             except aiohttp.ClientError:
