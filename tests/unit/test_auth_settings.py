@@ -125,3 +125,20 @@ def test_jobserver_passwd_writes_users_the_server_accepts(tmp_path: Path) -> Non
     assert table.check("carol", "pw two") is None
     subprocess.run([*command, "bob", "--delete"], check=True, timeout=60, stdin=subprocess.DEVNULL)
     assert UsersFile(users).check("bob", "pw two") is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "warned"),
+    [
+        ({}, True),  # the defaults: off, on every interface
+        ({"spark.jobserver.bind-address": "127.0.0.1"}, False),
+        ({"spark.jobserver.bind-address": "::1"}, False),
+    ],
+)
+def test_the_server_warns_when_the_api_is_open_to_other_hosts(
+    overrides: dict[str, Any], warned: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from jobserver.__main__ import _warn_when_open
+
+    _warn_when_open(load_settings(None, overrides))
+    assert ("WARNING: authentication is OFF" in capsys.readouterr().err) is warned
