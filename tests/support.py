@@ -26,6 +26,7 @@ from aiohttp.test_utils import TestServer
 from jobserver.common.config import Settings, load_settings
 from jobserver.common.records import PendingCallback
 from jobserver.storage import create_store
+from jobserver.web.access import ROUTE_PERMISSIONS
 from jobserver.web.app import create_app
 
 REPO = Path(__file__).resolve().parent.parent
@@ -282,3 +283,21 @@ def build_jar(folder: Path) -> Path:
         for compiled in sorted(classes.rglob("*.class")):
             archive.write(compiled, str(compiled.relative_to(classes)))
     return jar
+
+
+# Values for the routes' placeholders (route_requests).
+CONCRETE = {"{name}": "x", "{job_id}": "no-such-job", "{tail}": "x", "{prefix}": "x", "{filename}": "x"}
+
+
+def route_requests() -> list[tuple[str, str, str]]:
+    """(method, a path, permission needed) for every route of the API, with paths where a caller
+    holding the permission gets neither 401 nor 403 (and starts nothing)."""
+    routes = []
+    for (method, canonical), permission in sorted(ROUTE_PERMISSIONS.items()):
+        path = canonical
+        for placeholder, value in CONCRETE.items():
+            path = path.replace(placeholder, value)
+        if (method, canonical) == ("POST", "/contexts/{name}"):
+            path = "/contexts/9-not-a-name"  # a 400, not a context started per credential
+        routes.append((method, path, permission))
+    return routes

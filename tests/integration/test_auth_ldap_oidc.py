@@ -13,14 +13,16 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from jobserver.web.access import OPEN
 from tests.auth_services import LdapServer, OidcIssuer
-from tests.support import Api, running_server
+from tests.support import Api, route_requests, running_server
 
 PEOPLE = "ou=people,dc=example,dc=org"
 GROUPS = "ou=groups,dc=example,dc=org"
 DIRECTORY: dict[str, dict[str, list[Any]]] = {
     f"uid=alice,{PEOPLE}": {"objectClass": ["person"], "uid": ["alice"], "userPassword": ["alice pw"]},
     f"uid=bob,{PEOPLE}": {"objectClass": ["person"], "uid": ["bob"], "userPassword": ["bob pw"]},
+    f"uid=root,{PEOPLE}": {"objectClass": ["person"], "uid": ["root"], "userPassword": ["root pw"]},
     f"cn=analysts,{GROUPS}": {
         "objectClass": ["groupOfNames"],
         "cn": ["analysts"],
@@ -28,6 +30,7 @@ DIRECTORY: dict[str, dict[str, list[Any]]] = {
     },
 }
 PERMISSIONS = {
+    "spark.jobserver.auth.permissions.users": {"root": ["*"]},
     "spark.jobserver.auth.permissions.groups": {"analysts": ["jobs", "binaries:read"]},
     "spark.jobserver.auth.permissions.default": ["binaries:read"],
 }
@@ -39,6 +42,23 @@ def basic(user: str, password: str) -> dict[str, str]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def assert_every_route_needs_a_login(
+    api: Api, wrong: dict[str, str], right: dict[str, str], challenge: str
+) -> None:
+    """No credentials and wrong ones: 401 with the challenge on every route but /healthz; right
+    ones (a user holding *): never 401 or 403."""
+    for method, path, permission in route_requests():
+        for headers in ({}, wrong):
+            status, body, response = await api.call(method, path, headers=headers)
+            if permission == OPEN:
+                assert status == 200, (method, path)
+                continue
+            assert (status, body["status"]) == (401, "ERROR"), (method, path, headers)
+            assert response.headers["WWW-Authenticate"].startswith(challenge), (method, path)
+        status, body, _ = await api.call(method, path, headers=right)
+        assert status not in (401, 403), (method, path, body)
 
 
 @pytest.fixture
@@ -72,6 +92,9 @@ async def ldap_api(directory: LdapServer, tmp_path: Path) -> AsyncIterator[Api]:
 
 
 async def test_ldap_logins_bind_as_the_user_and_map_its_groups(ldap_api: Api, directory: LdapServer) -> None:
+    await assert_every_route_needs_a_login(
+        ldap_api, basic("root", "wrong"), basic("root", "root pw"), 'Basic realm="Sparkjobserver Private"'
+    )
     assert (await ldap_api.call("GET", "/jobs"))[0] == 401
     for wrong in (basic("alice", "nope"), basic("carol", "alice pw"), basic("alice", "")):
         status, body, response = await ldap_api.call("GET", "/jobs", headers=wrong)
@@ -117,6 +140,12 @@ async def oidc_api(issuer: OidcIssuer, tmp_path: Path) -> AsyncIterator[Api]:
 async def test_bearer_tokens_are_checked_against_the_providers_keys(
     oidc_api: Api, issuer: OidcIssuer
 ) -> None:
+    await assert_every_route_needs_a_login(
+        oidc_api,
+        bearer(issuer.expired_token()),
+        bearer(issuer.token(sub="root")),
+        'Bearer realm="Sparkjobserver Private"',
+    )
     status, _, response = await oidc_api.call("GET", "/jobs")
     assert status == 401 and response.headers["WWW-Authenticate"] == 'Bearer realm="Sparkjobserver Private"'
     refused = {
