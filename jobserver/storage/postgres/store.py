@@ -6,6 +6,10 @@ cache folder and hands out that file. Connections are in autocommit mode: single
 no BEGIN/COMMIT round trips, and the few multi-statement changes open a transaction explicitly.
 Every database access goes through ``_connection``, which reports outages as StoreUnavailable
 (connection.py).
+
+Past 400 lines on purpose: this is the one class that implements the Store contract for
+PostgreSQL, one short method per contract method, each holding its SQL; what takes more than a
+statement or two already lives beside it (``blobs.py``, ``callbacks.py``, ``connection.py``).
 """
 
 from __future__ import annotations
