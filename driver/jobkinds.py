@@ -20,12 +20,13 @@ import functools
 import importlib
 import importlib.util
 import inspect
-import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, TypeVar, cast
 
+from driver.jobbase import INVALID_TYPE, EntryPoint, Job, JobProblems, JobRejected
+from driver.jvmjobs import JvmJob
 from driver.protocol import (
     FAILURE_INVALID_TYPE,
     FAILURE_LOADING,
@@ -38,55 +39,16 @@ from driver.protocol import (
 from driver.spark import SESSION, SPARK_CONTEXT, STREAMING, SparkHandle
 
 if TYPE_CHECKING:
-    from py4j.java_gateway import JavaObject
     from pyhocon import ConfigTree
-    from pyspark.streaming import StreamingContext
 
     from sparkjobserver.native import JobEnvironment
 
 DEFAULT_SQL_MAX_ROWS = 1000
-INVALID_TYPE = "Invalid job type for this context"
 
-# A job's own callable: a function, or a method of the job's class, called with the context first.
-EntryPoint = Callable[..., object]
 Result = TypeVar("Result")
 
 # What each context kind hands a job, by the class names a job may annotate its context with.
 _CONTEXT_TYPE_NAMES = {SESSION: "SparkSession", SPARK_CONTEXT: "SparkContext", STREAMING: "StreamingContext"}
-# The JVM type of the first parameter of a JVM job's run, per context kind.
-_JVM_CONTEXT_TYPES = {
-    SESSION: "org.apache.spark.sql.SparkSession",
-    SPARK_CONTEXT: "org.apache.spark.sql.SparkSession",
-    STREAMING: "org.apache.spark.streaming.api.java.JavaStreamingContext",
-}
-
-
-class JobRejected(Exception):
-    """The job cannot run: the request gets a 4xx (kind says which)."""
-
-    def __init__(self, kind: str, message: str, details: Mapping[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.details = dict(details) if details else error_map(message, "JobLoadingError")
-
-
-class JobProblems(Exception):
-    """A started job's validation failed: it ends as a job ERROR with these problems."""
-
-
-class Job:
-    """One loaded job: ``prepare`` runs before the job is reported started, ``run`` after."""
-
-    def prepare(self, spark: SparkHandle, config: ConfigTree) -> object:
-        """What ``run`` receives as its data; raises JobRejected to refuse the job."""
-        return config
-
-    def run(self, spark: SparkHandle, data: object, env: JobEnvironment) -> object:
-        raise NotImplementedError
-
-    def entry_points(self) -> list[EntryPoint]:
-        """The job's own callables whose first parameter receives the context."""
-        return []
 
 
 class CompatJob(Job):
@@ -251,73 +213,6 @@ def _load_python_job(main_class: str) -> Job:
     if callable(run):
         return NativeClassJob(run, validate)
     raise JobRejected(FAILURE_INVALID_TYPE, INVALID_TYPE)
-
-
-class JvmJob(Job):
-    """A class in a jar with ``public static Object run(SparkSession spark, String configJson)``
-    (``run(JavaStreamingContext, String)`` in a streaming context), called through py4j in this
-    driver's JVM. Maps, lists and scalars it returns convert as Python results do."""
-
-    def __init__(self, main_class: str, jars: Sequence[Path]) -> None:
-        self._main_class = main_class
-        self._jars = tuple(jars)
-
-    def prepare(self, spark: SparkHandle, config: ConfigTree) -> tuple[JavaObject, str]:
-        gateway = spark.gateway
-        jvm = gateway.jvm
-        try:
-            job_class = jvm.java.lang.Class.forName(self._main_class, True, _class_loader(spark, self._jars))
-        except Exception as error:  # py4j wraps ClassNotFoundException
-            raise JobRejected(FAILURE_NOT_FOUND, f"classPath {self._main_class} not found") from error
-        parameter_types = gateway.new_array(jvm.java.lang.Class, 2)
-        parameter_types[0] = jvm.java.lang.Class.forName(_JVM_CONTEXT_TYPES[spark.kind])
-        parameter_types[1] = jvm.java.lang.Class.forName("java.lang.String")
-        try:
-            method = job_class.getMethod("run", parameter_types)
-        except Exception as error:  # no run for what this context hands out
-            raise JobRejected(FAILURE_INVALID_TYPE, INVALID_TYPE) from error
-        return method, json.dumps(
-            config.as_plain_ordered_dict() if hasattr(config, "as_plain_ordered_dict") else config
-        )
-
-    def run(self, spark: SparkHandle, data: object, env: JobEnvironment) -> object:
-        method, config_json = cast("tuple[JavaObject, str]", data)  # what prepare made
-        gateway = spark.gateway
-        arguments = gateway.new_array(gateway.jvm.java.lang.Object, 2)
-        if spark.kind == STREAMING:
-            arguments[0] = cast("StreamingContext", spark.job_context)._jssc
-        else:
-            arguments[0] = spark.session._jsparkSession
-        arguments[1] = config_json
-        return _from_java(method.invoke(None, arguments))
-
-
-_class_loaders: dict[tuple[Path, ...], JavaObject] = {}
-
-
-def _class_loader(spark: SparkHandle, jars: Sequence[Path]) -> JavaObject:
-    """One class loader per set of jars, over the JVM's own: jars uploaded after the context
-    started load too, and two versions of a jar do not mix."""
-    key = tuple(jars)
-    if key not in _class_loaders:
-        gateway = spark.gateway
-        jvm = gateway.jvm
-        urls = gateway.new_array(jvm.java.net.URL, len(jars))
-        for index, jar in enumerate(jars):
-            urls[index] = jvm.java.io.File(str(jar)).toURI().toURL()
-        parent = jvm.java.lang.Thread.currentThread().getContextClassLoader()
-        _class_loaders[key] = jvm.java.net.URLClassLoader(urls, parent)
-    return _class_loaders[key]
-
-
-def _from_java(value: object) -> object:
-    from py4j.java_collections import JavaArray, JavaList, JavaMap, JavaSet
-
-    if isinstance(value, JavaMap):
-        return {str(key): _from_java(item) for key, item in value.items()}
-    if isinstance(value, JavaList | JavaArray | JavaSet):
-        return [_from_java(item) for item in value]
-    return value
 
 
 def _python_module_exists(module_name: str) -> bool:

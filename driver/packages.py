@@ -17,7 +17,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from driver.jobkinds import JobRejected
+from driver.jobbase import JobRejected
 from driver.protocol import FAILURE_LOADING, FAILURE_MALFORMED_URL, JobPackage
 from driver.server_files import ServerFiles
 

@@ -19,8 +19,9 @@ from pathlib import Path
 
 from driver.announcements import StartAnnouncements
 from driver.job_config import JobConfigs, JsonValue, config_tree
+from driver.jobbase import Job, JobProblems, JobRejected
 from driver.jobgroups import JobGroups
-from driver.jobkinds import Job, JobProblems, JobRejected, load_job
+from driver.jobkinds import load_job
 from driver.named_objects import NamedObjects
 from driver.packages import JobPackages
 from driver.protocol import (

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from driver.jobkinds import JobRejected
+from driver.jobbase import JobRejected
 from driver.protocol import FAILURE_LOADING, BlobData, FetchBlob, FetchDataFile, Message
 
 # How long a job waits for the next part of a file it fetches from the server.

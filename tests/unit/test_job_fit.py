@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from driver.jobkinds import INVALID_TYPE, JobRejected, load_job
+from driver.jobbase import INVALID_TYPE, JobRejected
+from driver.jobkinds import load_job
 from driver.protocol import FAILURE_INVALID_TYPE
 from driver.spark import SESSION, SPARK_CONTEXT, STREAMING
 
