@@ -10,13 +10,11 @@ its own, see ``driver.jobkinds``).
 from __future__ import annotations
 
 import hashlib
-import importlib
 import shutil
-import sys
-import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from driver.job_imports import modules_in_archive, prefer_on_path
 from driver.jobbase import JobRejected
 from driver.protocol import FAILURE_LOADING, FAILURE_MALFORMED_URL, JobPackage
 from driver.server_files import ServerFiles
@@ -54,7 +52,7 @@ class JobPackages:
             if is_jar:
                 jars.append(local)
             else:
-                _prefer_on_path(local)
+                prefer_on_path(local, modules_in_archive(local))
         return jars
 
     def _local_copy(self, package: JobPackage) -> Path:
@@ -103,21 +101,3 @@ def _local_path_of_uri(location: str) -> Path:
     raise JobRejected(
         FAILURE_MALFORMED_URL, f"cannot load {location}: only file:// and local:// URIs are readable"
     )
-
-
-def _prefer_on_path(package: Path) -> None:
-    """Put ``package`` first on sys.path and forget modules another version of it provided."""
-    entry = str(package)
-    if sys.path and sys.path[0] == entry:
-        return
-    if entry in sys.path:
-        sys.path.remove(entry)
-    sys.path.insert(0, entry)
-    with zipfile.ZipFile(package) as archive:
-        tops = {name.split("/", 1)[0] for name in archive.namelist() if "/" in name}
-    for name, module in list(sys.modules.items()):
-        top = name.split(".", 1)[0]
-        origin = getattr(module, "__file__", None) or ""
-        if top in tops and origin and not origin.startswith(entry):
-            sys.modules.pop(name, None)
-    importlib.invalidate_caches()
