@@ -20,11 +20,13 @@ import functools
 import importlib
 import importlib.util
 import inspect
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from driver import melin
 from driver.jobbase import INVALID_TYPE, EntryPoint, Job, JobProblems, JobRejected
 from driver.jvmjobs import JvmJob
 from driver.protocol import (
@@ -37,6 +39,13 @@ from driver.protocol import (
     error_map,
 )
 from driver.spark import SESSION, SPARK_CONTEXT, STREAMING, SparkHandle
+
+# The driver's own job APIs, imported once at start: a job package may bundle another copy of
+# sparkjobserver, which then shadows the name (driver.job_imports); these stay the driver's.
+from sparkjobserver import api as compat_api
+from sparkjobserver import native as native_api
+
+_OWN_PACKAGE = sys.modules["sparkjobserver"]
 
 if TYPE_CHECKING:
     from pyhocon import ConfigTree
@@ -62,15 +71,25 @@ class CompatJob(Job):
         return [self._validate, self._run_job]
 
     def run(self, spark: SparkHandle, data: object, env: JobEnvironment) -> object:
-        from sparkjobserver.api import JobEnvironment, is_validation_failure
-
         checked = self._validate(spark.job_context, None, data)
-        if isinstance(checked, list) and is_validation_failure(checked):
-            raise JobProblems("Validation failed: " + "; ".join(str(problem.problem) for problem in checked))
+        if _is_validation_failure(checked):
+            problems = cast("list[Any]", checked)
+            raise JobProblems("Validation failed: " + "; ".join(str(problem.problem) for problem in problems))
         # spark-jobserver's API names a NamedObjects skeleton of its own; its jobs get the driver's.
-        named_objects = env.named_objects
-        legacy_env = JobEnvironment(env.job_id, named_objects, env.context_config)  # type: ignore[arg-type]
-        return self._run_job(spark.job_context, legacy_env, checked)
+        runtime = compat_api.JobEnvironment(env.job_id, env.named_objects, env.context_config)  # type: ignore[arg-type]
+        return self._run_job(spark.job_context, runtime, checked)
+
+
+def _is_validation_failure(value: object) -> bool:
+    """A non-empty list of validation problems, from our ``sparkjobserver.api`` or from the copy a
+    job package bundles (any released version: a class named ValidationProblem with a ``problem``)."""
+    if not isinstance(value, list) or not value:
+        return False
+    return all(
+        isinstance(item, compat_api.ValidationProblem)
+        or (type(item).__name__ == "ValidationProblem" and hasattr(item, "problem"))
+        for item in value
+    )
 
 
 class NativeClassJob(Job):
@@ -94,21 +113,42 @@ class NativeClassJob(Job):
 
 
 class FunctionJob(Job):
-    """A function of the native API: ``run(spark, config)`` or ``run(spark, config, env)``."""
+    """A function job: ``main(spark)`` (melin/spark-jobserver's entry point), ``run(spark, config)``
+    or ``run(spark, config, env)``, told apart by how many positional arguments it takes."""
 
     def __init__(self, function: EntryPoint) -> None:
         self._function = function
-        try:
-            self._wants_env = len(inspect.signature(function).parameters) >= 3
-        except (TypeError, ValueError):
-            self._wants_env = False
+        self._arity = _positional_arity(function)
+
+    @property
+    def takes_session_alone(self) -> bool:
+        return self._arity == 1
 
     def entry_points(self) -> list[EntryPoint]:
         return [self._function]
 
     def run(self, spark: SparkHandle, data: object, env: JobEnvironment) -> object:
-        arguments = (spark.job_context, data, env) if self._wants_env else (spark.job_context, data)
+        arguments = (spark.job_context, data, env)[: self._arity]
         return _validated(lambda: self._function(*arguments), rejected=False)
+
+
+def _positional_arity(function: EntryPoint) -> int:
+    """How many of (spark, config, env) a function job takes: its positional parameters, at most
+    three; all three when it takes ``*args``; rejected when it takes none."""
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):  # a builtin or C function with no signature: the usual two
+        return 2
+    if any(parameter.kind is inspect.Parameter.VAR_POSITIONAL for parameter in parameters):
+        return 3
+    positional = [
+        parameter
+        for parameter in parameters
+        if parameter.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    if not positional:
+        raise JobRejected(FAILURE_INVALID_TYPE, INVALID_TYPE)
+    return min(len(positional), 3)
 
 
 class SqlJob(Job):
@@ -133,15 +173,23 @@ class SqlJob(Job):
 
 
 def _validated(call: Callable[[], Result], *, rejected: bool = True) -> Result:
-    from sparkjobserver.native import ValidationError
-
     try:
         return call()
-    except ValidationError as error:
+    except Exception as error:
+        if not _is_validation_error(error):
+            raise
         if not rejected:  # a function job has already started: its problems make it ERROR
             raise JobProblems(f"Validation failed: {error}") from error
         details = error_map(f"Validation failed: {error}", "sparkjobserver.native.ValidationError")
         raise JobRejected(FAILURE_VALIDATION, details["message"], details) from error
+
+
+def _is_validation_error(error: Exception) -> bool:
+    """Our ``sparkjobserver.native.ValidationError``, or the one of a copy a job package bundles."""
+    kind = type(error)
+    return isinstance(error, native_api.ValidationError) or (
+        kind.__name__ == "ValidationError" and kind.__module__.endswith("sparkjobserver.native")
+    )
 
 
 def load_job(main_class: str, jars: Sequence[Path] = (), *, context_kind: str = SESSION) -> Job:
@@ -197,7 +245,10 @@ def _load_python_job(main_class: str) -> Job:
     if ":" in main_class:
         if inspect.isclass(target) or not callable(target):
             raise JobRejected(FAILURE_INVALID_TYPE, INVALID_TYPE)
-        return FunctionJob(target)
+        job = FunctionJob(target)
+        if job.takes_session_alone:
+            melin.provide_template_globals(sys.modules[module_name])
+        return job
     if not inspect.isclass(target):
         raise JobRejected(FAILURE_INVALID_TYPE, INVALID_TYPE)
     try:
@@ -226,10 +277,27 @@ def _python_module_exists(module_name: str) -> bool:
 
 def _import(module_name: str, main_class: str) -> ModuleType:
     try:
-        return importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except NameError:  # perhaps a module for melin's template, which defines names around it
+            module = melin.import_with_template_globals(module_name)
     except ModuleNotFoundError as error:
         if error.name and module_name.startswith(error.name):
             raise JobRejected(FAILURE_NOT_FOUND, f"classPath {main_class} not found") from error
         raise JobRejected(FAILURE_LOADING, str(error), describe_exception(error)) from error
     except Exception as error:  # a package that fails to import (syntax error, bad import)
         raise JobRejected(FAILURE_LOADING, str(error), describe_exception(error)) from error
+    _keep_own_submodules()
+    return module
+
+
+def _keep_own_submodules() -> None:
+    """When a job package's own ``sparkjobserver`` (spark-jobserver's, which has no ``native``)
+    took the name, ``import sparkjobserver.native`` still finds the driver's module: it stays in
+    sys.modules, and here it becomes an attribute of the package that took the name."""
+    package = sys.modules.get("sparkjobserver")
+    if package is None or package is _OWN_PACKAGE:
+        return
+    for name, own in (("native", native_api), ("api", compat_api)):
+        if sys.modules.get(f"sparkjobserver.{name}") is own and not hasattr(package, name):
+            setattr(package, name, own)

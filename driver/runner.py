@@ -40,6 +40,7 @@ from driver.protocol import (
 from driver.results import encode_result
 from driver.server_files import ServerFiles
 from driver.spark import SparkHandle
+from sparkjobserver.native import JobEnvironment  # the driver's own, imported before any job package
 
 log = logging.getLogger("driver.runner")
 
@@ -213,10 +214,6 @@ class JobRunner:
         except JobRejected as rejected:
             return JobFailed(job_id=job_id, kind=rejected.kind, error=rejected.details)
         self._announcements.running(job_id)
-        # Imported as the job runs: a job's package may bundle its own sparkjobserver, before
-        # which the driver's modules give way (driver.packages), and the job then gets its own.
-        from sparkjobserver.native import JobEnvironment
-
         environment = JobEnvironment(
             job_id,
             self._context_name,
