@@ -34,6 +34,7 @@ lint: install
 bench: install
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/latency.py --auth basic
+	$(BIN)/python bench/connect.py
 	$(BIN)/python bench/floor.py
 	$(BIN)/python bench/store_queries.py
 
@@ -44,4 +45,4 @@ deploy: package
 	bin/server_deploy.sh $(DEPLOY_HOST) $(DEPLOY_DIR)
 
 clean:
-	rm -rf $(VENV) examples/dist jobserver-work .pytest_cache
+	rm -rf $(VENV) examples/dist jobserver-work .pytest_cache .bench

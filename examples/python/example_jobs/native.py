@@ -16,6 +16,12 @@ def whoami(spark, config, env):
     return {"jobId": env.job_id, "context": env.context_name}
 
 
+def range_count(spark):
+    """mainClass ``example_jobs.native:range_count``: ``spark.range(1000).count()``, the function
+    job ``bench/connect.py`` runs beside Spark Connect; a function may take the session alone."""
+    return spark.range(1000).count()
+
+
 class Average:
     """mainClass ``example_jobs.native.Average``: the mean of ``input.numbers``.
 
