@@ -28,6 +28,7 @@ from jobserver.common.records import PendingCallback
 from jobserver.storage import create_store
 from jobserver.web.access import ROUTE_PERMISSIONS
 from jobserver.web.app import create_app
+from tests.openapi_answers import check_answer
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES_WHEEL = REPO / "examples" / "dist" / "sjs_python_examples-0.1.0-py3-none-any.whl"
@@ -118,9 +119,8 @@ class Api:
             raw = await response.read()
             body: Any = raw.decode() if raw else ""
             if response.content_type == "application/json" and raw:
-                import json
-
                 body = json.loads(raw)
+                check_answer(method, path, response.status, response.content_type, body)
             return response.status, body, response
 
     async def upload(

@@ -23,6 +23,8 @@ OPEN = ""  # no login needed
 ROUTE_PERMISSIONS: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): OPEN,
     ("GET", "/healthz/{tail}"): OPEN,
+    ("GET", "/openapi.json"): OPEN,  # the API's description, as public as README.md
+    ("GET", "/docs"): OPEN,
     ("GET", "/binaries"): "binaries:read",
     ("GET", "/binaries/"): "binaries:read",
     ("GET", "/binaries/{name}"): "binaries:read",
@@ -74,7 +76,6 @@ class Access:
 
     def close(self) -> None:
         self.authenticator.close()
-
 
     def run_as(self, request: web.Request, requested: str | None) -> str | None:
         """The user a context started by this request runs as (see ``Permissions.proxy_user``)."""
