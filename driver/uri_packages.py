@@ -11,11 +11,14 @@ packages are the same only when their bytes are, whatever their URIs. How a URI 
   the driver's JVM, with the context's Hadoop configuration (its ``hadoop { … }`` settings).
 
 A URI is fetched again only when what it names may have changed, by a quick check as ``make``
-and ``rsync`` do: a local file's device, inode, size and change times; an HTTP answer's ``ETag``
-or ``Last-Modified``, sent back as a conditional request (``304``: unchanged; a server that sends
-neither is asked again for the whole file every time); a Hadoop file's length and modification
-time. Failures are the contract's loading errors: a URI this driver cannot understand (no scheme,
-a scheme no file system serves, an HDFS URI without a host) is ``FAILURE_MALFORMED_URL``, one it
+and ``rsync`` do: a local file's device, inode, size and change times (a rewrite of the same size
+within one tick of the file system's clock goes unseen); an HTTP answer's ``ETag`` or
+``Last-Modified``, sent back as a conditional request (``304``: unchanged; a server that sends
+neither, or a Last-Modified less than a second before its Date, is asked for the whole file every
+time); a Hadoop file's length and modification time.
+
+Failures are the contract's loading errors: a URI this driver cannot understand (no scheme, a
+scheme no file system serves, an HDFS URI without a host) is ``FAILURE_MALFORMED_URL``, one it
 cannot read (missing, unreachable, refused, too large, too slow) ``FAILURE_LOADING``.
 """
 
@@ -29,6 +32,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Hashable
 from dataclasses import dataclass
+from email.message import Message
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, cast
 from urllib.parse import unquote, urlsplit
@@ -120,7 +125,7 @@ class UriPackages:
                 if length is not None and length.isdigit() and int(length) > MAX_DOWNLOAD_BYTES:
                     raise _too_large(uri)
                 fetched = self._store(response, suffix, uri, deadline=time.monotonic() + DOWNLOAD_TIMEOUT_S)
-                seen = (response.headers.get("ETag"), response.headers.get("Last-Modified"))
+                seen = (response.headers.get("ETag"), _safe_last_modified(response.headers))
         except urllib.error.HTTPError as error:
             if error.code == 304 and earlier is not None:
                 return earlier[1]
@@ -200,6 +205,23 @@ def _local_path(uri: str) -> Path:
             f"({parts.scheme}:///path)"
         )
     return Path(unquote(parts.path))
+
+
+def _safe_last_modified(headers: Message) -> str | None:
+    """An answer's Last-Modified, if it may be sent back in If-Modified-Since: only when it is at
+    least a second older than the answer's Date (RFC 9110 8.8.2.2), since a file changed twice
+    within one second keeps its Last-Modified."""
+    modified, date = headers.get("Last-Modified"), headers.get("Date")
+    try:
+        if (
+            modified
+            and date
+            and (parsedate_to_datetime(date) - parsedate_to_datetime(modified)).total_seconds() >= 1
+        ):
+            return modified
+    except (TypeError, ValueError):
+        pass
+    return None
 
 
 def malformed(message: str) -> JobRejected:
