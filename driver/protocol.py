@@ -224,8 +224,9 @@ class JobPackage:
 
     name: str
     sha256: str
-    binary_type: str  # Jar, Egg, Wheel or Uri
+    binary_type: str  # Jar, Egg, Wheel, Python (a single module) or Uri
     location: str  # the server's local path ("" when the driver must fetch it), or a URI for Uri
+    # sha256 is "" for a Uri: the driver names what it fetches by its content
 
 
 @dataclass(frozen=True, slots=True)

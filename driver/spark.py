@@ -166,7 +166,8 @@ def missing_local_jars(context_config: Mapping[str, JsonValue]) -> list[str]:
     """The context's jars (``dependent-jar-uris``, ``cp``) that name a local file that is not there.
 
     spark-submit only warns about those and starts without them; a context whose classes are
-    missing is better refused at once.
+    missing is better refused at once. Entries without a ``/`` are names of uploaded jars, which
+    the server found and handed to spark-submit as files of its own.
     """
     missing = []
     for key in ("dependent-jar-uris", "cp"):
@@ -174,7 +175,9 @@ def missing_local_jars(context_config: Mapping[str, JsonValue]) -> list[str]:
         entries = value if isinstance(value, list) else str(value).split(",")
         for entry in (str(item).strip() for item in entries):
             parts = urlsplit(entry)
-            if entry and parts.scheme in ("", "file", "local") and not Path(parts.path).is_file():
+            if "/" not in entry:
+                continue
+            if parts.scheme in ("", "file", "local") and not Path(parts.path).is_file():
                 missing.append(entry)
     return missing
 
@@ -192,7 +195,7 @@ def build_spark(context_config: Mapping[str, JsonValue]) -> SparkHandle:
         if missing:
             raise FileNotFoundError(
                 f"dependent jars not found: {', '.join(missing)} (a context's jars are absolute "
-                "paths or URIs; uploaded binaries go into a job's cp)"
+                "paths, URIs or names of uploaded jars)"
             )
     session = SparkSession.builder.getOrCreate()
     spark_context = session.sparkContext

@@ -18,10 +18,11 @@ class BinaryType(enum.StrEnum):
     EGG = "Egg"
     WHEEL = "Wheel"
     URI = "Uri"
+    PYTHON = "Python"  # a single module, uploaded as text/x-python
 
     @property
     def extension(self) -> str:
-        return {"Jar": "jar", "Egg": "egg", "Wheel": "whl", "Uri": "uri"}[self.value]
+        return {"Jar": "jar", "Egg": "egg", "Wheel": "whl", "Uri": "uri", "Python": "py"}[self.value]
 
 
 def utc_now() -> datetime.datetime:

@@ -23,7 +23,7 @@ import structlog
 
 from driver.protocol import ContextReady, DriverSecrets, StopContext
 from jobserver.common.config import Settings, merge
-from jobserver.common.errors import ContextInitError, error_map
+from jobserver.common.errors import ContextInitError, JobServerError, error_map
 from jobserver.common.records import ContextRecord, utc_now
 from jobserver.common.states import ContextState
 from jobserver.common.tasks import BackgroundTasks
@@ -33,9 +33,10 @@ from jobserver.contexts.phases import Phase, exit_message, final_state, job_erro
 from jobserver.contexts.relaunch import RelaunchPolicy, without_flag
 from jobserver.drivers import tokens
 from jobserver.drivers.bus import Bus, BusError
-from jobserver.drivers.launcher import DriverLaunch, build_driver_command
+from jobserver.drivers.launcher import DriverLaunch, build_driver_command, context_binary_names
 from jobserver.drivers.processes import DriverProcess, ProcessWatcher
 from jobserver.storage import Store
+from jobserver.uploads.binaries import context_jar_binaries, place_jar_files
 
 log = structlog.get_logger(__name__)
 
@@ -79,6 +80,7 @@ class ContextLifecycle:
     async def launch(
         self, name: str, config: Mapping[str, Any], *, adhoc: bool, user: str | None = None
     ) -> LiveContext:
+        await context_jar_binaries(self._store, context_binary_names(config))  # 404 before any launch
         record = ContextRecord(
             id=str(uuid.uuid4()),
             name=name,
@@ -121,6 +123,7 @@ class ContextLifecycle:
             context_name=context.name,
             context_config=without_flag(context.record.config),
             secrets_file=secrets_file,
+            binary_jars=await self._binary_jars(context),
         )
         try:
             process = await self._processes.launch(
@@ -134,6 +137,15 @@ class ContextLifecycle:
         self._tasks.spawn(
             self._enforce_start_timeout(context, context.ready, process), name=f"start-timeout-{context.id}"
         )
+
+    async def _binary_jars(self, context: LiveContext) -> dict[str, Path]:
+        """The uploaded jars the context names, newest versions (a relaunch takes the newest
+        again), as files in its working folder."""
+        try:
+            binaries = await context_jar_binaries(self._store, context_binary_names(context.record.config))
+        except JobServerError as error:  # deleted since the context was created
+            raise FileNotFoundError(str(error)) from error
+        return await place_jar_files(self._store, binaries, self._working_dir(context) / "jars")
 
     def _driver_secrets(self, context: LiveContext) -> DriverSecrets:
         server_public_key = self._bus.curve_public_key

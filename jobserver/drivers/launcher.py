@@ -6,7 +6,9 @@ Context settings map onto Spark the way spark-jobserver mapped them (sjs-contrac
 ``spark.hadoop.k``, and ``launcher { … }`` onto spark-submit itself (``spark.*`` keys as ``--conf``,
 ``spark.master`` overriding the master, other keys as ``--key value``). The context's own jars
 (``dependent-jar-uris`` and ``cp``, after any ``spark.jars``) become ``--jars``, so they are on the
-driver's and the executors' classpath from the start.
+driver's and the executors' classpath from the start. An entry without a ``/`` (no path, no URI)
+is the name of an uploaded jar: it goes to ``--jars`` as the local file the server made of it,
+which spark-submit also ships to a driver on another host (cluster deploy mode).
 
 No secret is on the command line (visible in ``ps``, the Spark UI's environment tab, YARN's
 logs): the driver's token and keys are in its secrets file. In client deploy mode the driver reads
@@ -88,7 +90,9 @@ def build_driver_command(
     context_name: str,
     context_config: Mapping[str, Any],
     secrets_file: Path,
+    binary_jars: Mapping[str, Path] | None = None,
 ) -> DriverCommand:
+    """``binary_jars``: the local file of each uploaded jar the context names (``context_binary_names``)."""
     spark_conf = spark_conf_for(context_config)
     launcher = _flatten(context_config.get("launcher") or {})
     master = str(launcher.pop("spark.master", launch.master))
@@ -96,7 +100,7 @@ def build_driver_command(
     proxy_user = context_config.get("spark.proxy.user") or _nested(context_config, "spark", "proxy", "user")
     spark_conf.pop("spark.proxy.user", None)
     spark_conf["spark.pyspark.python"] = launch.python
-    jars = context_jars(context_config, spark_conf.pop("spark.jars", ""))
+    jars = context_jars(context_config, spark_conf.pop("spark.jars", ""), binary_jars or {})
     files: list[str] = []
     if deploy_mode == "cluster":
         # The driver does not inherit spark-submit's environment, nor see the server's disk: its
@@ -151,16 +155,32 @@ def _submit_options(launcher: Mapping[str, Any], spark_conf: dict[str, str]) -> 
     return options
 
 
-def context_jars(context_config: Mapping[str, Any], spark_jars: str = "") -> list[str]:
+def context_jars(
+    context_config: Mapping[str, Any], spark_jars: str = "", binary_jars: Mapping[str, Path] | None = None
+) -> list[str]:
     """The jars of the whole context, for ``--jars``: ``spark.jars``, then ``dependent-jar-uris``,
     then ``cp`` (each a list or a comma-separated string), each once, as Spark takes them (paths,
-    ``file:``, ``local:``, ``http(s):``, ``hdfs:``, …)."""
+    ``file:``, ``local:``, ``http(s):``, ``hdfs:``, …); names of uploaded jars as their files in
+    ``binary_jars``."""
+    files = binary_jars or {}
     entries = [
         *string_list(spark_jars),
+        *(str(files.get(entry, entry)) for entry in _own_jar_entries(context_config)),
+    ]
+    return list(dict.fromkeys(entries))
+
+
+def context_binary_names(context_config: Mapping[str, Any]) -> list[str]:
+    """The names of uploaded binaries among the context's own jars: entries without a ``/``
+    (a path or a URI always has one; a binary's name never does)."""
+    return list(dict.fromkeys(entry for entry in _own_jar_entries(context_config) if "/" not in entry))
+
+
+def _own_jar_entries(context_config: Mapping[str, Any]) -> list[str]:
+    return [
         *string_list(context_config.get("dependent-jar-uris")),
         *string_list(context_config.get("cp")),
     ]
-    return list(dict.fromkeys(entries))
 
 
 HIVE_FACTORIES = frozenset(

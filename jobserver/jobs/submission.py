@@ -65,17 +65,22 @@ class SubmitOutcome:
 
 
 def what_to_run(request: JobRequest, job_config: Mapping[str, Any]) -> tuple[str, list[str]]:
-    """Main class and cp entries, by the contract's precedence (§2.3 steps 5 and 7)."""
+    """Main class and cp entries, by the contract's precedence (§2.3 steps 5 and 7).
+
+    The job config's ``dependent-jar-uris`` (binary names or URIs) come first in the cp, with
+    ``appName`` as the contract says and with ``cp`` too, as spark-jobserver's documentation
+    promises a job's dependent jars whichever way it names its main binary."""
     main_class = request.main_class or str(job_config.get("mainClass") or "")
     cp = list(request.cp) if request.cp else string_list(job_config.get("cp"))
+    dependencies = string_list(job_config.get("dependent-jar-uris"))
     if request.app_name:
         if not request.class_path:
             raise BadRequest("Cannot parse config: classPath parameter is missing!")
-        return request.class_path, [*string_list(job_config.get("dependent-jar-uris")), request.app_name]
+        return request.class_path, list(dict.fromkeys([*dependencies, request.app_name]))
     if cp:
         if not main_class:
             raise BadRequest("Cannot parse config: mainClass parameter is missing!")
-        return main_class, cp
+        return main_class, list(dict.fromkeys([*dependencies, *cp]))
     statement = job_config.get("sql")
     if isinstance(statement, str) and statement.strip():
         return SQL_MAIN_CLASS, []

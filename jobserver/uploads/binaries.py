@@ -1,12 +1,20 @@
-"""Uploaded job binaries: typed by Content-Type, checked, stored once per content hash."""
+"""Uploaded job binaries: typed by Content-Type, checked, stored once per content hash.
+
+Jars, eggs and wheels must be zips. A single Python module (``text/x-python``, binary type
+``Python``) must be UTF-8 source that compiles, under a name that is a module name (``name`` or
+``name.py``): jobs import it by that name (``mainClass=name:function``).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import hashlib
+import keyword
 import os
+import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 import structlog
@@ -26,6 +34,7 @@ MEDIA_TYPES: dict[str, BinaryType] = {
     "application/python-archive": BinaryType.EGG,
     "python-archive": BinaryType.EGG,
     "application/python-wheel": BinaryType.WHEEL,
+    "text/x-python": BinaryType.PYTHON,
 }
 
 
@@ -41,8 +50,14 @@ class BinaryManager:
             raise UnsupportedMediaType(f"Unsupported binary type {media_type}")
         if not app_name or "/" in app_name or app_name in (".", ".."):
             raise BadRequest(f"invalid binary name {app_name!r}")
-        temporary, sha256, size = await self._receive(body)
+        if binary_type is BinaryType.PYTHON and not is_module_name(app_name.removesuffix(".py")):
+            raise BadRequest(
+                f"a text/x-python binary is imported by its name: {app_name!r} is not a Python module name"
+            )
+        temporary, sha256, size = await self._receive(body, zip_expected=binary_type is not BinaryType.PYTHON)
         try:
+            if binary_type is BinaryType.PYTHON:
+                await asyncio.to_thread(check_python_source, temporary)
             await self._store.put_blob(sha256, temporary)
         finally:
             if temporary.exists():
@@ -54,7 +69,7 @@ class BinaryManager:
         )
         return record
 
-    async def _receive(self, body: AsyncIterator[bytes]) -> tuple[Path, str, int]:
+    async def _receive(self, body: AsyncIterator[bytes], *, zip_expected: bool) -> tuple[Path, str, int]:
         """Stream the body to a temporary file, hashing as it goes; never whole in memory."""
         self._incoming.mkdir(parents=True, exist_ok=True)
         descriptor, name = tempfile.mkstemp(dir=self._incoming, prefix="upload-")
@@ -72,7 +87,7 @@ class BinaryManager:
                         head += chunk[: len(ZIP_MAGIC)]
                     digest.update(chunk)
                     target.write(chunk)
-            if size <= len(ZIP_MAGIC) or not head.startswith(ZIP_MAGIC):
+            if zip_expected and (size <= len(ZIP_MAGIC) or not head.startswith(ZIP_MAGIC)):
                 raise BadRequest("Binary is not of the right format")
         except BaseException:
             path.unlink(missing_ok=True)
@@ -104,3 +119,64 @@ class BinaryManager:
         if not await self._store.delete_binary(app_name):
             raise NotFound(f"can't find binary with name {app_name}")
         log.info("binary_deleted", app_name=app_name)
+
+
+def is_module_name(name: str) -> bool:
+    return name.isidentifier() and not keyword.iskeyword(name)
+
+
+def check_python_source(path: Path) -> None:
+    """A single-module binary must be UTF-8 Python source that compiles (nothing of it runs)."""
+    source = path.read_bytes()
+    try:
+        source.decode("utf-8")
+    except UnicodeDecodeError as error:
+        where = f"{error.reason} at byte {error.start}"
+        raise BadRequest(f"Binary is not of the right format: not UTF-8 text ({where})") from None
+    try:
+        compile(source, path.name, "exec", dont_inherit=True)
+    except SyntaxError as error:
+        raise BadRequest(f"Binary is not of the right format: line {error.lineno}: {error.msg}") from None
+    except (ValueError, RecursionError, MemoryError) as error:  # NUL bytes, nesting too deep for the parser
+        raise BadRequest(f"Binary is not of the right format: {error}") from None
+
+
+async def context_jar_binaries(store: Store, names: Iterable[str]) -> list[BinaryRecord]:
+    """The newest version of each uploaded jar a context names among its jars (404 for a name
+    nobody uploaded, as in a job's cp; 400 for a binary that is not a jar)."""
+    binaries = []
+    for name in names:
+        binary = await store.latest_binary(name)
+        if binary is None:
+            raise NotFound(f"appName {name} not found")
+        if binary.binary_type is not BinaryType.JAR:
+            raise BadRequest(
+                f"binary {name} is a {binary.binary_type.value}, not a jar: a context's jars are jars"
+            )
+        binaries.append(binary)
+    return binaries
+
+
+async def place_jar_files(store: Store, binaries: Iterable[BinaryRecord], folder: Path) -> dict[str, Path]:
+    """Each binary as ``<folder>/<sha256>.jar`` (a hard link to the blob where the file system
+    allows it, else a copy), so that its file outlives a deletion of the binary while the context
+    runs, and carries the name Spark expects of a jar."""
+    files = {}
+    for binary in binaries:
+        blob = await store.blob_file(binary.sha256)
+        target = folder / f"{binary.sha256}.jar"
+        if not target.exists():
+            await asyncio.to_thread(_link_or_copy, blob, target)
+        files[binary.app_name] = target
+    return files
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".part")
+    partial.unlink(missing_ok=True)
+    try:
+        os.link(source, partial)
+    except OSError:
+        shutil.copyfile(source, partial)
+    partial.replace(target)

@@ -1,4 +1,5 @@
-"""The REST contract where no Spark is needed: binaries, data files, envelopes, CORS, _method."""
+"""The REST contract where no Spark is needed: binaries (single Python modules too), data files,
+envelopes, CORS, _method, a context's jars refused before any launch."""
 
 from __future__ import annotations
 
@@ -70,6 +71,51 @@ async def test_binary_uploads_are_checked(api: Api) -> None:
     status, body, _ = await api.call("POST", "/binaries/x", data=ZIP + b"\0" * (1024 * 1024), headers=headers)
     assert status == 413
     assert (await api.call("GET", "/binaries/x"))[0] == 404
+
+
+async def test_a_single_python_module_uploads_as_a_python_binary(api: Api) -> None:
+    source = b"def main(spark, config):\n    return 'hello'\n"
+    for name, media_type in (("lonely", "text/x-python"), ("lonely.py", "text/x-python; charset=utf-8")):
+        status, body, _ = await api.call(
+            "POST", f"/binaries/{name}", data=source, headers={"Content-Type": media_type}
+        )
+        assert (status, body) == (201, {"status": "SUCCESS"})
+    status, binaries, _ = await api.call("GET", "/binaries")
+    assert binaries["lonely"]["binary-type"] == binaries["lonely.py"]["binary-type"] == "Python"
+
+
+@pytest.mark.parametrize(
+    ("name", "source", "message"),
+    [
+        ("broken", b"def main(spark, config)\n    return 1\n", "Binary is not of the right format: line 1: "),
+        ("latin", "x = 'caf\u00e9'\n".encode("latin-1"), "Binary is not of the right format: not UTF-8 text"),
+        ("nul", b"x = 1\0\n", "Binary is not of the right format: "),
+        ("my-job", b"x = 1\n", "a text/x-python binary is imported by its name: 'my-job' is not a Python"),
+        ("class", b"x = 1\n", "a text/x-python binary is imported by its name: 'class' is not a Python"),
+    ],
+)
+async def test_a_python_module_must_compile_and_be_named_as_a_module(
+    api: Api, name: str, source: bytes, message: str
+) -> None:
+    headers = {"Content-Type": "text/x-python"}
+    status, body, _ = await api.call("POST", f"/binaries/{name}", data=source, headers=headers)
+    assert status == 400 and body["status"] == "ERROR", body
+    assert body["result"].startswith(message), body
+    assert (await api.call("GET", f"/binaries/{name}"))[0] == 404
+
+
+async def test_a_context_naming_a_binary_that_is_no_uploaded_jar_is_refused_before_it_starts(
+    api: Api,
+) -> None:
+    await api.upload("a-wheel")
+    status, body, _ = await api.call("POST", "/contexts/jarless?dependent-jar-uris=nobody-uploaded-this")
+    assert (status, body) == (404, {"status": "ERROR", "result": "appName nobody-uploaded-this not found"})
+    status, body, _ = await api.call("POST", "/contexts/jarless?cp=a-wheel")
+    assert (status, body) == (
+        400,
+        {"status": "ERROR", "result": "binary a-wheel is a Wheel, not a jar: a context's jars are jars"},
+    )
+    assert (await api.call("GET", "/contexts/jarless"))[0] == 404  # nothing was launched or stored
 
 
 async def test_unknown_binaries_are_404_and_deleted_ones_disappear(api: Api) -> None:

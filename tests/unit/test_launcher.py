@@ -19,6 +19,7 @@ from jobserver.drivers.launcher import (
     DriverLaunch,
     build_bundle,
     build_driver_command,
+    context_binary_names,
     context_jars,
     spark_conf_for,
 )
@@ -47,6 +48,7 @@ def command(
     name: str = "reporting",
     deploy_mode: str = "client",
     secrets_file: Path = SECRETS_FILE,
+    binary_jars: Mapping[str, Path] | None = None,
 ) -> DriverCommand:
     return build_driver_command(
         launch(deploy_mode=deploy_mode),
@@ -54,6 +56,7 @@ def command(
         context_name=name,
         context_config=context_config,
         secrets_file=secrets_file,
+        binary_jars=binary_jars,
     )
 
 
@@ -356,6 +359,24 @@ def test_spark_jars_of_the_settings_join_the_context_jars_instead_of_being_overr
 def test_context_jars_helper_keeps_the_contract_order() -> None:
     config = {"cp": ["/c.jar"], "dependent-jar-uris": ["/d.jar"]}
     assert context_jars(config, "/s.jar") == ["/s.jar", "/d.jar", "/c.jar"]
+
+
+def test_names_of_uploaded_jars_are_the_entries_without_a_slash() -> None:
+    config = {
+        "dependent-jar-uris": "udfs, /opt/a.jar, file:///b.jar, hdfs://nn/c.jar",
+        "cp": ["jdbc", "udfs"],
+    }
+    assert context_binary_names(config) == ["udfs", "jdbc"]
+    assert context_binary_names({"dependent-jar-uris": []}) == []
+
+
+@pytest.mark.parametrize("deploy_mode", ["client", "cluster"])
+def test_uploaded_jars_of_a_context_go_to_spark_submit_as_the_servers_files(deploy_mode: str) -> None:
+    # spark-submit ships local --jars to a driver on another host itself (cluster deploy mode).
+    files = {"udfs": Path("/work/drivers/ctx-0001/jars/ab12.jar")}
+    config = {"dependent-jar-uris": ["udfs", "/opt/a.jar"], "cp": "udfs"}
+    argv = command(config, deploy_mode=deploy_mode, binary_jars=files).argv
+    assert option_values(argv, "--jars") == ["/work/drivers/ctx-0001/jars/ab12.jar,/opt/a.jar"]
 
 
 # --- the bundle shipped with --py-files -----------------------------------------------------------

@@ -78,8 +78,8 @@ def test_missing_local_context_jars_are_named(tmp_path: Path) -> None:
     assert missing_local_jars(config) == [f"{tmp_path}/gone.jar", f"file://{tmp_path}/gone-too.jar"]
 
 
-def test_an_uploaded_binary_name_is_no_context_jar() -> None:
-    assert missing_local_jars({"dependent-jar-uris": "sum-jar"}) == ["sum-jar"]
+def test_names_of_uploaded_jars_are_left_to_the_server_that_found_them() -> None:
+    assert missing_local_jars({"dependent-jar-uris": "sum-jar, /gone.jar", "cp": ["udfs"]}) == ["/gone.jar"]
 
 
 def test_a_jobs_handle_keeps_everything_but_its_job_id() -> None:

@@ -1,10 +1,10 @@
-"""What a context's settings decide about its jobs' failures (contract §4.1)."""
+"""What a POST /jobs asks to run, and what a context's settings decide about its jobs' failures."""
 
 from __future__ import annotations
 
 import pytest
 
-from jobserver.jobs.submission import stops_on_job_error
+from jobserver.jobs.submission import JobRequest, stops_on_job_error, what_to_run
 
 STREAMING = "spark.jobserver.context.StreamingContextFactory"
 JAVA_STREAMING = "spark.jobserver.context.JavaStreamingContextFactory"
@@ -26,3 +26,16 @@ def test_other_contexts_keep_running_after_a_job_error_unless_set(config: dict[s
 @pytest.mark.parametrize("value", [True, "true", "on", "yes", "TRUE"])
 def test_stop_context_on_job_error_set_to_true_stops_any_context(value: object) -> None:
     assert stops_on_job_error({"context-factory": SESSION, "stop-context-on-job-error": value}) is True
+
+
+def request_for(**fields: object) -> JobRequest:
+    return JobRequest(posted_config={}, **fields)  # type: ignore[arg-type]
+
+
+def test_a_jobs_dependent_jars_come_first_with_app_name_and_with_cp() -> None:
+    config = {"dependent-jar-uris": "file:///deps/a.jar, udfs"}
+    legacy = what_to_run(request_for(app_name="app", class_path="x.Job"), config)
+    assert legacy == ("x.Job", ["file:///deps/a.jar", "udfs", "app"])
+    with_cp = what_to_run(request_for(cp=["app", "udfs"], main_class="x.Job"), config)
+    assert with_cp == ("x.Job", ["file:///deps/a.jar", "udfs", "app"])
+    assert what_to_run(request_for(cp=["app"], main_class="x.Job"), {}) == ("x.Job", ["app"])
