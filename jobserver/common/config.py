@@ -31,7 +31,6 @@ from jobserver.common.values import (
 DEFAULTS_PATH = Path(__file__).resolve().parents[2] / "conf" / "defaults.conf"
 
 
-
 @dataclass(frozen=True, slots=True)
 class Settings:
     master: str

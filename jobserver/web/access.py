@@ -75,7 +75,6 @@ class Access:
     def close(self) -> None:
         self.authenticator.close()
 
-
     def run_as(self, request: web.Request, requested: str | None) -> str | None:
         """The user a context started by this request runs as (see ``Permissions.proxy_user``)."""
         return self.authenticator.permissions.proxy_user(request[IDENTITY], requested)
