@@ -6,9 +6,9 @@ STAMP := $(VENV)/.installed
 CONFIG ?=
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint examples bench package deploy clean
+.PHONY: install run test lint examples jvm-api bench package deploy clean
 
-install: $(STAMP) examples
+install: $(STAMP) examples jvm-api
 
 # Reinstall only when the project's dependencies change.
 $(STAMP): pyproject.toml
@@ -20,6 +20,11 @@ $(STAMP): pyproject.toml
 examples: $(STAMP)
 	$(BIN)/python examples/build.py examples/dist
 
+# The adapter for spark-jobserver's JVM job API (jvm/ -> driver/jars/), against pyspark's jars and
+# Debian's libtypesafe-config-java; without that jar it says so and builds nothing.
+jvm-api: $(STAMP)
+	$(BIN)/python jvm/build.py
+
 run: install
 	$(BIN)/jobserver $(CONFIG)
 
@@ -27,7 +32,7 @@ test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check jobserver driver sparkjobserver tests bench examples
+	$(BIN)/ruff check jobserver driver sparkjobserver tests bench examples jvm
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
@@ -45,4 +50,4 @@ deploy: package
 	bin/server_deploy.sh $(DEPLOY_HOST) $(DEPLOY_DIR)
 
 clean:
-	rm -rf $(VENV) examples/dist jobserver-work .pytest_cache .bench
+	rm -rf $(VENV) examples/dist driver/jars jobserver-work .pytest_cache .bench

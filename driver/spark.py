@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -60,6 +60,9 @@ class SparkHandle:
     streaming: StreamingContexts | None = None  # a streaming context's StreamingContext
     queries: QueryTracker | None = None  # Structured Streaming queries by job
     job_id: str = ""  # set on the handle a job receives (for_job)
+    # The context's config as the server sent it: JVM jobs of spark-jobserver's API read it in
+    # verify, before the job (and its JobEnvironment) exists.
+    context_config: Mapping[str, JsonValue] = field(default_factory=dict)
 
     def for_job(self, job_id: str) -> SparkHandle:
         """The handle one job works with: in a streaming context it records who got the
@@ -72,6 +75,7 @@ class SparkHandle:
             streaming=self.streaming,
             queries=self.queries,
             job_id=job_id,
+            context_config=self.context_config,
         )
 
     @property
@@ -219,4 +223,5 @@ def build_spark(context_config: Mapping[str, JsonValue]) -> SparkHandle:
         spark_context=spark_context,
         streaming=streaming,
         queries=track_queries(session, java_gateway(spark_context)),
+        context_config=context_config,
     )

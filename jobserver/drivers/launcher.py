@@ -233,7 +233,8 @@ def build_bundle(target: Path) -> Path:
     with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
         for package in ("driver", "sparkjobserver"):
             root = _package_dir(package)
-            for path in sorted(root.rglob("*.py")):
+            # Jars too: the adapter for spark-jobserver's JVM job API (driver/jars, driver.jvm_api).
+            for path in sorted([*root.rglob("*.py"), *root.rglob("*.jar")]):
                 archive.write(path, str(Path(root.name) / path.relative_to(root)))
     temporary.replace(target)
     return target

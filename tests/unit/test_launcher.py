@@ -398,13 +398,15 @@ def test_bundle_holds_the_driver_and_compatibility_packages(tmp_path: Path) -> N
     assert {"sparkjobserver/__init__.py", "sparkjobserver/api.py"} <= names
     driver_dir = Path(driver.__file__).resolve().parent
     compat_dir = Path(sparkjobserver.__file__).resolve().parent
-    assert names == python_files_of(driver_dir) | python_files_of(compat_dir)
+    adapter_jars = {f"driver/jars/{jar.name}" for jar in (driver_dir / "jars").glob("*.jar")}
+    assert names == python_files_of(driver_dir) | python_files_of(compat_dir) | adapter_jars
 
 
-def test_bundle_holds_only_python_sources(tmp_path: Path) -> None:
+def test_bundle_holds_only_python_sources_and_the_jvm_api_adapter_jars(tmp_path: Path) -> None:
     with zipfile.ZipFile(build_bundle(tmp_path / "bundle.zip")) as archive:
         names = archive.namelist()
-    assert all(name.endswith(".py") for name in names)
+    assert all(name.endswith(".py") or name.startswith("driver/jars/") for name in names)
+    assert all(name.endswith(".jar") for name in names if name.startswith("driver/jars/"))
     assert all(name.split("/", 1)[0] in ("driver", "sparkjobserver") for name in names)
     assert not any("__pycache__" in name for name in names)
 
