@@ -42,6 +42,9 @@ async def api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
         await api.upload("sjs-wheel", wheel, "application/python-wheel")
         await api.upload("examples")
         await api.upload("melin", melin, "application/python-archive")
+        lone = work_dir / "melin_single.py"  # as melin's users have them: one module, uploaded alone
+        lone.write_text(MELIN_JOB)
+        await api.upload("melin_single", lone, "text/x-python")
         status, body, _ = await api.call("POST", f"/contexts/{CONTEXT}")
         assert (status, body) == (200, {"status": "SUCCESS", "result": "Context initialized"})
         yield api
@@ -112,6 +115,11 @@ async def test_the_servers_own_apis_still_serve_jobs_after_such_a_package(api: A
     assert body["result"]["message"] == "Validation failed: config input.strings not found"
 
 
-async def test_melins_main_of_the_session_alone_runs_with_its_templates_names(api: Api) -> None:
-    status, body, _ = await api.call("POST", job_path("melin", "melin_job:main"))
+@pytest.mark.parametrize(
+    ("app", "main"), [("melin", "melin_job:main"), ("melin_single", "melin_single:main")]
+)
+async def test_melins_main_of_the_session_alone_runs_with_its_templates_names(
+    api: Api, app: str, main: str
+) -> None:
+    status, body, _ = await api.call("POST", job_path(app, main))
     assert (status, body.get("result")) == (200, {"a": 2, "b": 1}), body
