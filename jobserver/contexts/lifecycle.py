@@ -60,9 +60,13 @@ class ContextLifecycle:
         self._events = events
         self._launch = launch
         self._tasks = tasks
-        self._key = tokens.load_key(settings.work_dir)
+        self._key = tokens.load_key(settings.key_file)
         self._processes = ProcessWatcher(self.on_driver_exit, tasks)
         self._relaunch_policy = RelaunchPolicy.from_settings(settings)
+
+    @property
+    def key(self) -> bytes:
+        return self._key
 
     def set_bus_endpoint(self, endpoint: str) -> None:
         self._launch = dataclasses.replace(self._launch, bus_endpoint=endpoint)
