@@ -38,6 +38,7 @@ from driver.protocol import (
     Reintroduce,
     Rejected,
     Rejoin,
+    ServerEndpoints,
     ServerHeartbeat,
     StopContext,
     Welcome,
@@ -76,6 +77,8 @@ class DriverMessages:
         self._restart = restart  # a context whose killed job ignores the kill, when so configured
         self._host = socket.gethostname()
         self._server_config_json = json.dumps(for_drivers(settings.plain)).encode()
+        # Where a driver may go when this server falls silent (set by the ContextManager).
+        self.endpoints: Callable[[], list[str]] = list
 
     async def on_bus_message(self, identity: bytes, peer: str | None, message: Message) -> None:
         """``peer``: the context the sender's CURVE key proves (None on a plaintext bus)."""
@@ -150,7 +153,7 @@ class DriverMessages:
             context.transition(REJOINED_PHASES[context.record.state])
         self._registry.connect(context, identity)
         log.info("driver_connected", context_id=context.id, pid=hello.pid)
-        context.send(self._welcome(context))
+        self._send_welcome(context)
         if context.stopping:  # a stop was asked for before the server restarted
             with contextlib.suppress(BusError):
                 context.send(StopContext())
@@ -176,7 +179,7 @@ class DriverMessages:
             running=len(rejoin.running_job_ids),
             held_reports=len(rejoin.held_job_ids),
         )
-        context.send(self._welcome(context))
+        self._send_welcome(context)
         if context.stopping:
             with contextlib.suppress(BusError):
                 context.send(StopContext())
@@ -186,6 +189,19 @@ class DriverMessages:
                 context, ContextReady(rejoin.application_id, rejoin.web_ui_url, "")
             )
         await self._events.on_driver_rejoined(context, rejoin.running_job_ids, rejoin.held_job_ids)
+
+    def _send_welcome(self, context: LiveContext) -> None:
+        context.send(self._welcome(context))
+        endpoints = self.endpoints()
+        if len(endpoints) > 1:  # a driver with one server to go to needs no list
+            context.send(ServerEndpoints(endpoints=endpoints))
+
+    def announce_endpoints(self, endpoints: list[str]) -> None:
+        """The live servers sharing this one's key changed: every connected driver learns them."""
+        for context in self._registry.all():
+            if context.identity is not None:
+                with contextlib.suppress(BusError):
+                    context.send(ServerEndpoints(endpoints=endpoints))
 
     def _welcome(self, context: LiveContext) -> Welcome:
         return Welcome(

@@ -16,7 +16,7 @@ from jobserver.common.bodies import MAX_DEPTH, PARSE_TIMEOUT_S, BodyParseError, 
     "body",
     [
         'include file("/etc/os-release")',
-        "a = 1\ninclude url(\"http://169.254.169.254/latest/meta-data\")",
+        'a = 1\ninclude url("http://169.254.169.254/latest/meta-data")',
         'include required(file("/etc/passwd"))',
         'include "other.conf"',
         'settings { include classpath("application.conf") }',

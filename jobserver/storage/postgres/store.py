@@ -9,7 +9,7 @@ Every database access goes through ``_connection``, which reports outages as Sto
 
 Past 400 lines on purpose: this is the one class that implements the Store contract for
 PostgreSQL, one short method per contract method, each holding its SQL; what takes more than a
-statement or two already lives beside it (``blobs.py``, ``callbacks.py``, ``connection.py``).
+statement or two already lives beside it (``blobs.py``, ``callbacks.py``, ``connection.py``, ``servers.py``).
 """
 
 from __future__ import annotations
