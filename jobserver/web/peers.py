@@ -42,6 +42,9 @@ MAX_AGE_S = 60.0  # a forwarded request older (or younger) than this by the owne
 # What of the client's request goes along (its credentials stay with the server that checked them).
 PASSED_HEADERS = ("Content-Type", "Accept")
 # What of the owner's answer does not: the connection's own business, and lengths aiohttp sets.
+# How long past what the request itself may wait (a sync job's timeout, a context's stop) a peer
+# may take to answer: a peer that froze must not hold the request for ever.
+ANSWER_MARGIN_S = 10.0
 DROPPED_ANSWER_HEADERS = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "content-length", "date", "server"}
 )
@@ -108,7 +111,11 @@ class PeerRequests:
         )
         try:
             async with self._client().request(
-                request.method, served.url + request.path_qs, data=body, headers=headers
+                request.method,
+                served.url + request.path_qs,
+                data=body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=self._answer_within_s(request), sock_connect=10),
             ) as answer:
                 payload = await answer.read()
                 kept = CIMultiDict(
@@ -117,17 +124,23 @@ class PeerRequests:
                     if name.lower() not in DROPPED_ANSWER_HEADERS
                 )
                 return web.Response(status=answer.status, body=payload, headers=kept)
-        except (aiohttp.ClientError, OSError) as error:
+        except (aiohttp.ClientError, OSError, TimeoutError) as error:
             log.warning("request_forward_failed", peer=served.server_id, url=served.url, error=str(error))
-            message = f"{served.message}, which cannot be reached: {error}"
+            reason = str(error) or f"no answer within {self._answer_within_s(request):.0f} s"
+            message = f"{served.message}, which cannot be reached: {reason}"
             return json_response({"status": "ERROR", "result": message}, 502)
+
+    def _answer_within_s(self, request: web.Request) -> float:
+        try:
+            job_timeout_s = float(request.query.get("timeout", ""))
+        except ValueError:
+            job_timeout_s = self._settings.default_sync_timeout_s
+        waits_s = max(job_timeout_s, self._settings.context_deletion_timeout_s)
+        return waits_s + ANSWER_MARGIN_S
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
-            # No total timeout: a sync job waits as long as its own timeout says.
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10), auto_decompress=False
-            )
+            self._session = aiohttp.ClientSession(auto_decompress=False)
         return self._session
 
     async def close(self) -> None:
