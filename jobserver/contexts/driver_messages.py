@@ -19,7 +19,7 @@ import json
 import signal
 import socket
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import structlog
@@ -79,6 +79,9 @@ class DriverMessages:
         self._server_config_json = json.dumps(for_drivers(settings.plain)).encode()
         # Where a driver may go when this server falls silent (set by the ContextManager).
         self.endpoints: Callable[[], list[str]] = list
+        # Whether this server still owns a context whose driver went silent: a peer may have
+        # adopted it while this server was frozen or cut off (set by the ContextManager).
+        self.still_owned: Callable[[LiveContext], Awaitable[bool]] = _owned
 
     async def on_bus_message(self, identity: bytes, peer: str | None, message: Message) -> None:
         """``peer``: the context the sender's CURVE key proves (None on a plaintext bus)."""
@@ -247,8 +250,18 @@ class DriverMessages:
                     context.send(ServerHeartbeat())
 
     def _declare_lost(self, context: LiveContext, silent_s: float) -> None:
-        reason = f"Driver of context {context.name} lost: no heartbeat for {silent_s:.1f} s"
+        context.end_reason = f"Driver of context {context.name} lost: no heartbeat for {silent_s:.1f} s"
+        self._tasks.spawn(self._end_lost(context, silent_s), name=f"lost-{context.id}")
+
+    async def _end_lost(self, context: LiveContext, silent_s: float) -> None:
+        # A driver that went silent may have moved to a peer that adopted its context (this
+        # server was frozen, or cut off from the store): that driver is not ours to kill.
+        if not await self.still_owned(context):
+            return
         log.warning("driver_lost", context_id=context.id, silent_s=round(silent_s, 1))
-        context.end_reason = reason
         if context.process is not None:
             context.process.signal_group(signal.SIGKILL)
+
+
+async def _owned(context: LiveContext) -> bool:
+    return True

@@ -363,6 +363,11 @@ class ContextLifecycle:
     async def terminate_all(self, grace_s: float) -> None:
         await self._processes.terminate_all(grace_s)
 
+    def release(self, context: LiveContext) -> None:
+        """Another server adopted the context: its driver is that server's to watch and stop."""
+        self._processes.release(context.id)
+        context.process = None
+
     async def let_go(self) -> None:
         """Leave every driver running, unwatched (a stop with --keep-contexts)."""
         await self._processes.detach()

@@ -22,7 +22,15 @@ import structlog
 
 from driver.protocol import Message
 from jobserver.common.config import Settings, merge
-from jobserver.common.errors import BadRequest, Conflict, Forbidden, JobServerError, NotFound
+from jobserver.common.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    JobServerError,
+    NotFound,
+    PeerUnavailable,
+    StoreUnavailable,
+)
 from jobserver.common.records import Caller, ContextRecord
 from jobserver.common.states import ContextState
 from jobserver.common.tasks import BackgroundTasks
@@ -75,6 +83,8 @@ class ContextManager:
             endpoints_changed=self._messages.announce_endpoints,
         )
         self._messages.endpoints = self._peers.endpoints
+        self._messages.still_owned = self._still_owned
+        self._peers.on_adopted = self._let_go_of_adopted
         self._names_starting: set[str] = set()
         self._tasks = tasks
         self._client_settings = ClientSettingsPolicy(
@@ -274,6 +284,38 @@ class ContextManager:
     async def _adopt(self, record: ContextRecord) -> None:
         log.warning("context_adopted", context_id=record.id, context_name=record.name)
         await self._lifecycle.await_rejoin(record)
+
+    async def _owned_ids(self) -> set[str]:
+        active = tuple(state for state in ContextState if not state.is_final)
+        return {
+            record.id for record in await self._store.list_contexts(active, owner=self._settings.server_id)
+        }
+
+    async def _still_owned(self, context: LiveContext) -> bool:
+        """False (and the context let go of) when a peer has adopted it; True when the store
+        cannot tell."""
+        try:
+            owned = context.id in await self._owned_ids()
+        except StoreUnavailable:
+            return True
+        if not owned:
+            self._let_go(context)
+        return owned
+
+    async def _let_go_of_adopted(self) -> None:
+        """A peer took this server's contexts over (it was silent for ``peers.timeout``): forget
+        the ones it took, without touching their drivers, which are the peer's now."""
+        owned = await self._owned_ids()
+        for context in self._registry.all():
+            if context.id not in owned:
+                self._let_go(context)
+
+    def _let_go(self, context: LiveContext) -> None:
+        if self._registry.holds(context):
+            log.warning("context_taken_over", context_id=context.id, context_name=context.name)
+            self._registry.remove(context)
+            self._lifecycle.release(context)
+            context.fail_waiters(PeerUnavailable(f"context {context.name} was taken over by another server"))
 
     async def recover(self) -> None:
         """At start-up, before serving: the contexts this server launched before its restart wait

@@ -46,6 +46,9 @@ class Peers:
         self._servers: dict[str, ServerRecord] = {}
         self._endpoints: list[str] = []
         self.bus_endpoint = ""  # known once the bus is bound
+        # Told when this server finds that a peer adopted its contexts (it was frozen, or cut off
+        # from the store, for longer than peers.timeout).
+        self.on_adopted: Callable[[], Awaitable[None]] | None = None
 
     @property
     def server_id(self) -> str:
@@ -128,8 +131,12 @@ class Peers:
         while True:
             await asyncio.sleep(self._settings.peer_heartbeat_interval_s)
             try:
+                await self._refresh()  # before the beat, which clears an adoption of this server
+                itself = self._servers.get(self.server_id)
+                if itself is not None and itself.adopted_by is not None and self.on_adopted is not None:
+                    log.warning("server_was_adopted", adopter=itself.adopted_by)
+                    await self.on_adopted()
                 await self.beat()
-                await self._refresh()
                 await self._adopt_from_dead_peers()
             except StoreUnavailable as error:
                 log.warning("peer_heartbeat_failed", error=error.message)

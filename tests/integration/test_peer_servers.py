@@ -209,6 +209,49 @@ async def test_a_live_server_adopts_the_drivers_of_a_killed_one_and_their_jobs_f
             assert not a.drivers(), "the adopter's stop stops the adopted driver too"
 
 
+async def test_a_frozen_server_that_wakes_up_after_the_adoption_leaves_the_drivers_to_the_adopter(
+    tmp_path: Path, fresh_postgres_url: str
+) -> None:
+    quick_stops = {"spark.jobserver.context-deletion-timeout": "3s"}
+    with two_servers(tmp_path, fresh_postgres_url, **quick_stops) as (a, b):
+        await a.server.start(a.base_url)
+        await b.server.start(b.base_url)
+        context = await _upload_and_create(a, "frozen")
+        driver_log = a.work_dir / "logs" / f"{context['id']}.log"
+        await wait_until(
+            lambda: _logged(driver_log, "servers this driver may go to"),
+            timeout_s=10,
+            what="the driver told of server-b",
+        )
+        drivers = a.drivers()
+        # A request forwarded to the frozen server waits timeout + context-deletion-timeout + 10 s.
+        job = f"/jobs?appName=examples&classPath={ECHO}&context=frozen&sync=true&timeout=2"
+
+        a.server.send_signal(signal.SIGSTOP)  # a long pause: its heartbeat in the store stops
+        try:
+
+            async def served_by_b() -> bool:
+                status, _ = await b.call("POST", job, '{"input": 1}')
+                return status == 200
+
+            await wait_until(served_by_b, timeout_s=60, what="server-b running the adopted context")
+        finally:
+            a.server.send_signal(signal.SIGCONT)
+
+        await wait_until(
+            lambda: _logged(a.log_file, "context_taken_over"), timeout_s=15, what="server-a letting go"
+        )
+        status, echoed = await a.call("POST", job, '{"input": 2}')
+        assert (status, echoed["result"]) == (200, 2), "forwarded to server-b now"
+        assert a.drivers() == drivers, "server-a did not kill the driver it let go of"
+        assert (await a.call("GET", "/contexts/frozen"))[1]["state"] == "RUNNING"
+
+        assert await a.server.stop(signal.SIGTERM) == 0
+        assert a.drivers() == drivers, "server-a's stop leaves server-b's context alone"
+        assert await b.server.stop(signal.SIGTERM) == 0
+        assert not a.drivers()
+
+
 async def test_a_forwarded_request_keeps_its_caller_and_a_client_cannot_pose_as_a_peer(
     tmp_path: Path, fresh_postgres_url: str
 ) -> None:
