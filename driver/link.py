@@ -14,6 +14,13 @@ it is sent until the server acknowledges that it is stored (JobReportAck). When 
 the new one answers this driver's next frame with Reintroduce; the driver says who it is (Rejoin)
 and, once welcomed, sends every report it still holds again. So no result is lost to a server
 crash, and the server's compare-and-set makes a report that arrives twice count once.
+
+Several servers on one metadata store tell their drivers each other's bus endpoints
+(``ServerEndpoints``). When this driver's server has been silent for three heartbeat intervals,
+the link disconnects and connects to the next endpoint (its own server's included, which may come
+back), every three intervals, until one answers: a peer that adopted this driver's context answers
+with Reintroduce and welcomes its Rejoin like a restarted server; one that does not hold the
+context rejects the Rejoin, and the link moves on instead of stopping.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from driver.protocol import (
     Reintroduce,
     Rejected,
     Rejoin,
+    ServerEndpoints,
     Welcome,
     decode,
     encode,
@@ -56,6 +64,9 @@ log = logging.getLogger("driver.link")
 # The messages that make up a job's final report, held until the server acknowledges it.
 REPORT_TYPES = (JobResultChunk, JobFinished, JobFailed, JobKilled)
 
+# Heartbeat intervals of silence after which the link tries the next server it knows of.
+FAILOVER_INTERVALS = 3
+
 
 class LinkError(Exception):
     pass
@@ -63,7 +74,9 @@ class LinkError(Exception):
 
 class ServerLink:
     def __init__(self, endpoint: str, context_id: str, credentials: DriverSecrets) -> None:
-        self._endpoint = endpoint
+        self._endpoint = endpoint  # the server connected to now
+        self._endpoints = [endpoint]  # every server that may take this driver: the launcher's first
+        self._switched_at = 0.0
         self._context_id = context_id
         self._token = credentials.token
         self._zmq = zmq.Context()
@@ -220,6 +233,9 @@ class ServerLink:
                 self._send_now(DriverHeartbeat(running_job_ids=running_job_ids()))
             if now - self._last_heard > grace_s:
                 return f"server silent for {now - self._last_heard:.0f} s"
+            failover_s = FAILOVER_INTERVALS * interval_s
+            if now - max(self._last_heard, self._switched_at) > failover_s and len(self._endpoints) > 1:
+                self._switch_server(now)
         self._flush_outbox()
         return "stop requested"
 
@@ -249,6 +265,15 @@ class ServerLink:
                 self._rejoin(running_job_ids(), *spark_ui())
             elif isinstance(message, Welcome):
                 self._on_welcome_back(message)
+            elif isinstance(message, ServerEndpoints):
+                self._endpoints = list(dict.fromkeys([self._endpoints[0], *message.endpoints]))
+                log.info("servers this driver may go to: %s", " ".join(self._endpoints))
+            elif isinstance(message, Rejected) and self._rejoining and len(self._endpoints) > 1:
+                # This server does not hold our context (any more): another may have adopted it.
+                log.info(
+                    "server at %s rejected this driver (%s); trying the next", self._endpoint, message.reason
+                )
+                self._switch_server(time.monotonic())
             else:
                 handle(message)
 
@@ -281,6 +306,19 @@ class ServerLink:
             for frames in list(self._held.values()):
                 for frame in frames:
                     self._send_frame(frame)
+
+    def _switch_server(self, now: float) -> None:
+        """Leave the silent (or refusing) server for the next one known, in turn."""
+        position = self._endpoints.index(self._endpoint) if self._endpoint in self._endpoints else -1
+        following = self._endpoints[(position + 1) % len(self._endpoints)]
+        log.warning("server at %s silent; trying the server at %s", self._endpoint, following)
+        with self._lock:
+            with contextlib.suppress(zmq.ZMQError):
+                self._socket.disconnect(self._endpoint)
+            self._socket.connect(following)
+        self._endpoint = following
+        self._switched_at = now
+        self._rejoining = False  # the next server's Reintroduce gets a Rejoin
 
     def _drain_wakeups(self) -> None:
         try:

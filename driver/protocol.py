@@ -198,6 +198,17 @@ class Welcome(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class ServerEndpoints(Message):
+    """The bus endpoints of the servers that may take this driver over (its own server's first,
+    then its live peers sharing its key), sent after ``Welcome`` and whenever they change. A driver
+    whose server goes silent tries them in turn and sends ``Rejoin`` to the one that answers. A
+    driver of an earlier release drops it as an unknown message and keeps its one server."""
+
+    TYPE: ClassVar[str] = "server_endpoints"
+    endpoints: list[str]
+
+
+@dataclass(frozen=True, slots=True)
 class Reintroduce(Message):
     """To a connection the server does not know (it restarted): say who you are (``Rejoin``)."""
 
@@ -272,6 +283,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
     for cls in (
         Hello,
         Rejoin,
+        ServerEndpoints,
         ContextReady,
         ContextInitFailed,
         JobStarted,

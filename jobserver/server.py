@@ -1,8 +1,9 @@
 """The job server's domain, wired together and started and stopped in the right order.
 
-Start: folders, store (migrations), reconciliation of what the store believed alive (the
-contexts this server launched before a restart wait for their drivers to rejoin), bus, the
-take-over of stored callbacks left pending, then heartbeats and the configured contexts. Stop is
+Start: folders, store (migrations), this server's heartbeat among its peers, reconciliation of
+what the store believed alive (the contexts this server launched before a restart wait for their
+drivers to rejoin), bus, the take-over of stored callbacks left pending, then heartbeats (to
+drivers and among peers) and the configured contexts. Stop is
 the reverse, and stops every driver before the store closes so that their final states are
 written, unless the server stops with --keep-contexts: then the drivers are left running for the
 next server process. Pending callbacks are not waited for: they stay stored, released for the next
@@ -56,7 +57,7 @@ class JobServer:
         )
         await store.open()
         curve_keys = (
-            tokens.curve_server_keys(tokens.load_key(settings.work_dir)) if settings.bus_curve else None
+            tokens.curve_server_keys(tokens.load_key(settings.key_file)) if settings.bus_curve else None
         )
         bus = Bus(
             bind_address=settings.bus_bind_address,
@@ -83,6 +84,8 @@ class JobServer:
             data=data,
         )
         try:
+            # A heartbeat before the recovery: no peer adopts what this server is recovering.
+            await contexts.join_peers()
             # The contexts to recover first: the bus's ZAP handler refuses the key of a context it
             # does not know yet, and ZeroMQ never retries a connection refused so.
             await contexts.recover()
@@ -95,6 +98,7 @@ class JobServer:
             raise
         server.jobs.take_over_callbacks()
         tasks.spawn(contexts.run_heartbeats(), name="heartbeats")
+        tasks.spawn(contexts.run_peers(), name="peers")
         tasks.spawn(server._clean_periodically(), name="metadata-cleanup")
         await contexts.start_configured_contexts()
         log.info(

@@ -213,6 +213,11 @@ class ServerProcess:
         self._process.send_signal(signum)
         return await asyncio.to_thread(self._process.wait, timeout_s)
 
+    def send_signal(self, signum: int) -> None:
+        """Signal the server without waiting (SIGSTOP, SIGCONT)."""
+        assert self._process is not None
+        self._process.send_signal(signum)
+
     def kill_if_running(self) -> None:
         if self._process is not None and self._process.poll() is None:
             self._process.kill()

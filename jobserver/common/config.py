@@ -67,6 +67,10 @@ class Settings:
     driver_server_silence_grace_s: float
     driver_binaries_over_bus: bool
     server_id: str
+    key_file: Path  # the key tokens, CURVE keys and peer signatures derive from
+    peer_advertised_url: str  # where peers forward requests to this server
+    peer_heartbeat_interval_s: float
+    peer_timeout_s: float  # a peer silent for this long is dead; its contexts are adopted
     callback_attempts: int
     callback_retry_interval_s: float
     callback_timeout_s: float
@@ -146,7 +150,26 @@ def settings_from_tree(tree: ConfigTree) -> Settings:
         plain=plain,
         **_job_settings(jobserver),
         **_driver_settings(jobserver),
+        **_peer_settings(jobserver, work_dir),
     )
+
+
+def _peer_settings(jobserver: Mapping[str, Any], work_dir: Path) -> dict[str, Any]:
+    """The shared key and how servers on one store find and watch each other."""
+    peers = jobserver.get("peers", {}) or {}
+    key_file = str(jobserver.get("key-file", "") or "")
+    url = str(peers.get("advertised-url", "") or "").rstrip("/")
+    if not url:
+        bind = str(jobserver.get("bind-address", "0.0.0.0"))
+        host = socket.getfqdn() if bind in ("0.0.0.0", "*", "", "::") else bind
+        scheme = "https" if (jobserver.get("tls", {}) or {}).get("cert-file") else "http"
+        url = f"{scheme}://{host}:{jobserver['port']}"
+    return {
+        "key_file": Path(key_file).expanduser().resolve() if key_file else work_dir / "server.key",
+        "peer_advertised_url": url,
+        "peer_heartbeat_interval_s": parse_duration_s(peers.get("heartbeat-interval", "2s")),
+        "peer_timeout_s": parse_duration_s(peers.get("timeout", "15s")),
+    }
 
 
 def _job_settings(jobserver: Mapping[str, Any]) -> dict[str, Any]:

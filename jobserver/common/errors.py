@@ -112,3 +112,22 @@ class AuthenticationUnavailable(JobServerError):
     the caller may be who it says, so this is no 401."""
 
     http_status = 503
+
+
+class ServedByPeer(JobServerError):
+    """The context runs on another server sharing the metadata store (``server_id``, reachable at
+    ``url``): the web layer forwards the request there and answers what that server answers. Seen
+    by a client only when the forward itself fails."""
+
+    http_status = 502
+
+    def __init__(self, message: str, *, server_id: str, url: str) -> None:
+        super().__init__(message)
+        self.server_id = server_id
+        self.url = url
+
+
+class PeerUnavailable(JobServerError):
+    """The context's server went silent and no server has taken it over yet (or cannot)."""
+
+    http_status = 503

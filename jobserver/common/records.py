@@ -110,3 +110,16 @@ class PendingCallback:
     # The server delivering it (its server id), None while nobody is; it holds it until its lease
     # runs out, and another server may take it over after that.
     owner: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerRecord:
+    """A server sharing the metadata store, as it last said (``heartbeat_time``): where peers
+    forward requests about its contexts, and where its drivers may go when their server dies."""
+
+    server_id: str
+    rest_url: str
+    bus_endpoint: str
+    key_fingerprint: str  # servers with the same key trust each other and can adopt each other's drivers
+    heartbeat_time: datetime.datetime
+    adopted_by: str | None = None  # the server that took over its contexts once it went silent

@@ -19,7 +19,7 @@ import json
 import signal
 import socket
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import structlog
@@ -38,6 +38,7 @@ from driver.protocol import (
     Reintroduce,
     Rejected,
     Rejoin,
+    ServerEndpoints,
     ServerHeartbeat,
     StopContext,
     Welcome,
@@ -76,6 +77,11 @@ class DriverMessages:
         self._restart = restart  # a context whose killed job ignores the kill, when so configured
         self._host = socket.gethostname()
         self._server_config_json = json.dumps(for_drivers(settings.plain)).encode()
+        # Where a driver may go when this server falls silent (set by the ContextManager).
+        self.endpoints: Callable[[], list[str]] = list
+        # Whether this server still owns a context whose driver went silent: a peer may have
+        # adopted it while this server was frozen or cut off (set by the ContextManager).
+        self.still_owned: Callable[[LiveContext], Awaitable[bool]] = _owned
 
     async def on_bus_message(self, identity: bytes, peer: str | None, message: Message) -> None:
         """``peer``: the context the sender's CURVE key proves (None on a plaintext bus)."""
@@ -150,7 +156,7 @@ class DriverMessages:
             context.transition(REJOINED_PHASES[context.record.state])
         self._registry.connect(context, identity)
         log.info("driver_connected", context_id=context.id, pid=hello.pid)
-        context.send(self._welcome(context))
+        self._send_welcome(context)
         if context.stopping:  # a stop was asked for before the server restarted
             with contextlib.suppress(BusError):
                 context.send(StopContext())
@@ -176,7 +182,7 @@ class DriverMessages:
             running=len(rejoin.running_job_ids),
             held_reports=len(rejoin.held_job_ids),
         )
-        context.send(self._welcome(context))
+        self._send_welcome(context)
         if context.stopping:
             with contextlib.suppress(BusError):
                 context.send(StopContext())
@@ -186,6 +192,19 @@ class DriverMessages:
                 context, ContextReady(rejoin.application_id, rejoin.web_ui_url, "")
             )
         await self._events.on_driver_rejoined(context, rejoin.running_job_ids, rejoin.held_job_ids)
+
+    def _send_welcome(self, context: LiveContext) -> None:
+        context.send(self._welcome(context))
+        endpoints = self.endpoints()
+        if len(endpoints) > 1:  # a driver with one server to go to needs no list
+            context.send(ServerEndpoints(endpoints=endpoints))
+
+    def announce_endpoints(self, endpoints: list[str]) -> None:
+        """The live servers sharing this one's key changed: every connected driver learns them."""
+        for context in self._registry.all():
+            if context.identity is not None:
+                with contextlib.suppress(BusError):
+                    context.send(ServerEndpoints(endpoints=endpoints))
 
     def _welcome(self, context: LiveContext) -> Welcome:
         return Welcome(
@@ -231,8 +250,18 @@ class DriverMessages:
                     context.send(ServerHeartbeat())
 
     def _declare_lost(self, context: LiveContext, silent_s: float) -> None:
-        reason = f"Driver of context {context.name} lost: no heartbeat for {silent_s:.1f} s"
+        context.end_reason = f"Driver of context {context.name} lost: no heartbeat for {silent_s:.1f} s"
+        self._tasks.spawn(self._end_lost(context, silent_s), name=f"lost-{context.id}")
+
+    async def _end_lost(self, context: LiveContext, silent_s: float) -> None:
+        # A driver that went silent may have moved to a peer that adopted its context (this
+        # server was frozen, or cut off from the store): that driver is not ours to kill.
+        if not await self.still_owned(context):
+            return
         log.warning("driver_lost", context_id=context.id, silent_s=round(silent_s, 1))
-        context.end_reason = reason
         if context.process is not None:
             context.process.signal_group(signal.SIGKILL)
+
+
+async def _owned(context: LiveContext) -> bool:
+    return True

@@ -61,9 +61,13 @@ class ContextLifecycle:
         self._events = events
         self._launch = launch
         self._tasks = tasks
-        self._key = tokens.load_key(settings.work_dir)
+        self._key = tokens.load_key(settings.key_file)
         self._processes = ProcessWatcher(self.on_driver_exit, tasks)
         self._relaunch_policy = RelaunchPolicy.from_settings(settings)
+
+    @property
+    def key(self) -> bytes:
+        return self._key
 
     def set_bus_endpoint(self, endpoint: str) -> None:
         self._launch = dataclasses.replace(self._launch, bus_endpoint=endpoint)
@@ -370,6 +374,11 @@ class ContextLifecycle:
 
     async def terminate_all(self, grace_s: float) -> None:
         await self._processes.terminate_all(grace_s)
+
+    def release(self, context: LiveContext) -> None:
+        """Another server adopted the context: its driver is that server's to watch and stop."""
+        self._processes.release(context.id)
+        context.process = None
 
     async def let_go(self) -> None:
         """Leave every driver running, unwatched (a stop with --keep-contexts)."""

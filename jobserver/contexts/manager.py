@@ -22,7 +22,15 @@ import structlog
 
 from driver.protocol import Message
 from jobserver.common.config import Settings, merge
-from jobserver.common.errors import BadRequest, Conflict, Forbidden, JobServerError, NotFound
+from jobserver.common.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    JobServerError,
+    NotFound,
+    PeerUnavailable,
+    StoreUnavailable,
+)
 from jobserver.common.records import Caller, ContextRecord
 from jobserver.common.states import ContextState
 from jobserver.common.tasks import BackgroundTasks
@@ -31,6 +39,7 @@ from jobserver.contexts.driver_messages import DriverMessages
 from jobserver.contexts.events import ContextEvents, EventRelay
 from jobserver.contexts.lifecycle import ContextLifecycle
 from jobserver.contexts.live import LiveContext, LiveContexts
+from jobserver.contexts.peers import Peers
 from jobserver.contexts.phases import Phase
 from jobserver.drivers.bus import Bus
 from jobserver.drivers.file_sender import FileSender
@@ -66,6 +75,16 @@ class ContextManager:
         self._messages = DriverMessages(
             settings, bus, self._registry, self._lifecycle, self._events, files, tasks, restart=self._restart
         )
+        self._peers = Peers(
+            settings,
+            store,
+            self._lifecycle.key,
+            adopt=self._adopt,
+            endpoints_changed=self._messages.announce_endpoints,
+        )
+        self._messages.endpoints = self._peers.endpoints
+        self._messages.still_owned = self._still_owned
+        self._peers.on_adopted = self._let_go_of_adopted
         self._names_starting: set[str] = set()
         self._tasks = tasks
         self._client_settings = ClientSettingsPolicy(
@@ -78,6 +97,7 @@ class ContextManager:
 
     def set_bus_endpoint(self, endpoint: str) -> None:
         self._lifecycle.set_bus_endpoint(endpoint)
+        self._peers.bus_endpoint = endpoint
 
     async def on_bus_message(self, identity: bytes, peer: str | None, message: Message) -> None:
         await self._messages.on_bus_message(identity, peer, message)
@@ -98,10 +118,12 @@ class ContextManager:
         """The context of that name, once it is up: 404 when there is none, 409 while it stops,
         403 when it runs as a user the caller may not act as (proxy-user mode)."""
         context = self._registry.by_name(name)
-        if context is None:
+        if context is None:  # not here: maybe on a peer (only then does this cost a store query)
             record = await self._store.latest_context(name)
             if record is not None and record.state is ContextState.STOPPING:
                 raise Conflict("Context stop in progress")
+            if record is not None and not record.state.is_final:
+                await self._peers.check_owner(record)
             raise NotFound(f"context {name} not found")
         self._check_runs_as(context.record, caller)
         if not context.ready.done():
@@ -111,11 +133,23 @@ class ContextManager:
     async def list_names(self) -> list[str]:
         return [record.name for record in await self._store.list_contexts(LISTED_STATES)]
 
-    def named_objects(self, name: str) -> list[dict[str, str]]:
+    async def named_objects(self, name: str) -> list[dict[str, str]]:
         context = self._registry.by_name(name)
         if context is None:
+            record = await self._store.latest_context(name)
+            if record is not None and not record.state.is_final:
+                await self._peers.check_owner(record)
             raise NotFound(f"context {name} not found")
         return context.named_objects
+
+    async def check_served_here(self, context_id: str, name: str) -> None:
+        """For a job of a context this server does not hold: ``ServedByPeer`` when a live peer
+        runs it (the request goes there), ``PeerUnavailable`` while it awaits adoption."""
+        if self._registry.get(context_id) is not None:
+            return
+        record = await self._store.latest_context(name)
+        if record is not None and record.id == context_id and not record.state.is_final:
+            await self._peers.check_owner(record)
 
     async def get(self, name: str) -> ContextRecord:
         record = await self._store.latest_context(name)
@@ -193,6 +227,7 @@ class ContextManager:
         self._check_runs_as(record, caller)
         context = self._registry.get(record.id)
         if context is None:
+            await self._peers.check_owner(record)  # a live peer's: the request goes there
             # Persisted as alive but no driver of ours: nothing can stop it, so tell the truth.
             await self._store.update_context(record.id, ContextState.ERROR, error="Driver not reachable")
             raise NotFound(f"context {name} not found")
@@ -237,6 +272,51 @@ class ContextManager:
 
     # --- start-up and shut-down ----------------------------------------------------------------------
 
+    async def join_peers(self) -> None:
+        """At start-up, before ``recover``: this server's heartbeat, so that no peer adopts what
+        it is about to recover (a peer adopts only from a server whose heartbeat is old)."""
+        await self._peers.beat()
+
+    async def run_peers(self) -> None:
+        await self._peers.beat()  # with the bus endpoint, now known
+        await self._peers.run()
+
+    async def _adopt(self, record: ContextRecord) -> None:
+        log.warning("context_adopted", context_id=record.id, context_name=record.name)
+        await self._lifecycle.await_rejoin(record)
+
+    async def _owned_ids(self) -> set[str]:
+        active = tuple(state for state in ContextState if not state.is_final)
+        return {
+            record.id for record in await self._store.list_contexts(active, owner=self._settings.server_id)
+        }
+
+    async def _still_owned(self, context: LiveContext) -> bool:
+        """False (and the context let go of) when a peer has adopted it; True when the store
+        cannot tell."""
+        try:
+            owned = context.id in await self._owned_ids()
+        except StoreUnavailable:
+            return True
+        if not owned:
+            self._let_go(context)
+        return owned
+
+    async def _let_go_of_adopted(self) -> None:
+        """A peer took this server's contexts over (it was silent for ``peers.timeout``): forget
+        the ones it took, without touching their drivers, which are the peer's now."""
+        owned = await self._owned_ids()
+        for context in self._registry.all():
+            if context.id not in owned:
+                self._let_go(context)
+
+    def _let_go(self, context: LiveContext) -> None:
+        if self._registry.holds(context):
+            log.warning("context_taken_over", context_id=context.id, context_name=context.name)
+            self._registry.remove(context)
+            self._lifecycle.release(context)
+            context.fail_waiters(PeerUnavailable(f"context {context.name} was taken over by another server"))
+
     async def recover(self) -> None:
         """At start-up, before serving: the contexts this server launched before its restart wait
         ``reattach-grace`` for their drivers to rejoin; the others end as ERROR then."""
@@ -257,6 +337,7 @@ class ContextManager:
         grace_s = self._settings.context_deletion_timeout_s
         await asyncio.gather(*(self._lifecycle.wait_ended(context, grace_s) for context in contexts))
         await self._lifecycle.terminate_all(grace_s=5.0)
+        await self._peers.leave()
 
     async def _let_drivers_rejoin(self) -> None:
         """A stop right after a start that found drivers still running (kept by a

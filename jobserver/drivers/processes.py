@@ -208,6 +208,14 @@ class ProcessWatcher:
         if self._watchers:
             await asyncio.gather(*self._watchers.values(), return_exceptions=True)
 
+    def release(self, context_id: str) -> None:
+        """Stop watching one driver and leave it running (another server adopted its context)."""
+        watcher = self._watchers.pop(context_id, None)
+        if watcher is not None:
+            watcher.cancel()
+        self._processes.pop(context_id, None)
+        self._working_dirs.pop(context_id, None)
+
     async def detach(self) -> None:
         """Stop watching every driver and leave them running (stop with --keep-contexts)."""
         watchers = list(self._watchers.values())

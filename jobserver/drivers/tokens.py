@@ -1,7 +1,7 @@
 """What drivers prove themselves with, checkable by a server that did not issue it.
 
-Everything derives from one key kept in the work dir (``server.key``, created on first start,
-readable by the server's user only):
+Everything derives from one key (``key-file``, by default ``<work-dir>/server.key``, created on
+first start, readable by the server's user only; servers sharing a database share it):
 
 * a token is ``<nonce>.<HMAC-SHA256(key, context id + nonce)>``. The server that launched a driver
   compares the token it issued; a server restarted on the same work dir checks the HMAC;
@@ -10,7 +10,9 @@ readable by the server's user only):
   secret key). A restarted server so knows the server key its drivers trust and the public key of
   every context it recovers from the store, with no key stored but ``server.key``.
 
-So drivers that outlived a crash can rejoin the next server, and nobody else can pose as them.
+So drivers that outlived a crash can rejoin the next server, or a peer holding the same key that
+adopted their contexts, and nobody else can pose as them. Peers sign the requests they forward to
+each other with a key derived from it too (``peer_signing_key``).
 They get their token and keys in a secrets file (``write_secrets_file``), never on a command line.
 """
 
@@ -32,9 +34,9 @@ from driver.protocol import DriverSecrets
 KEY_FILE = "server.key"
 
 
-def load_key(work_dir: Path) -> bytes:
-    """The work dir's key, created (atomically, mode 0600) when there is none."""
-    path = work_dir / KEY_FILE
+def load_key(path: Path) -> bytes:
+    """The key in ``path`` (``key-file``; by default ``<work-dir>/server.key``), created
+    (atomically, mode 0600) when there is none."""
     try:
         return bytes.fromhex(path.read_text().strip())
     except FileNotFoundError:
@@ -42,7 +44,7 @@ def load_key(work_dir: Path) -> bytes:
     key = secrets.token_bytes(32)
     # A temporary file of a random name, created exclusively and readable by this user alone,
     # then linked into place: another server starting at once keeps its own, and we take theirs.
-    descriptor, temporary = tempfile.mkstemp(dir=work_dir, prefix=f".{KEY_FILE}.")
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(descriptor, "w") as key_file:
         key_file.write(key.hex())
     try:
@@ -52,6 +54,17 @@ def load_key(work_dir: Path) -> bytes:
     finally:
         os.unlink(temporary)
     return bytes.fromhex(path.read_text().strip())
+
+
+def fingerprint(key: bytes) -> str:
+    """Tells which servers hold the same key (stored with each server's heartbeat); reveals nothing
+    of the key."""
+    return hmac.new(key, b"fingerprint", hashlib.sha256).hexdigest()[:32]
+
+
+def peer_signing_key(key: bytes) -> bytes:
+    """What the servers sharing a key sign the requests they forward to each other with."""
+    return hmac.new(key, b"peer-requests", hashlib.sha256).digest()
 
 
 def issue(key: bytes, context_id: str) -> str:

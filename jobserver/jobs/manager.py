@@ -205,8 +205,12 @@ class JobManager:
         return config
 
     async def kill(self, job_id: str) -> JobRecord:
-        """DELETE /jobs/<id>: the job becomes KILLED now; its Spark work is cancelled."""
-        job, killed = await self._mark_killed(job_id)
+        """DELETE /jobs/<id>: the job becomes KILLED now; its Spark work is cancelled. A job of a
+        context a live peer runs is that peer's to kill (``ServedByPeer``: the request goes there)."""
+        job = await self._existing(job_id)
+        if not job.state.is_final:
+            await self._contexts.check_served_here(job.context_id, job.context_name)
+        job, killed = await self._mark_killed(job)
         if killed is None:  # it had ended: an ERROR is reported as such, anything else is not running
             if job.state is JobState.ERROR:
                 return job
@@ -224,9 +228,9 @@ class JobManager:
             await self._flow.start_queued(context)
         return killed
 
-    async def _mark_killed(self, job_id: str) -> tuple[JobRecord, JobRecord | None]:
+    async def _mark_killed(self, job: JobRecord) -> tuple[JobRecord, JobRecord | None]:
         """The job as read, and as killed (None when it had ended)."""
-        job = await self._existing(job_id)
+        job_id = job.id
         if not job.state.is_final:
             killed = await self._store.update_job(job_id, JobState.KILLED, error=killed_error(job_id))
             if killed is not None:

@@ -29,6 +29,7 @@ from jobserver.common.records import (
     ErrorMap,
     JobRecord,
     PendingCallback,
+    ServerRecord,
 )
 from jobserver.common.states import ContextState, JobState
 
@@ -190,6 +191,30 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def list_callbacks(self) -> list[PendingCallback]:
         """Every pending callback, oldest next attempt first."""
+
+    # --- servers sharing the store ------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def beat(self, server: ServerRecord) -> None:
+        """Insert or refresh this server's row (its ``heartbeat_time`` and addresses); a server
+        that beats again is nobody's to adopt any more (``adopted_by`` cleared)."""
+
+    @abc.abstractmethod
+    async def list_servers(self) -> list[ServerRecord]:
+        """Every server that has beaten, by server id."""
+
+    @abc.abstractmethod
+    async def remove_server(self, server_id: str) -> None:
+        """A server that stops (its contexts stopped) leaves nothing to adopt."""
+
+    @abc.abstractmethod
+    async def adopt_contexts(
+        self, dead_server_id: str, adopter_id: str, *, silent_since: datetime.datetime
+    ) -> list[ContextRecord]:
+        """Take over the contexts in a non-final state of a server whose last heartbeat is before
+        ``silent_since`` and that nobody adopted yet: in one transaction, mark it adopted by
+        ``adopter_id`` and make ``adopter_id`` their owner. Exactly one of several servers trying
+        at once gets them; the others (and a try after the server beat again) get []."""
 
     # --- retention -------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from jobserver.common.records import (
     ContextRecord,
     JobRecord,
     PendingCallback,
+    ServerRecord,
     from_epoch_ms,
     to_epoch_ms,
 )
@@ -195,4 +196,31 @@ PENDING_CALLBACK_COLUMNS = ("job_id", "url", "attempts", "next_attempt_time", "o
 def pending_callback_from_row(row: Sequence[Any]) -> PendingCallback:
     return PendingCallback(
         job_id=row[0], url=row[1], attempts=int(row[2]), next_attempt_time=from_epoch_ms(row[3]), owner=row[4]
+    )
+
+
+SERVER_COLUMNS = ("server_id", "rest_url", "bus_endpoint", "key_fingerprint", "heartbeat_time", "adopted_by")
+
+
+def server_values(server: ServerRecord) -> tuple[Any, ...]:
+    """The row of a server's beat (``adopted_by`` is cleared: it is alive)."""
+    return (
+        server.server_id,
+        server.rest_url,
+        server.bus_endpoint,
+        server.key_fingerprint,
+        to_epoch_ms(server.heartbeat_time),
+        None,
+    )
+
+
+def server_from_row(row: Sequence[Any]) -> ServerRecord:
+    server_id, rest_url, bus_endpoint, fingerprint, heartbeat_ms, adopted_by = row
+    return ServerRecord(
+        server_id=server_id,
+        rest_url=rest_url,
+        bus_endpoint=bus_endpoint,
+        key_fingerprint=fingerprint,
+        heartbeat_time=from_epoch_ms(heartbeat_ms),
+        adopted_by=adopted_by,
     )

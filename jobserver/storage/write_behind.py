@@ -46,6 +46,7 @@ from jobserver.common.records import (
     ErrorMap,
     JobRecord,
     PendingCallback,
+    ServerRecord,
     utc_now,
 )
 from jobserver.common.states import ContextState, JobState
@@ -282,6 +283,20 @@ class WriteBehindStore(Store):
 
     async def list_callbacks(self) -> list[PendingCallback]:
         return await self._store.list_callbacks()
+
+    async def beat(self, server: ServerRecord) -> None:
+        await self._store.beat(server)
+
+    async def list_servers(self) -> list[ServerRecord]:
+        return await self._store.list_servers()
+
+    async def remove_server(self, server_id: str) -> None:
+        await self._store.remove_server(server_id)
+
+    async def adopt_contexts(
+        self, dead_server_id: str, adopter_id: str, *, silent_since: datetime.datetime
+    ) -> list[ContextRecord]:
+        return await self._store.adopt_contexts(dead_server_id, adopter_id, silent_since=silent_since)
 
     # --- the rest goes straight to the store ---------------------------------------------------------
 

@@ -54,6 +54,8 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], str] = {
 NOT_PERMITTED = "The supplied authentication is not authorized to access this resource"
 
 IDENTITY = web.RequestKey("identity", Identity)
+# The caller of a request a peer server forwarded (it checked the login and the permission).
+FORWARDED_CALLER = web.RequestKey("forwarded_caller", Caller)
 
 
 class Access:
@@ -85,7 +87,9 @@ class Access:
 def caller(request: web.Request) -> Caller | None:
     """The authenticated caller, as the domain knows it; None when authentication is off."""
     identity = request.get(IDENTITY)
-    return None if identity is None else Caller(user=identity.name, acts_as=identity.acts_as())
+    if identity is None:
+        return request.get(FORWARDED_CALLER)
+    return Caller(user=identity.name, acts_as=identity.acts_as())
 
 
 def _certificate_name(request: web.Request) -> str | None:

@@ -13,13 +13,15 @@ from jobserver.web import binaries, contexts, data, health, jobs, openapi
 from jobserver.web.access import Access
 from jobserver.web.keys import ACCESS, SERVER
 from jobserver.web.middleware import conventions
+from jobserver.web.peers import PeerRequests
 
 
 def create_app(settings: Settings) -> web.Application:
     """The application; ConfigError when the authentication settings cannot work."""
     access = Access(Authenticator(settings.auth)) if settings.auth.enabled else None
+    peers = PeerRequests(settings)
     app = web.Application(
-        middlewares=[conventions(settings.cors_allowed_origins, access)],
+        middlewares=[conventions(settings.cors_allowed_origins, access, peers)],
         client_max_size=settings.max_upload_bytes,
     )
     if access is not None:
@@ -32,6 +34,7 @@ def create_app(settings: Settings) -> web.Application:
         app[SERVER] = await JobServer.start(settings)
         yield
         await app[SERVER].stop()
+        await peers.close()
         if access is not None:
             access.close()
 

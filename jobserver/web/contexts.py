@@ -35,7 +35,7 @@ async def get_context(request: web.Request) -> web.Response:
 
 @routes.get("/contexts/{name}/objects")
 async def list_named_objects(request: web.Request) -> web.Response:
-    return json_response(request.app[SERVER].contexts.named_objects(request.match_info["name"]))
+    return json_response(await request.app[SERVER].contexts.named_objects(request.match_info["name"]))
 
 
 @routes.post("/contexts/{name}")

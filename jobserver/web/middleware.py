@@ -1,8 +1,10 @@
 """Cross-cutting HTTP behaviour: the error envelope, CORS, the ``_method`` override and access
 control (``web.access``).
 
-One middleware does all four: each middleware is a coroutine layer that every request and every
-response passes through, and on the job path a layer costs more than the work it does here.
+Requests about a context another server sharing the store runs are forwarded to it
+(``web.peers``), after the login and permission check. One middleware does all of it: each
+middleware is a coroutine layer that every request and every response passes through, and on
+the job path a layer costs more than the work it does here.
 
 CORS answers only the origins the configuration lists (``spark.jobserver.cors.allowed-origins``;
 none by default), so that a page on another site cannot make a visitor's browser call this
@@ -19,8 +21,9 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from jobserver.common.errors import BadRequest, JobServerError
-from jobserver.web.access import Access
+from jobserver.common.errors import BadRequest, JobServerError, ServedByPeer
+from jobserver.web.access import Access, caller
+from jobserver.web.peers import PeerRequests
 from jobserver.web.render import json_response
 
 log = structlog.get_logger(__name__)
@@ -31,9 +34,13 @@ _PREFLIGHT_HEADER = "Access-Control-Request-Method"
 ANY_ORIGIN = "*"
 
 
-def conventions(allowed_origins: Collection[str], access: Access | None = None) -> Middleware:
+def conventions(
+    allowed_origins: Collection[str], access: Access | None = None, peers: PeerRequests | None = None
+) -> Middleware:
     """The middleware, for browsers on ``allowed_origins`` (``*``: any origin, without
-    credentials), letting only callers ``access`` admits reach a handler (None: everyone)."""
+    credentials), letting only callers ``access`` admits reach a handler (None: everyone), and
+    sending requests about a context a peer runs to that peer (``peers``: forwarded requests are
+    taken only with a peer's signature)."""
     origins = frozenset(allowed_origins)
 
     def allowed(origin: str | None) -> str | None:
@@ -59,9 +66,18 @@ def conventions(allowed_origins: Collection[str], access: Access | None = None) 
             override = request.query.get("_method") if request.method == "POST" else None
             if override is not None:
                 request, handler = await _rerouted(request, handler, override)
-            if access is not None:
+            forwarded = peers is not None and peers.is_forwarded(request)
+            if forwarded:
+                assert peers is not None
+                await peers.admit(request)  # the peer checked the login and the permission
+            elif access is not None:
                 await access.admit(request)
-            response = await handler(request)
+            try:
+                response = await handler(request)
+            except ServedByPeer as served:
+                if forwarded or peers is None:  # never forwarded twice: the error says where it runs
+                    raise
+                response = await peers.forward(request, served, caller(request))
         except JobServerError as error:
             response = json_response(error.envelope(), error.http_status)
             for name, value in error.headers():

@@ -257,7 +257,7 @@ SETTINGS_WITH_FILES = {"num-cpu-cores": 1, "launcher": {"queue": "etl", "files":
 def test_no_secret_is_on_the_command_line_and_the_secrets_file_is_private(
     tmp_path: Path, deploy_mode: str
 ) -> None:
-    key = tokens.load_key(tmp_path)
+    key = tokens.load_key(tmp_path / tokens.KEY_FILE)
     driver_keys = tokens.curve_context_keys(key, "ctx-0001")
     secrets = DriverSecrets(
         token=tokens.issue(key, "ctx-0001"),

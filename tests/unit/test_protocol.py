@@ -34,6 +34,7 @@ from driver.protocol import (
     Reintroduce,
     Rejected,
     Rejoin,
+    ServerEndpoints,
     ServerHeartbeat,
     StartJob,
     StopContext,
@@ -65,6 +66,7 @@ SAMPLES: dict[str, Message] = {
         web_ui_url=None,
     ),
     "reintroduce": Reintroduce(),
+    "server_endpoints": ServerEndpoints(endpoints=["tcp://a:1", "tcp://b:2"]),
     "job_report_ack": JobReportAck(job_id="job-1"),
     "context_ready": ContextReady(
         application_id="local-1700000000000", web_ui_url=None, spark_version="4.0.1"

@@ -9,7 +9,7 @@ Every database access goes through ``_connection``, which reports outages as Sto
 
 Past 400 lines on purpose: this is the one class that implements the Store contract for
 PostgreSQL, one short method per contract method, each holding its SQL; what takes more than a
-statement or two already lives beside it (``blobs.py``, ``callbacks.py``, ``connection.py``).
+statement or two already lives beside it (``blobs.py``, ``callbacks.py``, ``connection.py``, ``servers.py``).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from jobserver.common.records import (
     ErrorMap,
     JobRecord,
     PendingCallback,
+    ServerRecord,
     from_epoch_ms,
     to_epoch_ms,
     utc_now,
@@ -46,7 +47,7 @@ from jobserver.common.states import (
 )
 from jobserver.storage.base import BLOB_GRACE_PERIOD_S, Store
 from jobserver.storage.blobs import BlobFolder, check_sha256
-from jobserver.storage.postgres import callbacks
+from jobserver.storage.postgres import callbacks, servers
 from jobserver.storage.postgres.blobs import delete_unused_blobs, export_blob, store_blob
 from jobserver.storage.postgres.callbacks import queuing_callback
 from jobserver.storage.postgres.connection import (
@@ -408,6 +409,28 @@ class PostgresStore(Store):
     async def list_callbacks(self) -> list[PendingCallback]:
         async with self._connection() as connection:
             return await callbacks.list_callbacks(connection)
+
+    # --- servers sharing the store --------------------------------------------------------------------
+
+    async def beat(self, server: ServerRecord) -> None:
+        async with self._connection() as connection:
+            await servers.beat(connection, server)
+
+    async def list_servers(self) -> list[ServerRecord]:
+        async with self._connection() as connection:
+            return await servers.list_servers(connection)
+
+    async def remove_server(self, server_id: str) -> None:
+        async with self._connection() as connection:
+            await servers.remove_server(connection, server_id)
+
+    async def adopt_contexts(
+        self, dead_server_id: str, adopter_id: str, *, silent_since: datetime.datetime
+    ) -> list[ContextRecord]:
+        async with self._connection() as connection:
+            return await servers.adopt_contexts(
+                connection, dead_server_id, adopter_id, to_epoch_ms(silent_since)
+            )
 
     # --- retention ---------------------------------------------------------------------------------
 

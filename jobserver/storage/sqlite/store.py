@@ -22,6 +22,7 @@ from jobserver.common.records import (
     ErrorMap,
     JobRecord,
     PendingCallback,
+    ServerRecord,
     to_epoch_ms,
     utc_now,
 )
@@ -29,7 +30,7 @@ from jobserver.common.states import ContextState, JobState
 from jobserver.storage.base import Store
 from jobserver.storage.blobs import BlobFolder
 from jobserver.storage.rows import to_json
-from jobserver.storage.sqlite import binaries, callbacks, contexts, jobs, retention
+from jobserver.storage.sqlite import binaries, callbacks, contexts, jobs, retention, servers
 from jobserver.storage.sqlite.connection import DEFAULT_BUSY_TIMEOUT_S
 from jobserver.storage.sqlite.database import Database
 
@@ -211,6 +212,25 @@ class SqliteStore(Store):
 
     async def list_callbacks(self) -> list[PendingCallback]:
         return await self._database.read(callbacks.list_callbacks)
+
+    # --- servers sharing the store --------------------------------------------------------------------
+
+    async def beat(self, server: ServerRecord) -> None:
+        await self._database.in_worker(lambda connection: servers.beat(connection, server))
+
+    async def list_servers(self) -> list[ServerRecord]:
+        return await self._database.read(servers.list_servers)
+
+    async def remove_server(self, server_id: str) -> None:
+        await self._database.in_worker(lambda connection: servers.remove_server(connection, server_id))
+
+    async def adopt_contexts(
+        self, dead_server_id: str, adopter_id: str, *, silent_since: datetime.datetime
+    ) -> list[ContextRecord]:
+        silent_ms = to_epoch_ms(silent_since)
+        return await self._database.in_worker(
+            lambda connection: servers.adopt_contexts(connection, dead_server_id, adopter_id, silent_ms)
+        )
 
     # --- retention ---------------------------------------------------------------------------------
 

@@ -1,0 +1,166 @@
+"""The servers sharing the metadata store: this one's heartbeat, where the others are, and the
+adoption of a silent one's contexts.
+
+Every ``peers.heartbeat-interval`` each server writes its row (``servers``: REST URL, bus
+endpoint, key fingerprint, heartbeat time) and reads the others'. A request about a context whose
+owner is a live peer is forwarded there (``ServedByPeer``, raised for the web layer); a peer
+silent for ``peers.timeout`` is dead, and the first live server holding the same key to notice
+adopts its active contexts with one compare-and-set transaction (``Store.adopt_contexts``): their
+owner becomes this server, and they wait ``reattach-grace`` for their drivers, as after a restart.
+Drivers learn the bus endpoints of the live servers sharing their server's key
+(``ServerEndpoints``) and try them in turn when their server goes silent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+from jobserver.common.config import Settings
+from jobserver.common.errors import PeerUnavailable, ServedByPeer, StoreUnavailable
+from jobserver.common.records import ContextRecord, ServerRecord, utc_now
+from jobserver.drivers import tokens
+from jobserver.storage import Store
+
+log = structlog.get_logger(__name__)
+
+
+class Peers:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        key: bytes,
+        *,
+        adopt: Callable[[ContextRecord], Awaitable[None]],
+        endpoints_changed: Callable[[list[str]], None],
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._fingerprint = tokens.fingerprint(key)
+        self._adopt = adopt
+        self._endpoints_changed = endpoints_changed
+        self._servers: dict[str, ServerRecord] = {}
+        self._endpoints: list[str] = []
+        self.bus_endpoint = ""  # known once the bus is bound
+        # Told when this server finds that a peer adopted its contexts (it was frozen, or cut off
+        # from the store, for longer than peers.timeout).
+        self.on_adopted: Callable[[], Awaitable[None]] | None = None
+
+    @property
+    def server_id(self) -> str:
+        return self._settings.server_id
+
+    async def beat(self) -> None:
+        """Tell the peers this server is alive (also clears an adoption: it is back)."""
+        await self._store.beat(
+            ServerRecord(
+                server_id=self.server_id,
+                rest_url=self._settings.peer_advertised_url,
+                bus_endpoint=self.bus_endpoint,
+                key_fingerprint=self._fingerprint,
+                heartbeat_time=utc_now(),
+            )
+        )
+
+    async def leave(self) -> None:
+        """A stop that ended every context: nothing is left to adopt."""
+        try:
+            await self._store.remove_server(self.server_id)
+        except StoreUnavailable as error:
+            log.warning("server_leave_failed", error=error.message)
+
+    def endpoints(self) -> list[str]:
+        """The bus endpoints a driver of this server may go to: this server's first, then the
+        live peers' that share its key."""
+        return list(self._endpoints) or [self.bus_endpoint]
+
+    async def check_owner(self, record: ContextRecord) -> None:
+        """For a context in a non-final state that this server does not hold: ``ServedByPeer``
+        when its owner is a live peer, ``PeerUnavailable`` while a silent one's contexts await
+        adoption. Returns when this server should answer as before (its own, or an owner that
+        never wrote a heartbeat)."""
+        owner = record.owner
+        if owner is None or owner == self.server_id:
+            return
+        peer = self._servers.get(owner)
+        if peer is None or not self._alive(peer):
+            await self._refresh()  # a peer that just started or just beat
+            peer = self._servers.get(owner)
+        if peer is None:
+            return
+        if peer.key_fingerprint != self._fingerprint:
+            raise PeerUnavailable(
+                f"context {record.name} runs on server {owner}, which does not share this server's key"
+            )
+        if self._alive(peer):
+            raise ServedByPeer(
+                f"context {record.name} runs on server {owner}", server_id=owner, url=peer.rest_url
+            )
+        raise PeerUnavailable(
+            f"context {record.name} runs on server {owner}, which is not answering; another server"
+            " takes it over shortly"
+        )
+
+    def _alive(self, peer: ServerRecord) -> bool:
+        return peer.heartbeat_time >= self._silent_since()
+
+    def _silent_since(self) -> datetime.datetime:
+        return utc_now() - datetime.timedelta(seconds=self._settings.peer_timeout_s)
+
+    async def _refresh(self) -> None:
+        self._servers = {server.server_id: server for server in await self._store.list_servers()}
+        live = [
+            server.bus_endpoint
+            for server in self._servers.values()
+            if server.server_id != self.server_id
+            and server.bus_endpoint
+            and server.key_fingerprint == self._fingerprint
+            and self._alive(server)
+        ]
+        endpoints = [self.bus_endpoint, *sorted(live)] if self.bus_endpoint else sorted(live)
+        if endpoints != self._endpoints:
+            self._endpoints = endpoints
+            self._endpoints_changed(endpoints)
+
+    async def run(self) -> None:
+        """Every heartbeat interval: beat, read the peers, adopt what a dead one left."""
+        while True:
+            await asyncio.sleep(self._settings.peer_heartbeat_interval_s)
+            try:
+                await self._refresh()  # before the beat, which clears an adoption of this server
+                itself = self._servers.get(self.server_id)
+                if itself is not None and itself.adopted_by is not None and self.on_adopted is not None:
+                    log.warning("server_was_adopted", adopter=itself.adopted_by)
+                    await self.on_adopted()
+                await self.beat()
+                await self._adopt_from_dead_peers()
+            except StoreUnavailable as error:
+                log.warning("peer_heartbeat_failed", error=error.message)
+
+    async def _adopt_from_dead_peers(self) -> None:
+        silent_since = self._silent_since()
+        for peer in list(self._servers.values()):
+            if (
+                peer.server_id == self.server_id
+                or peer.adopted_by is not None
+                or peer.key_fingerprint != self._fingerprint
+                or peer.heartbeat_time >= silent_since
+            ):
+                continue
+            records = await self._store.adopt_contexts(
+                peer.server_id, self.server_id, silent_since=silent_since
+            )
+            if not records:  # another server was first, or it had nothing running
+                continue
+            log.warning(
+                "peer_adopted",
+                peer=peer.server_id,
+                contexts=len(records),
+                silent_s=round((utc_now() - peer.heartbeat_time).total_seconds(), 1),
+            )
+            for record in records:
+                await self._adopt(record)

@@ -1,0 +1,307 @@
+"""Several servers on one PostgreSQL database act as one: a request about a context another server
+runs is forwarded to it, and the drivers of a server that dies are adopted by a live one.
+
+The real `jobserver` command in child processes (a SIGKILL must be real), sharing one key file and
+one database, with stand-in spark-submits (tests/fakes/light: the real driver code, no JVM).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from jobserver.auth.users_file import hash_password
+from tests.support import (
+    EXAMPLES_WHEEL,
+    FAKE_SPARK_HOMES,
+    CallbackListener,
+    ServerProcess,
+    callback_listener,
+    free_port,
+    processes_mentioning,
+    wait_until,
+)
+
+SLEEP = "example_jobs.sleep_job.PythonSleepJob"
+ECHO = "example_jobs.echo.EchoJob"
+
+
+class Peer:
+    """One server of the group: its own port, work dir and log; the database and key shared."""
+
+    def __init__(self, root: Path, name: str, shared: dict[str, Any]) -> None:
+        self.name = name
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.work_dir = root / name / "work"  # in no server command line: drivers only
+        settings = {
+            "spark.jobserver.server-id": name,
+            "spark.jobserver.port": self.port,
+            "spark.jobserver.work-dir": str(self.work_dir),
+            "spark.jobserver.peers.advertised-url": self.base_url,
+            **shared,
+        }
+        config = root / f"{name}.conf"
+        config.write_text("".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items()))
+        self.log_file = root / f"{name}.log"
+        self.server = ServerProcess(config, self.log_file)
+
+    async def call(
+        self, method: str, path: str, data: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(method, self.base_url + path, data=data, headers=headers) as response,
+        ):
+            if response.content_type == "application/json":
+                return response.status, await response.json()
+            return response.status, await response.text()
+
+    async def wait_job(
+        self, job_id: str, state: str, headers: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        async def reached() -> dict[str, Any] | None:
+            status, job = await self.call("GET", f"/jobs/{job_id}", headers=headers)
+            return job if status == 200 and job["status"] == state else None
+
+        return await wait_until(reached, timeout_s=30, what=f"job {job_id} {state} on {self.name}")
+
+    def drivers(self) -> list[int]:
+        return processes_mentioning(str(self.work_dir))
+
+
+def shared_settings(root: Path, database_url: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "spark.home": str(FAKE_SPARK_HOMES / "light"),
+        "spark.jobserver.store.url": database_url,
+        "spark.jobserver.key-file": str(root / "group.key"),
+        "spark.jobserver.heartbeat.interval": "200ms",
+        "spark.jobserver.heartbeat.timeout": "3s",
+        "spark.jobserver.peers.heartbeat-interval": "300ms",
+        "spark.jobserver.peers.timeout": "2s",
+        "spark.jobserver.reattach-grace": "15s",
+        "spark.jobserver.driver.server-silence-grace": "30s",
+        "spark.jobserver.callback.allowed-hosts": ["127.0.0.1"],
+        **extra,
+    }
+
+
+@contextlib.contextmanager
+def two_servers(root: Path, database_url: str, **extra: Any) -> Iterator[tuple[Peer, Peer]]:
+    shared = shared_settings(root, database_url, **extra)
+    first, second = Peer(root, "server-a", shared), Peer(root, "server-b", shared)
+    try:
+        yield first, second
+    finally:
+        for peer in (first, second):
+            peer.server.kill_if_running()
+        for peer in (first, second):  # a failed test must not leave drivers behind
+            for pid in peer.drivers():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+async def _upload_and_create(peer: Peer, name: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    status, _ = await peer.call(
+        "POST",
+        "/binaries/examples",
+        EXAMPLES_WHEEL.read_bytes(),
+        {"Content-Type": "application/python-wheel", **(headers or {})},
+    )
+    assert status == 201
+    status, body = await peer.call("POST", f"/contexts/{name}", headers=headers)
+    assert status == 200, body
+    return (await peer.call("GET", f"/contexts/{name}", headers=headers))[1]
+
+
+async def test_jobs_and_a_stop_through_either_server_reach_the_context_the_other_runs(
+    tmp_path: Path, fresh_postgres_url: str
+) -> None:
+    with two_servers(tmp_path, fresh_postgres_url) as (a, b):
+        key = tmp_path / "group.key"
+        await a.server.start(a.base_url)
+        await b.server.start(b.base_url)
+        assert oct(key.stat().st_mode & 0o777) == "0o600", "one key for the group, created once"
+        context = await _upload_and_create(a, "shared")
+
+        # sync, through the server that does not run the context
+        status, echoed = await b.call(
+            "POST", f"/jobs?appName=examples&classPath={ECHO}&context=shared&sync=true", '{"input": 7}'
+        )
+        assert (status, echoed["result"]) == (200, 7)
+        # async, through it too: both servers answer the same about the job
+        status, started = await b.call(
+            "POST", f"/jobs?appName=examples&classPath={SLEEP}&context=shared", "sleep.seconds = 1"
+        )
+        assert status == 202, started
+        assert started["context"] == "shared" and started["contextId"] == context["id"]
+        on_b = await b.wait_job(started["jobId"], "FINISHED")
+        on_a = await a.wait_job(started["jobId"], "FINISHED")
+        assert on_a == on_b and on_a["result"] == 1.0
+        assert (await b.call("GET", f"/jobs/{echoed['jobId']}"))[1]["result"] == 7
+        assert (await b.call("GET", "/contexts"))[1] == ["shared"]
+        assert (await b.call("GET", "/contexts/shared/objects"))[0] == 200
+        drivers = a.drivers()
+        assert drivers, "server-a runs the context's driver"
+
+        # a stop through server-b ends the context where it runs
+        status, stopped = await b.call("DELETE", "/contexts/shared")
+        assert (status, stopped) == (200, {"status": "SUCCESS", "result": "Context stopped"})
+        for peer in (a, b):
+            assert (await peer.call("GET", "/contexts/shared"))[1]["state"] == "FINISHED"
+        await wait_until(lambda: _none_alive(drivers), timeout_s=10, what="the driver gone")
+        assert (await b.call("DELETE", "/contexts/shared"))[0] == 404
+
+        assert await b.server.stop(signal.SIGTERM) == 0
+        assert await a.server.stop(signal.SIGTERM) == 0
+
+
+async def test_a_live_server_adopts_the_drivers_of_a_killed_one_and_their_jobs_finish_once(
+    tmp_path: Path, fresh_postgres_url: str
+) -> None:
+    async with callback_listener() as (listener, url):
+        with two_servers(tmp_path, fresh_postgres_url) as (a, b):
+            await a.server.start(a.base_url)
+            await b.server.start(b.base_url)
+            context = await _upload_and_create(a, "survivor")
+            driver_log = a.work_dir / "logs" / f"{context['id']}.log"
+            await wait_until(
+                lambda: _logged(driver_log, "servers this driver may go to"),
+                timeout_s=10,
+                what="the driver told of server-b",
+            )
+            drivers = a.drivers()
+            path = (
+                f"/jobs?appName=examples&classPath={SLEEP}&context=survivor&callbackUrl={quote(url, safe='')}"
+            )
+            status, submitted = await b.call("POST", path, "sleep.seconds = 4")
+            assert status == 202
+            await b.wait_job(submitted["jobId"], "RUNNING")
+
+            assert await a.server.stop(signal.SIGKILL) == -signal.SIGKILL
+            killed_at = time.monotonic()
+            assert a.drivers() == drivers, "the driver outlives its crashed server"
+
+            finished = await b.wait_job(submitted["jobId"], "FINISHED")
+            assert finished["result"] == 4.0
+            assert (await b.call("GET", "/contexts/survivor"))[1]["state"] == "RUNNING"
+            assert time.monotonic() - killed_at < 2 + 15, "adopted within peers.timeout + reattach-grace"
+            status, echoed = await b.call(
+                "POST", f"/jobs?appName=examples&classPath={ECHO}&context=survivor&sync=true", '{"input": 9}'
+            )
+            assert (status, echoed["result"]) == (200, 9)
+            assert a.drivers() == drivers, "the same driver goes on; none was launched"
+            await wait_until(lambda: _received(listener, 1), timeout_s=10, what="the callback")
+            assert "rejoined the job server" in driver_log.read_text()
+
+            assert await b.server.stop(signal.SIGTERM) == 0
+            assert [body["jobId"] for body in listener.received] == [submitted["jobId"]], "one callback"
+            assert not a.drivers(), "the adopter's stop stops the adopted driver too"
+
+
+async def test_a_frozen_server_that_wakes_up_after_the_adoption_leaves_the_drivers_to_the_adopter(
+    tmp_path: Path, fresh_postgres_url: str
+) -> None:
+    quick_stops = {"spark.jobserver.context-deletion-timeout": "3s"}
+    with two_servers(tmp_path, fresh_postgres_url, **quick_stops) as (a, b):
+        await a.server.start(a.base_url)
+        await b.server.start(b.base_url)
+        context = await _upload_and_create(a, "frozen")
+        driver_log = a.work_dir / "logs" / f"{context['id']}.log"
+        await wait_until(
+            lambda: _logged(driver_log, "servers this driver may go to"),
+            timeout_s=10,
+            what="the driver told of server-b",
+        )
+        drivers = a.drivers()
+        # A request forwarded to the frozen server waits timeout + context-deletion-timeout + 10 s.
+        job = f"/jobs?appName=examples&classPath={ECHO}&context=frozen&sync=true&timeout=2"
+
+        a.server.send_signal(signal.SIGSTOP)  # a long pause: its heartbeat in the store stops
+        try:
+
+            async def served_by_b() -> bool:
+                status, _ = await b.call("POST", job, '{"input": 1}')
+                return status == 200
+
+            await wait_until(served_by_b, timeout_s=60, what="server-b running the adopted context")
+        finally:
+            a.server.send_signal(signal.SIGCONT)
+
+        await wait_until(
+            lambda: _logged(a.log_file, "context_taken_over"), timeout_s=15, what="server-a letting go"
+        )
+        status, echoed = await a.call("POST", job, '{"input": 2}')
+        assert (status, echoed["result"]) == (200, 2), "forwarded to server-b now"
+        assert a.drivers() == drivers, "server-a did not kill the driver it let go of"
+        assert (await a.call("GET", "/contexts/frozen"))[1]["state"] == "RUNNING"
+
+        assert await a.server.stop(signal.SIGTERM) == 0
+        assert a.drivers() == drivers, "server-a's stop leaves server-b's context alone"
+        assert await b.server.stop(signal.SIGTERM) == 0
+        assert not a.drivers()
+
+
+async def test_a_forwarded_request_keeps_its_caller_and_a_client_cannot_pose_as_a_peer(
+    tmp_path: Path, fresh_postgres_url: str
+) -> None:
+    users = tmp_path / "users"
+    users.write_text(f"alice:{hash_password('secret-a')}\nbob:{hash_password('secret-b')}\n")
+    auth = {
+        "spark.jobserver.auth.mechanisms": ["basic"],
+        "spark.jobserver.auth.basic.users-file": str(users),
+        "spark.jobserver.auth.permissions.users": {"alice": ["*"], "bob": ["jobs:read"]},
+        "spark.jobserver.auth.permissions.default": [],
+    }
+    alice = {"Authorization": "Basic " + base64.b64encode(b"alice:secret-a").decode()}
+    bob = {"Authorization": "Basic " + base64.b64encode(b"bob:secret-b").decode()}
+    with two_servers(tmp_path, fresh_postgres_url, **auth) as (a, b):
+        await a.server.start(a.base_url)
+        await b.server.start(b.base_url)
+        await _upload_and_create(a, "guarded", alice)
+        job = f"/jobs?appName=examples&classPath={ECHO}&context=guarded&sync=true"
+
+        status, echoed = await b.call("POST", job, '{"input": 1}', alice)
+        assert (status, echoed["result"]) == (200, 1)
+        assert (await a.call("GET", f"/jobs/{echoed['jobId']}", headers=alice))[1]["user"] == "alice"
+        assert (await b.call("POST", job, '{"input": 2}', bob))[0] == 403, "checked where it was called"
+        assert (await b.call("POST", job, '{"input": 3}'))[0] == 401
+
+        forged = {
+            "X-Jobserver-Forwarded-By": "server-b",
+            "X-Jobserver-Forwarded-Time": str(int(time.time() * 1000)),
+            "X-Jobserver-Forwarded-Caller": json.dumps({"user": "mallory", "actsAs": ["*"]}),
+            "X-Jobserver-Forwarded-Signature": "0" * 64,
+        }
+        for headers in (forged, {**forged, **bob}):
+            status, body = await a.call("POST", job, '{"input": 4}', headers)
+            assert status == 403, body
+        assert (await a.call("DELETE", "/contexts/guarded", headers=forged))[0] == 403
+        assert (await b.call("GET", "/contexts/guarded", headers=alice))[1]["state"] == "RUNNING"
+
+        assert await b.server.stop(signal.SIGTERM) == 0
+        assert await a.server.stop(signal.SIGTERM) == 0
+        assert not a.drivers()
+
+
+async def _none_alive(pids: list[int]) -> bool:
+    alive = set(processes_mentioning("")) & set(pids)
+    return not alive
+
+
+async def _logged(path: Path, text: str) -> bool:
+    return path.exists() and text in path.read_text(errors="replace")
+
+
+async def _received(listener: CallbackListener, count: int) -> bool:
+    return len(listener.received) >= count
