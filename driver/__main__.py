@@ -111,6 +111,16 @@ def main(argv: list[str] | None = None, *, make_spark: SparkFactory = build_spar
     os._exit(code)
 
 
+def add_python_paths(context_config: Mapping[str, JsonValue]) -> None:
+    """The context's ``python.paths`` go first on the path before any job is imported (a job's
+    own package goes before them, as in spark-jobserver). The server made them absolute."""
+    python = context_config.get("python")
+    paths = python.get("paths") if isinstance(python, dict) else None
+    entries = paths if isinstance(paths, list) else str(paths or "").split(",")
+    folders = [str(entry).strip() for entry in entries if str(entry).strip()]
+    sys.path[0:0] = [folder for folder in folders if folder not in sys.path]
+
+
 class Driver:
     """The context's state in this process: Spark (once it is up) and the job runner."""
 
@@ -124,6 +134,7 @@ class Driver:
         self.booted_ok: bool | None = None
 
     def boot(self) -> None:
+        add_python_paths(self._context_config)
         try:
             spark = self._make_spark(self._context_config)
         except Exception as error:

@@ -6,7 +6,9 @@ message is added here and nowhere else. No pickle: a hostile or confused peer ca
 ``decode`` raise ``ProtocolError``.
 
 This module is imported by both ``jobserver`` and ``driver``; it must stay free of either side's
-imports (only the standard library and msgpack).
+imports (only the standard library and msgpack). It is longer than our modules should be (400
+lines) because it is the one place for all that both sides share (messages, failure kinds, the
+secrets file, context factories); split, the vocabulary would no longer be defined once.
 """
 
 from __future__ import annotations
@@ -42,6 +44,29 @@ FAILURE_KINDS = frozenset(
 
 # The main class of an SQL job (a statement in the job config's ``sql`` key, no binary needed).
 SQL_MAIN_CLASS = "sql"
+
+# What a context's factory hands its jobs (``context-factory``, spark-jobserver's class names).
+# Here, not in the driver's spark module, because the server refuses any other name before it
+# launches a driver, and it may import nothing of the driver but this module.
+SESSION = "session"
+SPARK_CONTEXT = "spark_context"
+STREAMING = "streaming"
+DEFAULT_CONTEXT_FACTORY = "spark.jobserver.python.PythonSessionContextFactory"
+CONTEXT_FACTORIES: dict[str, str] = {
+    DEFAULT_CONTEXT_FACTORY: SESSION,
+    "spark.jobserver.context.SessionContextFactory": SESSION,
+    "spark.jobserver.context.DefaultSparkContextFactory": SPARK_CONTEXT,
+    "spark.jobserver.python.PythonSparkContextFactory": SPARK_CONTEXT,
+    # spark-jobserver's Java factory names: here they hand JVM jobs (and Python ones) the same.
+    "spark.jobserver.context.JavaSessionContextFactory": SESSION,
+    "spark.jobserver.context.JavaSparkContextFactory": SPARK_CONTEXT,
+    # Hive: the server launches these with spark.sql.catalogImplementation=hive.
+    "spark.jobserver.python.PythonHiveContextFactory": SESSION,
+    "spark.jobserver.context.HiveContextFactory": SESSION,
+    # DStreams: a pyspark StreamingContext (a JavaStreamingContext for JVM jobs).
+    "spark.jobserver.context.StreamingContextFactory": STREAMING,
+    "spark.jobserver.context.JavaStreamingContextFactory": STREAMING,
+}
 
 
 class ProtocolError(Exception):

@@ -1,7 +1,8 @@
 """What a context's factory hands its jobs: a SparkSession, a SparkContext or a StreamingContext.
 
 spark-jobserver named context flavours by factory class; the names users already have in their
-configs map here onto the PySpark object the job receives.
+configs (``driver.protocol.CONTEXT_FACTORIES``, shared with the server, which refuses other names
+before it launches a driver) map here onto the PySpark object the job receives.
 """
 
 from __future__ import annotations
@@ -13,6 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+# The kinds are the driver's vocabulary too: its job kinds import them from here.
+from driver.protocol import CONTEXT_FACTORIES, DEFAULT_CONTEXT_FACTORY
+from driver.protocol import SESSION as SESSION
+from driver.protocol import SPARK_CONTEXT as SPARK_CONTEXT
+from driver.protocol import STREAMING as STREAMING
 from driver.streaming import QueryTracker, StreamingContexts, track_queries
 
 if TYPE_CHECKING:
@@ -23,25 +29,7 @@ if TYPE_CHECKING:
 
     from driver.job_config import JsonValue
 
-SESSION = "session"
-SPARK_CONTEXT = "spark_context"
-STREAMING = "streaming"
-
-FACTORY_KINDS: dict[str, str] = {
-    "spark.jobserver.python.PythonSessionContextFactory": SESSION,
-    "spark.jobserver.context.SessionContextFactory": SESSION,
-    "spark.jobserver.context.DefaultSparkContextFactory": SPARK_CONTEXT,
-    "spark.jobserver.python.PythonSparkContextFactory": SPARK_CONTEXT,
-    # spark-jobserver's Java factory names: here they hand JVM jobs (and Python ones) the same.
-    "spark.jobserver.context.JavaSessionContextFactory": SESSION,
-    "spark.jobserver.context.JavaSparkContextFactory": SPARK_CONTEXT,
-    # Hive: the server launches these with spark.sql.catalogImplementation=hive.
-    "spark.jobserver.python.PythonHiveContextFactory": SESSION,
-    "spark.jobserver.context.HiveContextFactory": SESSION,
-    # DStreams: a pyspark StreamingContext (a JavaStreamingContext for JVM jobs).
-    "spark.jobserver.context.StreamingContextFactory": STREAMING,
-    "spark.jobserver.context.JavaStreamingContextFactory": STREAMING,
-}
+FACTORY_KINDS = CONTEXT_FACTORIES
 
 DEFAULT_BATCH_INTERVAL_MS = 1000
 
@@ -134,9 +122,7 @@ def java_gateway(spark_context: SparkContext) -> JavaGateway:
 
 
 def factory_kind(context_config: Mapping[str, JsonValue]) -> str:
-    factory = str(
-        context_config.get("context-factory") or "spark.jobserver.python.PythonSessionContextFactory"
-    )
+    factory = str(context_config.get("context-factory") or DEFAULT_CONTEXT_FACTORY)
     kind = FACTORY_KINDS.get(factory)
     if kind is None:
         known = ", ".join(sorted(FACTORY_KINDS))

@@ -18,6 +18,7 @@ from typing import Any
 
 from pyhocon import ConfigFactory, ConfigTree
 
+from jobserver.common.context_settings import MEMORY, MEMORY_ALIAS, checked, with_canonical_names
 from jobserver.common.errors import ConfigError
 from jobserver.common.security_settings import AuthSettings, TlsSettings, auth_settings, tls_settings
 from jobserver.common.values import (
@@ -110,9 +111,11 @@ def load_settings(
             path = Path(config_file)
             if not path.is_file():
                 raise ConfigError(f"config file {path} does not exist")
-            tree = ConfigTree.merge_configs(tree, ConfigFactory.parse_file(str(path)))
+            layer = ConfigFactory.parse_file(str(path))
+            _rename_memory_alias(layer)
+            tree = ConfigTree.merge_configs(tree, layer)
         for key, value in (overrides or {}).items():
-            tree.put(key, value)
+            tree.put(_canonical_override(key), value)
     except ConfigError:
         raise
     except Exception as error:  # pyhocon raises its own and pyparsing's exceptions alike
@@ -120,10 +123,31 @@ def load_settings(
     return settings_from_tree(tree)
 
 
+def _rename_memory_alias(layer: ConfigTree) -> None:
+    """``mem-per-node`` in one config layer's context settings becomes ``memory-per-node`` there,
+    before the layer is merged over the defaults (whose ``memory-per-node`` it then overrides)."""
+    sections = [("spark.context-settings", layer.get("spark.context-settings", None))]
+    contexts = layer.get("spark.contexts", None)
+    if isinstance(contexts, ConfigTree):
+        sections += [(f"spark.contexts.{name}", value) for name, value in contexts.items()]
+    for where, section in sections:
+        if isinstance(section, ConfigTree) and MEMORY_ALIAS in section:
+            renamed = with_canonical_names(to_plain(section), where)
+            section.pop(MEMORY_ALIAS)
+            section.put(MEMORY, renamed[MEMORY])
+
+
+def _canonical_override(key: str) -> str:
+    if key.startswith(("spark.context-settings.", "spark.contexts.")) and key.endswith("." + MEMORY_ALIAS):
+        return key.removesuffix(MEMORY_ALIAS) + MEMORY
+    return key
+
+
 def settings_from_tree(tree: ConfigTree) -> Settings:
     plain = to_plain(tree)
     spark = plain.get("spark", {})
     jobserver = spark.get("jobserver", {})
+    _refuse_context_per_jvm_off(jobserver)
     work_dir = Path(str(jobserver.get("work-dir", "jobserver-work"))).expanduser().resolve()
     store_url = (
         str(jobserver.get("store", {}).get("url", "") or "") or f"sqlite:///{work_dir / 'metadata.db'}"
@@ -131,6 +155,8 @@ def settings_from_tree(tree: ConfigTree) -> Settings:
     contexts = spark.get("contexts", {}) or {}
     if not isinstance(contexts, dict):
         raise ConfigError("spark.contexts must be an object of context name to settings")
+    context_defaults = spark.get("context-settings", {}) or {}
+    _check_context_settings(context_defaults, contexts)
     return Settings(
         master=str(spark.get("master", "local[*]")),
         deploy_mode=str(spark.get("submit", {}).get("deployMode", "client")),
@@ -145,7 +171,7 @@ def settings_from_tree(tree: ConfigTree) -> Settings:
         tls=tls_settings(jobserver.get("tls", {}) or {}),
         client_settings_allowed=tuple(string_list(jobserver.get("client-settings", {}).get("allowed"))),
         client_settings_denied=tuple(string_list(jobserver.get("client-settings", {}).get("denied"))),
-        context_defaults=spark.get("context-settings", {}) or {},
+        context_defaults=context_defaults,
         startup_contexts=contexts,
         plain=plain,
         **_job_settings(jobserver),
@@ -170,6 +196,29 @@ def _peer_settings(jobserver: Mapping[str, Any], work_dir: Path) -> dict[str, An
         "peer_heartbeat_interval_s": parse_duration_s(peers.get("heartbeat-interval", "2s")),
         "peer_timeout_s": parse_duration_s(peers.get("timeout", "15s")),
     }
+
+
+def _refuse_context_per_jvm_off(jobserver: Mapping[str, Any]) -> None:
+    """spark-jobserver's default ran every context inside the server's JVM; this server always
+    runs one driver process per context, and says so rather than ignore the setting."""
+    value = jobserver.get("context-per-jvm")
+    if value is not None and not parse_bool(value):
+        raise ConfigError(
+            "spark.jobserver.context-per-jvm = false is not supported: this server always runs one "
+            "driver process per context (context-per-jvm = true); remove the setting or set it to true"
+        )
+
+
+def _check_context_settings(defaults: Mapping[str, Any], contexts: Mapping[str, Any]) -> None:
+    """The defaults, and each context started at boot, as a context would get them."""
+    layers = {"spark.context-settings": defaults}
+    for name, settings in contexts.items():
+        layers[f"spark.contexts.{name}"] = merge(defaults, settings if isinstance(settings, Mapping) else {})
+    for where, settings in layers.items():
+        try:
+            checked(settings)
+        except ConfigError as error:
+            raise ConfigError(f"{where}: {error}") from error
 
 
 def _job_settings(jobserver: Mapping[str, Any]) -> dict[str, Any]:

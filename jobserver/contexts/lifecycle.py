@@ -23,6 +23,7 @@ import structlog
 
 from driver.protocol import ContextReady, DriverSecrets, StopContext
 from jobserver.common.config import Settings, merge
+from jobserver.common.context_settings import start_deadlines
 from jobserver.common.errors import ContextInitError, JobServerError, error_map
 from jobserver.common.records import ContextRecord, utc_now
 from jobserver.common.states import ContextState
@@ -31,6 +32,7 @@ from jobserver.contexts.events import ContextEnding, ContextEvents
 from jobserver.contexts.live import LiveContext, LiveContexts, log_tail
 from jobserver.contexts.phases import Phase, exit_message, final_state, job_error
 from jobserver.contexts.relaunch import RelaunchPolicy, without_flag
+from jobserver.contexts.start_deadlines import missed_deadline
 from jobserver.drivers import tokens
 from jobserver.drivers.bus import Bus, BusError
 from jobserver.drivers.launcher import DriverLaunch, build_driver_command, context_binary_names
@@ -39,8 +41,6 @@ from jobserver.storage import Store
 from jobserver.uploads.binaries import context_jar_binaries, place_jar_files
 
 log = structlog.get_logger(__name__)
-
-CONNECT_TIMEOUT_MESSAGE = "Context failed to connect back within initialization time"
 
 
 class ContextLifecycle:
@@ -172,11 +172,13 @@ class ContextLifecycle:
     async def _enforce_start_timeout(
         self, context: LiveContext, ready: asyncio.Future[ContextRecord], process: DriverProcess
     ) -> None:
-        with contextlib.suppress(Exception):  # a start that failed otherwise is handled where it failed
-            await asyncio.wait_for(asyncio.shield(ready), self._settings.context_creation_timeout_s)
+        deadlines = start_deadlines(context.record.config)
+        creation_s = self._settings.context_creation_timeout_s
+        message = await missed_deadline(ready, context.connected, deadlines, creation_s)
+        if message is None:  # up, or failed otherwise: a failed start is handled where it failed
             return
         if not ready.done() and context.process is process and self._registry.holds(context):
-            await self.fail_start(context, CONNECT_TIMEOUT_MESSAGE, error_map(CONNECT_TIMEOUT_MESSAGE))
+            await self.fail_start(context, message, error_map(message))
 
     async def fail_start(self, context: LiveContext, message: str, details: Mapping[str, str]) -> None:
         context.end_reason = message

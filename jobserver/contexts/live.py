@@ -31,6 +31,7 @@ class LiveContext:
     )
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     rejoined: asyncio.Event = field(default_factory=asyncio.Event)  # an adopted driver said who it is
+    connected: asyncio.Event = field(default_factory=asyncio.Event)  # its driver's bus connection is up
     end_reason: str | None = None  # why the server ends the driver, when the server ends it
     named_objects: list[dict[str, str]] = field(default_factory=list)  # as the driver last said
     killed_at: dict[str, float] = field(default_factory=dict)  # killed jobs the driver still runs
@@ -124,11 +125,13 @@ class LiveContexts:
         context.identity = identity
         context.last_seen = time.monotonic()
         self._by_identity[identity] = context
+        context.connected.set()
 
     def disconnect(self, context: LiveContext) -> None:
         if context.identity is not None and self._by_identity.get(context.identity) is context:
             del self._by_identity[context.identity]
         context.identity = None
+        context.connected.clear()
 
     def clear(self) -> None:
         self._by_id.clear()

@@ -22,8 +22,10 @@ import structlog
 
 from driver.protocol import Message
 from jobserver.common.config import Settings, merge
+from jobserver.common.context_settings import checked, with_canonical_names
 from jobserver.common.errors import (
     BadRequest,
+    ConfigError,
     Conflict,
     Forbidden,
     JobServerError,
@@ -175,6 +177,10 @@ class ContextManager:
         """Launch a driver for ``name`` with settings a client asked for (checked, then laid over
         the server's defaults), and wait until its Spark context is up. ``proxy_user`` is the user
         the driver runs as, decided by the authentication (not a client's setting)."""
+        try:  # mem-per-node is memory-per-node, for the allow-list too
+            client_settings = with_canonical_names(client_settings)
+        except ConfigError as error:
+            raise BadRequest(str(error)) from error
         self._client_settings.check(client_settings)
         config = merge(self._settings.context_defaults, client_settings)
         if proxy_user:
@@ -189,6 +195,10 @@ class ContextManager:
             raise BadRequest(
                 "context name must start with letters and hold at most 128 letters, digits, '_', '-' or '.'"
             )
+        try:  # before anything is launched: a known factory, deadlines, python settings
+            config = checked(config)
+        except ConfigError as error:
+            raise BadRequest(str(error)) from error
         if name in self._names_starting:
             raise BadRequest(f"context {name} exists")
         self._names_starting.add(name)

@@ -1,10 +1,12 @@
 """The spark-submit command line of a context's driver, as a pure function of its inputs.
 
 Context settings map onto Spark the way spark-jobserver mapped them (sjs-contract §4.1):
-``num-cpu-cores`` → ``spark.cores.max``, ``memory-per-node`` → ``spark.executor.memory``, any
-``spark.*`` key verbatim, ``passthrough { k = v }`` verbatim, ``hadoop { k = v }`` as
-``spark.hadoop.k``, and ``launcher { … }`` onto spark-submit itself (``spark.*`` keys as ``--conf``,
-``spark.master`` overriding the master, other keys as ``--key value``). The context's own jars
+``num-cpu-cores`` → ``spark.cores.max``, ``memory-per-node`` → ``spark.executor.memory``,
+``python.executable`` → the driver's and executors' interpreter, ``python.paths`` → the executors'
+``PYTHONPATH`` (the driver adds them itself), any ``spark.*`` key verbatim,
+``passthrough { k = v }`` verbatim, ``hadoop { k = v }`` as ``spark.hadoop.k``, and
+``launcher { … }`` onto spark-submit itself (``spark.*`` keys as ``--conf``, ``spark.master``
+overriding the master, other keys as ``--key value``). The context's own jars
 (``dependent-jar-uris`` and ``cp``, after any ``spark.jars``) become ``--jars``, so they are on the
 driver's and the executors' classpath from the start. An entry without a ``/`` (no path, no URI)
 is the name of an uploaded jar: it goes to ``--jars`` as the local file the server made of it,
@@ -65,6 +67,9 @@ _SERVER_ONLY_KEYS = frozenset(
 )
 
 
+_EXECUTOR_PYTHONPATH = "spark.executorEnv.PYTHONPATH"
+
+
 @dataclass(frozen=True, slots=True)
 class DriverLaunch:
     """Everything needed to start one driver: what to run and the environment it needs."""
@@ -99,7 +104,8 @@ def build_driver_command(
     deploy_mode = str(launcher.pop("spark.submit.deployMode", launch.deploy_mode))
     proxy_user = context_config.get("spark.proxy.user") or _nested(context_config, "spark", "proxy", "user")
     spark_conf.pop("spark.proxy.user", None)
-    spark_conf["spark.pyspark.python"] = launch.python
+    python = str(_nested(context_config, "python", "executable") or "") or launch.python
+    spark_conf["spark.pyspark.python"] = python
     jars = context_jars(context_config, spark_conf.pop("spark.jars", ""), binary_jars or {})
     files: list[str] = []
     if deploy_mode == "cluster":
@@ -134,8 +140,8 @@ def build_driver_command(
     argv += ["--secrets-file", secrets_file.name]  # its name is not secret; its content is
     env = {
         "SPARK_HOME": str(launch.spark_home),
-        "PYSPARK_PYTHON": launch.python,
-        "PYSPARK_DRIVER_PYTHON": launch.python,
+        "PYSPARK_PYTHON": python,
+        "PYSPARK_DRIVER_PYTHON": python,
     }
     if deploy_mode != "cluster":
         env[SECRETS_PATH_ENV] = str(secrets_file)
@@ -219,6 +225,12 @@ def spark_conf_for(context_config: Mapping[str, Any]) -> dict[str, str]:
         conf[key] = _render(value)
     for key, value in _flatten(context_config.get("hadoop") or {}).items():
         conf[f"spark.hadoop.{key}"] = _render(value)
+    # python.paths: the executors' Python workers get them so (the driver puts them on its own
+    # path when it starts, which works in cluster deploy mode too).
+    python_paths = string_list(_nested(context_config, "python", "paths"))
+    if python_paths:
+        existing = conf.get(_EXECUTOR_PYTHONPATH)
+        conf[_EXECUTOR_PYTHONPATH] = ":".join([*python_paths, *([existing] if existing else [])])
     return conf
 
 

@@ -21,6 +21,7 @@ from jobserver.common.config import (
     redacted_url,
     to_plain,
 )
+from jobserver.common.context_settings import start_deadlines
 from jobserver.common.errors import ConfigError
 from jobserver.common.values import parse_duration_s, parse_size_bytes
 
@@ -96,7 +97,7 @@ def test_the_bus_can_be_made_plaintext() -> None:
 
 
 def test_default_durations_are_read_as_seconds(defaults: Settings) -> None:
-    assert defaults.context_creation_timeout_s == 60.0
+    assert defaults.context_creation_timeout_s == 90.0
     assert defaults.context_deletion_timeout_s == 15.0
     assert defaults.default_sync_timeout_s == 10.0
     assert defaults.heartbeat_interval_s == 1.0
@@ -555,3 +556,63 @@ def test_drivers_get_the_config_without_the_stores_section_or_secret_keys() -> N
         "input": {"n": 1},
     }
     assert plain["spark"]["jobserver"]["store"] == {"url": "postgresql://u:p@db/x"}  # untouched
+
+
+# --- spark-jobserver's settings: context-per-jvm, mem-per-node, factories, start deadlines ------
+
+
+def test_context_per_jvm_false_is_refused_saying_there_is_one_driver_per_context(in_tmp_dir: Path) -> None:
+    config = write_config(in_tmp_dir, "spark.jobserver.context-per-jvm = false\n")
+    with pytest.raises(ConfigError, match="always runs one driver process per context"):
+        load_settings(config)
+
+
+@pytest.mark.parametrize(
+    "text", ["spark.jobserver.context-per-jvm = true\n", "spark.jobserver.port = 8090\n"]
+)
+def test_context_per_jvm_true_or_absent_is_fine(in_tmp_dir: Path, text: str) -> None:
+    assert load_settings(write_config(in_tmp_dir, text)).port == 8090
+
+
+def test_mem_per_node_in_the_config_file_overrides_the_defaults_memory_per_node(in_tmp_dir: Path) -> None:
+    config = write_config(
+        in_tmp_dir,
+        "spark.context-settings.mem-per-node = 2g\nspark.contexts { reporting { mem-per-node = 3g } }\n",
+    )
+    settings = load_settings(config)
+    assert settings.context_defaults["memory-per-node"] == "2g"
+    assert "mem-per-node" not in settings.context_defaults
+    assert settings.startup_contexts == {"reporting": {"memory-per-node": "3g"}}
+
+
+def test_mem_per_node_in_overrides_is_memory_per_node(in_tmp_dir: Path) -> None:
+    settings = load_settings(overrides={"spark.context-settings.mem-per-node": "768m"})
+    assert settings.context_defaults["memory-per-node"] == "768m"
+    assert "mem-per-node" not in settings.context_defaults
+
+
+def test_mem_per_node_differing_from_memory_per_node_in_one_file_is_a_config_error(in_tmp_dir: Path) -> None:
+    config = write_config(in_tmp_dir, "spark.context-settings { mem-per-node = 2g, memory-per-node = 1g }\n")
+    with pytest.raises(ConfigError, match=r"spark\.context-settings: mem-per-node .* differ"):
+        load_settings(config)
+
+
+def test_an_unknown_factory_in_the_defaults_is_a_config_error(in_tmp_dir: Path) -> None:
+    config = write_config(in_tmp_dir, 'spark.context-settings.context-factory = "com.example.Nope"\n')
+    with pytest.raises(
+        ConfigError, match=r"spark\.context-settings: Unknown context-factory com\.example\.Nope"
+    ):
+        load_settings(config)
+
+
+def test_an_unknown_factory_of_a_context_started_at_boot_is_a_config_error(in_tmp_dir: Path) -> None:
+    config = write_config(in_tmp_dir, 'spark.contexts { reporting { context-factory = "x.Y" } }\n')
+    with pytest.raises(ConfigError, match=r"spark\.contexts\.reporting: Unknown context-factory x\.Y"):
+        load_settings(config)
+
+
+def test_start_deadlines_default_to_the_contracts(defaults: Settings) -> None:
+    deadlines = start_deadlines(defaults.context_defaults)
+    assert (deadlines.connect_s, deadlines.init_s) == (30.0, 60.0)
+    assert defaults.context_creation_timeout_s == deadlines.connect_s + deadlines.init_s
+    assert defaults.context_defaults["python"] == {"paths": [], "executable": ""}

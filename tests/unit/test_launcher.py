@@ -128,7 +128,7 @@ SERVER_ONLY_SETTINGS: dict[str, Any] = {
     "cp": "app",
     "context": {"name": "reporting"},
     "streaming": {"batch_interval": 1000},
-    "python": {"paths": ["/srv/lib"]},
+    "python": {"paths": [], "executable": ""},
     "forked-jvm-init-timeout": "30s",
     "context-init-timeout": "60s",
 }
@@ -141,6 +141,23 @@ def test_server_only_setting_never_reaches_the_spark_configuration(key: str) -> 
     assert spark_conf_for(config) == {"spark.app.flag": "kept"}
     assert confs(argv) == {"spark.app.flag": "kept", "spark.pyspark.python": PYTHON}
     assert f"--{key}" not in argv
+
+
+def test_python_executable_runs_the_driver_and_the_executors() -> None:
+    built = command({"python": {"executable": "/opt/py/bin/python", "paths": []}})
+    assert confs(built.argv)["spark.pyspark.python"] == "/opt/py/bin/python"
+    assert built.env["PYSPARK_PYTHON"] == built.env["PYSPARK_DRIVER_PYTHON"] == "/opt/py/bin/python"
+
+
+def test_no_python_executable_means_the_servers_driver_python() -> None:
+    built = command({"python": {"executable": ""}})
+    assert confs(built.argv)["spark.pyspark.python"] == PYTHON
+    assert built.env["PYSPARK_DRIVER_PYTHON"] == PYTHON
+
+
+def test_python_paths_reach_the_executors_python_workers_before_an_operators_own() -> None:
+    config = {"python": {"paths": ["/srv/a", "/srv/b"]}, "spark.executorEnv.PYTHONPATH": "/srv/site"}
+    assert spark_conf_for(config) == {"spark.executorEnv.PYTHONPATH": "/srv/a:/srv/b:/srv/site"}
 
 
 # --- the spark-submit command line --------------------------------------------------------------

@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 import threading
+import time
 from pathlib import Path
 
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
@@ -44,6 +45,8 @@ class StandInSession:
 
 
 def build_stand_in(context_config):
+    # tests/fakes/slow: a Spark that takes this long to start (the driver is connected meanwhile)
+    time.sleep(float(os.environ.get("STAND_IN_SPARK_START_S", "0")))
     session = StandInSession()
     return SparkHandle(kind=factory_kind(context_config), session=session, spark_context=session.sparkContext)
 
