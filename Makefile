@@ -32,7 +32,7 @@ test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check jobserver driver sparkjobserver tests bench examples jvm
+	$(BIN)/ruff check jobserver driver sparkjobserver client tests bench examples jvm
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 

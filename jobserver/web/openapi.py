@@ -119,9 +119,11 @@ ERRORS = {
     "401": "Authentication is on and the request carries no valid credentials",
     "403": "The caller lacks the route's permission (or a setting is not allowed)",
     "404": "Not found",
+    "409": "Conflict: the context is stopping, or the name is taken",
     "413": "Body too large",
     "415": "Unsupported media type",
-    "500": "Internal error (the server log has the details)",
+    "500": "Internal error, or a context that failed to start (CONTEXT INIT ERROR)",
+    "502": "The server that runs the context (a peer on the same database) did not answer",
     "503": "Unavailable: no slots, the metadata store or an authentication service is down",
 }
 
