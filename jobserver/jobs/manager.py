@@ -32,7 +32,7 @@ from jobserver.drivers.bus import BusError
 from jobserver.jobs.flow import JobFlow
 from jobserver.jobs.reports import DriverReports
 from jobserver.jobs.slots import Admission, Slots
-from jobserver.jobs.submission import JobRequest, SubmitOutcome, killed_error, what_to_run
+from jobserver.jobs.submission import JobRequest, SubmitOutcome, is_uri, killed_error, what_to_run
 from jobserver.jobs.waiters import Waiter, Waiters
 from jobserver.storage.write_behind import WriteBehindStore
 
@@ -171,10 +171,8 @@ class JobManager:
         binaries: list[BinaryRecord] = []
         uris: list[str] = []
         for entry in entries:
-            if "://" in entry:
-                uris.append(
-                    "file://" + entry.removeprefix("local://") if entry.startswith("local://") else entry
-                )
+            if is_uri(entry):  # the driver reads file: and local: URIs itself, and fetches the rest
+                uris.append(entry)
                 continue
             binary = await self._store.latest_binary(entry)
             if binary is None:

@@ -5,6 +5,7 @@ Pure functions and records, no I/O: the JobManager (jobserver.jobs.manager) uses
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -85,6 +86,16 @@ def what_to_run(request: JobRequest, job_config: Mapping[str, Any]) -> tuple[str
     if isinstance(statement, str) and statement.strip():
         return SQL_MAIN_CLASS, []
     raise BadRequest("Cannot parse config: To start the job appName or cp parameters should be configured!")
+
+
+# A scheme and a slash: file:/p, file:///p, local:///p, http://…, hdfs://nn/… (a binary's name has
+# no colon, and a one-letter "scheme" would be a Windows drive).
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
+
+
+def is_uri(cp_entry: str) -> bool:
+    """Whether an entry of a job's cp is a URI the driver fetches, rather than a binary's name."""
+    return _URI.match(cp_entry) is not None
 
 
 def stops_on_job_error(context_config: Mapping[str, Any]) -> bool:

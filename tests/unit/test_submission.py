@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobserver.jobs.submission import JobRequest, stops_on_job_error, what_to_run
+from jobserver.jobs.submission import JobRequest, is_uri, stops_on_job_error, what_to_run
 
 STREAMING = "spark.jobserver.context.StreamingContextFactory"
 JAVA_STREAMING = "spark.jobserver.context.JavaStreamingContextFactory"
@@ -39,3 +39,20 @@ def test_a_jobs_dependent_jars_come_first_with_app_name_and_with_cp() -> None:
     with_cp = what_to_run(request_for(cp=["app", "udfs"], main_class="x.Job"), config)
     assert with_cp == ("x.Job", ["file:///deps/a.jar", "udfs", "app"])
     assert what_to_run(request_for(cp=["app"], main_class="x.Job"), {}) == ("x.Job", ["app"])
+
+
+@pytest.mark.parametrize(
+    ("entry", "uri"),
+    [
+        ("examples", False),
+        ("my-jobs.v2", False),
+        ("file:/opt/jobs/x.jar", True),
+        ("file:///opt/jobs/x.jar", True),
+        ("local:///opt/jobs/x.jar", True),
+        ("https://repo.example/x.jar", True),
+        ("hdfs://nn:8020/jobs/x.jar", True),
+        ("c:/jobs/x.jar", False),
+    ],
+)
+def test_cp_entries_with_a_scheme_are_uris_and_the_rest_binary_names(entry: str, uri: bool) -> None:
+    assert is_uri(entry) is uri
