@@ -2,6 +2,8 @@
 
 This is the only module that reads pyhocon for server settings or looks at the environment
 (request bodies are read by ``bodies``, in a child process, with this module's ``to_plain``).
+It is about 400 lines because ``Settings`` names every server key in one place; the groups with
+rules of their own live apart (``security_settings``, ``context_settings``, ``values``).
 """
 
 from __future__ import annotations

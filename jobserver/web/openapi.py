@@ -180,7 +180,7 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         "responses": {"200": _json(_ref("Binary"), "The binary")},
     },
     ("POST", "/binaries/{name}"): {
-        "summary": "Upload a binary (wheel, egg, jar, or a URI as text)",
+        "summary": "Upload a binary (wheel, egg, zip, jar, a single module, or a URI as text)",
         "parameters": [NAME],
         "requestBody": {
             "required": True,
@@ -189,6 +189,7 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
                 "application/python-egg": {"schema": {"type": "string", "format": "binary"}},
                 "application/python-archive": {"schema": {"type": "string", "format": "binary"}},
                 "application/java-archive": {"schema": {"type": "string", "format": "binary"}},
+                "text/x-python": {"schema": STRING},
                 "text/uri-list": {"schema": STRING},
             },
         },
