@@ -80,8 +80,12 @@ def conventions(
                 response = await peers.forward(request, served, caller(request))
         except JobServerError as error:
             response = json_response(error.envelope(), error.http_status)
+            # A script's own request (the web console's) gets no challenge: a browser would stop it
+            # to ask for a password in a dialog of its own instead of letting the page ask.
+            scripted = request.headers.get("X-Requested-With") == "XMLHttpRequest"
             for name, value in error.headers():
-                response.headers.add(name, value)
+                if not (scripted and name == "WWW-Authenticate"):
+                    response.headers.add(name, value)
         except web.HTTPException as error:
             if origin is not None:
                 _allow(error, origin)

@@ -168,6 +168,15 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         "summary": "This description as an HTML page",
         "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": STRING}}}},
     },
+    ("GET", "/"): {
+        "summary": "The web console",
+        "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": STRING}}}},
+    },
+    ("GET", "/console/{name}"): {
+        "summary": "The web console's script and style sheet",
+        "parameters": [_parameter("name", "path", "console.js or console.css")],
+        "responses": {"200": {"description": "The file", "content": {"text/javascript": {"schema": STRING}}}},
+    },
     ("GET", "/binaries"): {
         "summary": "List binaries",
         "responses": {
