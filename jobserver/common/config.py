@@ -81,6 +81,7 @@ class Settings:
     dao_cleanup_after_s: float
     dao_cleanup_interval_s: float
     cors_allowed_origins: tuple[str, ...]
+    access_log: bool  # a log line per request (spark.jobserver.access-log)
     auth: AuthSettings  # who may call the REST API (spark.jobserver.auth)
     tls: TlsSettings  # HTTPS for the REST API (spark.jobserver.tls)
     client_settings_allowed: tuple[str, ...]  # context settings clients may set (patterns)
@@ -169,6 +170,7 @@ def settings_from_tree(tree: ConfigTree) -> Settings:
         store_url=store_url,
         supervise=parse_bool(spark.get("driver", {}).get("supervise", False)),
         cors_allowed_origins=tuple(string_list(jobserver.get("cors", {}).get("allowed-origins"))),
+        access_log=parse_bool(jobserver.get("access-log", True)),
         auth=auth_settings(jobserver.get("auth", {}) or {}),
         tls=tls_settings(jobserver.get("tls", {}) or {}),
         client_settings_allowed=tuple(string_list(jobserver.get("client-settings", {}).get("allowed"))),

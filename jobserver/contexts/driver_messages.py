@@ -43,6 +43,7 @@ from driver.protocol import (
     StopContext,
     Welcome,
 )
+from jobserver.common import metrics
 from jobserver.common.config import Settings, for_drivers
 from jobserver.common.tasks import BackgroundTasks
 from jobserver.contexts.events import ContextEvents
@@ -230,6 +231,7 @@ class DriverMessages:
                     "job_ignores_kill", context_id=context.id, job_id=job_id, seconds=round(now - killed)
                 )
                 if self._settings.restart_context_on_stuck_kill and not context.stopping:
+                    metrics.DRIVER_RESTARTS.inc()
                     self._tasks.spawn(self._restart(context), name=f"restart-{context.id}")
 
     async def run_heartbeats(self) -> None:
@@ -250,6 +252,7 @@ class DriverMessages:
                     context.send(ServerHeartbeat())
 
     def _declare_lost(self, context: LiveContext, silent_s: float) -> None:
+        metrics.DRIVERS_LOST.labels("heartbeat").inc()
         context.end_reason = f"Driver of context {context.name} lost: no heartbeat for {silent_s:.1f} s"
         self._tasks.spawn(self._end_lost(context, silent_s), name=f"lost-{context.id}")
 

@@ -22,6 +22,7 @@ from typing import Any
 import structlog
 
 from driver.protocol import ContextReady, DriverSecrets, StopContext
+from jobserver.common import metrics
 from jobserver.common.config import Settings, merge
 from jobserver.common.context_settings import start_deadlines
 from jobserver.common.errors import ContextInitError, JobServerError, error_map
@@ -284,6 +285,8 @@ class ContextLifecycle:
         self._registry.disconnect(context)
         process, context.process = context.process, None
         policy = self._relaunch_policy
+        if context.phase is Phase.RUNNING and not context.stopping and context.end_reason is None:
+            metrics.DRIVERS_LOST.labels("exited").inc()  # nobody asked it to go
         if context.phase in (Phase.RUNNING, Phase.RESTARTING) and policy.supervises(context.record.config):
             reason = context.end_reason or exit_message(returncode)
             if policy.allows(context.restarts):
@@ -321,6 +324,7 @@ class ContextLifecycle:
     async def _relaunch_later(self, context: LiveContext, reason: str) -> None:
         """A supervised context's driver died: RESTARTING now, a new driver after the backoff."""
         context.restarts += 1
+        metrics.DRIVER_RESTARTS.inc()
         context.end_reason = None
         if context.ready.done():
             context.ready = asyncio.get_running_loop().create_future()

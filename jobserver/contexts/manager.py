@@ -113,6 +113,10 @@ class ContextManager:
 
     # --- queries -------------------------------------------------------------------------------------
 
+    def live_contexts(self) -> list[LiveContext]:
+        """The contexts this server runs now, whatever their phase (for /metrics)."""
+        return self._registry.all()
+
     def live(self, context_id: str) -> LiveContext | None:
         return self._registry.get(context_id)
 

@@ -33,6 +33,7 @@ import structlog
 import zmq
 
 from driver.protocol import Message, ProtocolError, decode, encode
+from jobserver.common import metrics
 from jobserver.drivers.tokens import CurveKeyPair
 
 log = structlog.get_logger(__name__)
@@ -231,10 +232,12 @@ class Bus:
                 log.warning("bus_frame_dropped", reason="no authenticated sender")
                 return None
         try:
-            return identity, peer, decode(payload.buffer)
+            message = decode(payload.buffer)
         except ProtocolError as error:
             log.warning("bus_frame_dropped", reason=str(error))
             return None
+        metrics.bus_message("in", message.TYPE)
+        return identity, peer, message
 
     def _drop_rest_of_message(self) -> None:
         assert self._socket is not None
@@ -250,6 +253,7 @@ class Bus:
             raise BusError("the bus is not running")
         try:
             self._socket.send_multipart([identity, encode(message)], flags=zmq.NOBLOCK)
+            metrics.bus_message("out", message.TYPE)
         except zmq.ZMQError as error:
             raise BusError(f"cannot deliver {message.TYPE}: {error}") from error
         finally:

@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from driver.protocol import FAILURE_ERROR, JobPackage, StartJob, package_fields
+from jobserver.common import metrics
 from jobserver.common.config import Settings
 from jobserver.common.errors import ErrorMap, NotFound, error_map
 from jobserver.common.records import BinaryRecord, JobRecord
@@ -125,6 +126,7 @@ class JobFlow:
         record = await self._store.update_job(job_id, target, error=error)
         if record is not None:
             log.info("job_ended", job_id=job_id, state=target.value)
+            metrics.job_ended(record)
             self.call_back(record, None)
         await self.release(job_id, record, None)
 

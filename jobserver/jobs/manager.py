@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 
 from driver.protocol import KillJob, StartJob
+from jobserver.common import metrics
 from jobserver.common.config import Settings, get_path, merge
 from jobserver.common.errors import NotFound
 from jobserver.common.records import BinaryRecord, JobRecord, utc_now
@@ -180,6 +181,10 @@ class JobManager:
             binaries.append(binary)
         return binaries, uris
 
+    def occupancy(self) -> dict[str, tuple[int, int]]:
+        """Jobs running and queued, by context id (for /metrics)."""
+        return self._slots.occupancy()
+
     # --- queries and kill ------------------------------------------------------------------------------
 
     async def get(self, job_id: str) -> tuple[JobRecord, bytes | None]:
@@ -214,6 +219,7 @@ class JobManager:
                 return job
             raise NotFound(f"No running job with ID {job_id}")
         log.info("job_killed", job_id=job_id, context_id=job.context_id)
+        metrics.job_ended(killed)
         context = self._contexts.live(job.context_id)
         # The slot is free as soon as the job reads KILLED; the driver has spare threads for the
         # moment its cancelled thread takes to unwind. A killed queued job never starts.

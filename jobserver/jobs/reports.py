@@ -28,6 +28,7 @@ from driver.protocol import (
     JobStarted,
     Message,
 )
+from jobserver.common import metrics
 from jobserver.common.config import Settings
 from jobserver.common.errors import NotFound, StoreUnavailable, error_map
 from jobserver.common.records import JobRecord
@@ -180,6 +181,7 @@ class DriverReports:
     ) -> None:
         if record is not None:
             log.info("job_ended", job_id=job_id, state=JobState.FINISHED.value)
+            metrics.job_ended(record)
             self._flow.call_back(record, result)
         await self._flow.release(job_id, record, result if record is not None else None)
         await self._flow.after_job(context, failed=False)

@@ -32,6 +32,12 @@ class Slots:
         self._max_queued = max_queued
         self._contexts: dict[str, _ContextJobs] = {}
 
+    def occupancy(self) -> dict[str, tuple[int, int]]:
+        """Jobs running and queued, by context id (for /metrics)."""
+        return {
+            context_id: (len(jobs.running), len(jobs.queue)) for context_id, jobs in self._contexts.items()
+        }
+
     def _of(self, context_id: str) -> _ContextJobs:
         jobs = self._contexts.get(context_id)
         if jobs is None:

@@ -25,6 +25,7 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], str] = {
     ("GET", "/healthz/{tail}"): OPEN,
     ("GET", "/openapi.json"): OPEN,  # the API's description, as public as README.md
     ("GET", "/docs"): OPEN,
+    ("GET", "/metrics"): "metrics:read",
     ("GET", "/"): OPEN,  # the web console's files: no data; the API they call needs a login
     ("GET", "/console/{name}"): OPEN,
     ("GET", "/binaries"): "binaries:read",

@@ -9,7 +9,7 @@ from aiohttp import web
 from jobserver.auth.authenticator import Authenticator
 from jobserver.common.config import Settings
 from jobserver.server import JobServer
-from jobserver.web import binaries, console, contexts, data, health, jobs, openapi
+from jobserver.web import binaries, console, contexts, data, health, jobs, metrics, openapi
 from jobserver.web.access import Access
 from jobserver.web.keys import ACCESS, SERVER
 from jobserver.web.middleware import conventions
@@ -21,12 +21,14 @@ def create_app(settings: Settings) -> web.Application:
     access = Access(Authenticator(settings.auth)) if settings.auth.enabled else None
     peers = PeerRequests(settings)
     app = web.Application(
-        middlewares=[conventions(settings.cors_allowed_origins, access, peers)],
+        middlewares=[
+            conventions(settings.cors_allowed_origins, access, peers, access_log=settings.access_log)
+        ],
         client_max_size=settings.max_upload_bytes,
     )
     if access is not None:
         app[ACCESS] = access
-    for module in (binaries, contexts, jobs, data, health, openapi, console):
+    for module in (binaries, contexts, jobs, data, health, metrics, openapi, console):
         app.router.add_routes(module.routes)
 
     async def job_server(app: web.Application) -> AsyncIterator[None]:

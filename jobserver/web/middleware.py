@@ -1,5 +1,5 @@
-"""Cross-cutting HTTP behaviour: the error envelope, CORS, the ``_method`` override and access
-control (``web.access``).
+"""Cross-cutting HTTP behaviour: the error envelope, CORS, the ``_method`` override, access
+control (``web.access``), and each request counted, timed and (``access-log``) logged.
 
 Requests about a context another server sharing the store runs are forwarded to it
 (``web.peers``), after the login and permission check. One middleware does all of it: each
@@ -14,6 +14,8 @@ an ``<img>`` tag can send.
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from collections.abc import Collection
 
@@ -21,8 +23,9 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from jobserver.common import metrics
 from jobserver.common.errors import BadRequest, JobServerError, ServedByPeer
-from jobserver.web.access import Access, caller
+from jobserver.web.access import IDENTITY, Access, caller
 from jobserver.web.peers import PeerRequests
 from jobserver.web.render import json_response
 
@@ -32,10 +35,15 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPT
 CORS_ALLOWED_METHODS = "GET, POST, PUT, DELETE, HEAD, OPTIONS"
 _PREFLIGHT_HEADER = "Access-Control-Request-Method"
 ANY_ORIGIN = "*"
+REQUEST_ID = "X-Request-Id"
 
 
 def conventions(
-    allowed_origins: Collection[str], access: Access | None = None, peers: PeerRequests | None = None
+    allowed_origins: Collection[str],
+    access: Access | None = None,
+    peers: PeerRequests | None = None,
+    *,
+    access_log: bool = False,
 ) -> Middleware:
     """The middleware, for browsers on ``allowed_origins`` (``*``: any origin, without
     credentials), letting only callers ``access`` admits reach a handler (None: everyone), and
@@ -52,6 +60,39 @@ def conventions(
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Every answer counted and timed (``/metrics``), and logged when the access log is on,
+        with its request id (the client's ``X-Request-Id``, or a new one), also in the answer."""
+        started = time.perf_counter()
+        request_id = _request_id(request)
+        status = 500
+        try:
+            response = await answer(request, handler)
+            status = response.status
+            response.headers[REQUEST_ID] = request_id
+            return response
+        except web.HTTPException as error:
+            status = error.status
+            error.headers[REQUEST_ID] = request_id
+            raise
+        finally:
+            elapsed_s = time.perf_counter() - started
+            resource = request.match_info.route.resource
+            route = resource.canonical if resource is not None else "unmatched"
+            metrics.request_answered(request.method, route, status, elapsed_s)
+            if access_log:
+                identity = request.get(IDENTITY)
+                log.info(
+                    "request",
+                    request_id=request_id,
+                    user=identity.name if identity is not None else None,
+                    method=request.method,
+                    route=route,
+                    path=request.path,
+                    status=status,
+                    duration_ms=round(elapsed_s * 1000, 2),
+                )
+
+    async def answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         """Our errors become the contract's envelope, and anything unexpected is logged once,
         never shown; ``?_method=`` on a POST replaces its method (sjs-contract §1.9), and the
         permission needed is the replaced method's; an allowed ``Origin`` is answered with CORS
@@ -97,6 +138,14 @@ def conventions(
         return response
 
     return middleware
+
+
+def _request_id(request: web.Request) -> str:
+    """The client's request id when it gave a sensible one, else a new one."""
+    given = request.headers.get(REQUEST_ID, "")
+    if 0 < len(given) <= 64 and given.isprintable():
+        return given
+    return os.urandom(8).hex()
 
 
 def _refuse_nul(request: web.Request) -> None:

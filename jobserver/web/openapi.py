@@ -168,6 +168,12 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         "summary": "This description as an HTML page",
         "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": STRING}}}},
     },
+    ("GET", "/metrics"): {
+        "summary": "Counters, histograms and gauges in Prometheus' text format (permission metrics:read)",
+        "responses": {
+            "200": {"description": "Prometheus text", "content": {"text/plain": {"schema": STRING}}}
+        },
+    },
     ("GET", "/"): {
         "summary": "The web console",
         "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": STRING}}}},

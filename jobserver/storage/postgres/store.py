@@ -25,6 +25,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Json
 
+from jobserver.common import metrics
 from jobserver.common.records import (
     BinaryRecord,
     BinaryType,
@@ -110,7 +111,7 @@ class PostgresStore(Store):
     async def _connection(self) -> AsyncIterator[Connection]:
         if self._pool is None:
             raise RuntimeError("the store is not open")
-        with outages_reported():
+        with metrics.store_operation("postgres", "query"), outages_reported():
             async with self._pool.connection() as connection:
                 yield connection
 

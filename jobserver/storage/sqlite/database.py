@@ -24,6 +24,7 @@ from typing import TypeVar
 
 import structlog
 
+from jobserver.common import metrics
 from jobserver.storage.sqlite import connection as sqlite_connection
 from jobserver.storage.sqlite.connection import is_busy, outages_reported
 
@@ -89,7 +90,7 @@ class Database:
         thread and back (the request path makes several)."""
         if self._reader is None:
             raise RuntimeError("the store is not open")
-        with outages_reported():
+        with metrics.store_operation("sqlite", "read"), outages_reported():
             return function(self._reader)
 
     def others_commits(self) -> int:
@@ -106,7 +107,7 @@ class Database:
         if self._executor is None or self._connection is None:
             raise RuntimeError("the store is not open")
         loop = asyncio.get_running_loop()
-        with outages_reported():
+        with metrics.store_operation("sqlite", "worker"), outages_reported():
             return await loop.run_in_executor(self._executor, function, self._connection)
 
     async def write(self, function: Callable[[sqlite3.Connection], _T], *, size_bytes: int = 0) -> _T:
@@ -119,7 +120,7 @@ class Database:
         """
         writer = self._writer
         if writer is not None and size_bytes <= LOOP_WRITE_MAX_BYTES:
-            with outages_reported():
+            with metrics.store_operation("sqlite", "write"), outages_reported():
                 try:
                     result = function(writer)
                 except sqlite3.OperationalError as error:
