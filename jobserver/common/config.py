@@ -30,8 +30,9 @@ from jobserver.common.values import (
     render_timedelta,
     string_list,
 )
+from jobserver.resources import DEFAULTS_CONF
 
-DEFAULTS_PATH = Path(__file__).resolve().parents[2] / "conf" / "defaults.conf"
+DEFAULTS_PATH = DEFAULTS_CONF
 
 
 @dataclass(frozen=True, slots=True)

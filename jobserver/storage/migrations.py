@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-SQL_ROOT = Path(__file__).resolve().parents[2] / "sql"
+from jobserver.resources import SQL_ROOT
 
 _FILE_NAME = re.compile(r"^(?P<version>\d{4})_(?P<name>[A-Za-z0-9_]+)\.sql$")
 
