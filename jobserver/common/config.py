@@ -20,6 +20,7 @@ from typing import Any
 
 from pyhocon import ConfigFactory, ConfigTree
 
+from jobserver.common.cluster_settings import Clusters, cluster_settings
 from jobserver.common.context_settings import MEMORY, MEMORY_ALIAS, checked, with_canonical_names
 from jobserver.common.errors import ConfigError
 from jobserver.common.security_settings import AuthSettings, TlsSettings, auth_settings, tls_settings
@@ -40,6 +41,7 @@ class Settings:
     master: str
     deploy_mode: str
     spark_home: Path
+    clusters: Clusters  # spark.jobserver.clusters; the first is the default
     port: int
     bind_address: str
     work_dir: Path
@@ -161,10 +163,16 @@ def settings_from_tree(tree: ConfigTree) -> Settings:
         raise ConfigError("spark.contexts must be an object of context name to settings")
     context_defaults = spark.get("context-settings", {}) or {}
     _check_context_settings(context_defaults, contexts)
+    master = str(spark.get("master", "local[*]"))
+    deploy_mode = str(spark.get("submit", {}).get("deployMode", "client"))
+    spark_home = _spark_home(str(spark.get("home", "") or ""))
     return Settings(
-        master=str(spark.get("master", "local[*]")),
-        deploy_mode=str(spark.get("submit", {}).get("deployMode", "client")),
-        spark_home=_spark_home(str(spark.get("home", "") or "")),
+        master=master,
+        deploy_mode=deploy_mode,
+        spark_home=spark_home,
+        clusters=cluster_settings(
+            jobserver.get("clusters", {}) or {}, master=master, spark_home=spark_home, deploy_mode=deploy_mode
+        ),
         port=_int(jobserver, "port"),
         bind_address=str(jobserver.get("bind-address", "0.0.0.0")),
         work_dir=work_dir,

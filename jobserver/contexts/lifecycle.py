@@ -36,7 +36,7 @@ from jobserver.contexts.relaunch import RelaunchPolicy, without_flag
 from jobserver.contexts.start_deadlines import missed_deadline
 from jobserver.drivers import tokens
 from jobserver.drivers.bus import Bus, BusError
-from jobserver.drivers.launcher import DriverLaunch, build_driver_command, context_binary_names
+from jobserver.drivers.launcher import DriverLaunch, build_driver_command, context_binary_names, for_cluster
 from jobserver.drivers.processes import DriverProcess, ProcessWatcher
 from jobserver.storage import Store
 from jobserver.uploads.binaries import context_jar_binaries, place_jar_files
@@ -122,8 +122,9 @@ class ContextLifecycle:
         """Launch (or, under supervise, launch again) the context's driver process."""
         context.token = tokens.issue(self._key, context.id)
         secrets_file = tokens.write_secrets_file(self._working_dir(context), self._driver_secrets(context))
+        cluster = self._settings.clusters.named(context.record.config.get("cluster"))
         command = build_driver_command(
-            self._launch,
+            for_cluster(self._launch, cluster),
             context_id=context.id,
             context_name=context.name,
             context_config=without_flag(context.record.config),

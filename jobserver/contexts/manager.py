@@ -136,6 +136,24 @@ class ContextManager:
             await self.wait_ready(context)
         return context
 
+    async def clusters(self) -> list[dict[str, Any]]:
+        """GET /clusters: each cluster with the names of its contexts (those GET /contexts lists)."""
+        on: dict[str, list[str]] = {cluster.name: [] for cluster in self._settings.clusters.all}
+        default = self._settings.clusters.default.name
+        for record in await self._store.list_contexts(LISTED_STATES):
+            on.setdefault(str(record.config.get("cluster") or default), []).append(record.name)
+        return [
+            {
+                "name": cluster.name,
+                "master": cluster.master,
+                "deployMode": cluster.deploy_mode,
+                "default": cluster.name == default,
+                "kerberosPrincipal": cluster.principal or None,
+                "contexts": sorted(on.get(cluster.name, [])),
+            }
+            for cluster in self._settings.clusters.all
+        ]
+
     async def list_names(self) -> list[str]:
         return [record.name for record in await self._store.list_contexts(LISTED_STATES)]
 
@@ -186,10 +204,17 @@ class ContextManager:
         except ConfigError as error:
             raise BadRequest(str(error)) from error
         self._client_settings.check(client_settings)
-        config = merge(self._settings.context_defaults, client_settings)
+        config = self._on_cluster(client_settings)
         if proxy_user:
             config = merge(config, {PROXY_USER: proxy_user})
         return await self._create(name, config, adhoc=adhoc, user=caller.user if caller else None)
+
+    def _on_cluster(self, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """The server's defaults, then those of the cluster ``settings`` name (a 400 when it is
+        unknown; the default cluster when they name none), then ``settings``."""
+        cluster = self._settings.clusters.named(settings.get("cluster"))
+        config = merge(self._settings.context_defaults, cluster.default_settings)
+        return merge(config, {**settings, "cluster": cluster.name})
 
     async def _create(
         self, name: str, config: Mapping[str, Any], *, adhoc: bool = False, user: str | None = None
@@ -221,8 +246,8 @@ class ContextManager:
         return await asyncio.shield(context.ready)
 
     async def start_configured_contexts(self) -> None:
-        for name, config in self._settings.startup_contexts.items():
-            config = merge(self._settings.context_defaults, config)
+        for name, settings in self._settings.startup_contexts.items():
+            config = self._on_cluster(settings)
             self._tasks.spawn(self._create_logged(name, config), name=f"configured-context-{name}")
 
     async def _create_logged(self, name: str, config: Mapping[str, Any]) -> None:

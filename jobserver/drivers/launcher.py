@@ -21,14 +21,16 @@ staging folder) and the driver is told its name.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from driver.protocol import SECRETS_PATH_ENV
+from jobserver.common.cluster_settings import ClusterSettings
 from jobserver.common.values import parse_bool, string_list
 
 # spark-submit's options that take no value (also when a query parameter says "true").
@@ -63,6 +65,7 @@ _SERVER_ONLY_KEYS = frozenset(
         "python",
         "forked-jvm-init-timeout",
         "context-init-timeout",
+        "cluster",
     }
 )
 
@@ -80,6 +83,26 @@ class DriverLaunch:
     python: str
     bus_endpoint: str
     bundle: Path
+    # The cluster's (spark.jobserver.clusters): what its spark-submit needs in its environment,
+    # Spark settings a context's own override, and a Kerberos login.
+    env: Mapping[str, str] = field(default_factory=dict)
+    spark_conf: Mapping[str, str] = field(default_factory=dict)
+    principal: str = ""
+    keytab: str = ""
+
+
+def for_cluster(launch: DriverLaunch, cluster: ClusterSettings) -> DriverLaunch:
+    """``launch`` (the server's python, bus and driver bundle) on ``cluster``."""
+    return dataclasses.replace(
+        launch,
+        spark_home=cluster.spark_home,
+        master=cluster.master,
+        deploy_mode=cluster.deploy_mode,
+        env=cluster.env,
+        spark_conf=cluster.spark_conf,
+        principal=cluster.principal,
+        keytab=cluster.keytab,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +121,7 @@ def build_driver_command(
     binary_jars: Mapping[str, Path] | None = None,
 ) -> DriverCommand:
     """``binary_jars``: the local file of each uploaded jar the context names (``context_binary_names``)."""
-    spark_conf = spark_conf_for(context_config)
+    spark_conf = {**launch.spark_conf, **spark_conf_for(context_config)}
     launcher = _flatten(context_config.get("launcher") or {})
     master = str(launcher.pop("spark.master", launch.master))
     deploy_mode = str(launcher.pop("spark.submit.deployMode", launch.deploy_mode))
@@ -128,6 +151,8 @@ def build_driver_command(
     ]
     if proxy_user:
         argv += ["--proxy-user", str(proxy_user)]
+    if launch.principal:  # Spark logs in from the keytab and renews the ticket itself
+        argv += ["--principal", launch.principal, "--keytab", launch.keytab]
     argv += options
     if jars:
         argv += ["--jars", ",".join(jars)]
@@ -139,6 +164,7 @@ def build_driver_command(
     argv += ["--server", launch.bus_endpoint, "--context-id", context_id, "--context-name", context_name]
     argv += ["--secrets-file", secrets_file.name]  # its name is not secret; its content is
     env = {
+        **launch.env,
         "SPARK_HOME": str(launch.spark_home),
         "PYSPARK_PYTHON": python,
         "PYSPARK_DRIVER_PYTHON": python,

@@ -33,6 +33,7 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], str] = {
     ("GET", "/binaries/{name}"): "binaries:read",
     ("POST", "/binaries/{name}"): "binaries:upload",
     ("DELETE", "/binaries/{name}"): "binaries:delete",
+    ("GET", "/clusters"): "contexts:read",
     ("GET", "/contexts"): "contexts:read",
     ("GET", "/contexts/"): "contexts:read",
     ("GET", "/contexts/{name}"): "contexts:read",

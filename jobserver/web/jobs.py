@@ -4,6 +4,8 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from jobserver.common.config import merge
+from jobserver.common.errors import BadRequest
 from jobserver.common.states import JobState
 from jobserver.jobs.submission import JobRequest
 from jobserver.web.access import caller
@@ -32,6 +34,10 @@ async def submit_job(request: web.Request) -> web.Response:
     sync = flag(query, "sync", False)
     timeout_s = number(query, "timeout", maximum=MAX_SYNC_TIMEOUT_S)
     body = await config_body(request)
+    if query.get("cluster"):  # the cluster of the job's own (ad-hoc) context
+        if query.get("context"):
+            raise BadRequest("cluster is for ad-hoc jobs: a context runs on the cluster it started on")
+        body = merge(body, {"spark": {"context-settings": {"cluster": query["cluster"]}}})
     cp = query.get("cp")
     callback = query.get("callbackUrl")
     proxy_user, run_as = query.get("spark.proxy.user"), None

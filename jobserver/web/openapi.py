@@ -110,6 +110,17 @@ SCHEMAS: dict[str, Schema] = {
         },
         ("binary-type", "upload-time"),
     ),
+    "Cluster": _object(
+        {
+            "name": STRING,
+            "master": STRING,
+            "deployMode": {"enum": ["client", "cluster"]},
+            "default": {"type": "boolean"},
+            "kerberosPrincipal": {"type": ["string", "null"]},
+            "contexts": {"type": "array", "items": STRING},
+        },
+        ("name", "master", "deployMode", "default", "contexts"),
+    ),
     "NamedObject": _object({"name": STRING, "type": STRING, "storageLevel": STRING}, ("name", "type")),
 }
 
@@ -215,6 +226,10 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         "parameters": [NAME],
         "responses": {"200": _json(_ref("Success"), "Deleted")},
     },
+    ("GET", "/clusters"): {
+        "summary": "The clusters contexts run on, with their contexts",
+        "responses": {"200": _json({"type": "array", "items": _ref("Cluster")}, "The default first")},
+    },
     ("GET", "/contexts"): {
         "summary": "Names of the running contexts",
         "responses": {"200": _json(LIST, "Context names")},
@@ -236,6 +251,7 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
             _parameter("num-cpu-cores", description="Cores", type="integer"),
             _parameter("memory-per-node", description="Executor memory, e.g. 512m"),
             _parameter("context-factory", description="The context's factory class name"),
+            _parameter("cluster", description="The cluster it runs on (GET /clusters; default: the first)"),
         ],
         "requestBody": CONFIG_BODY,
         "responses": {"200": _json(_ref("Success"), "Context initialized")},
@@ -277,6 +293,7 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
             _parameter("cp", description="Binaries or URIs, comma-separated"),
             _parameter("mainClass", description="The job's class or module:function (with cp)"),
             _parameter("context", description="A running context's name (none: ad hoc)"),
+            _parameter("cluster", description="The cluster of an ad-hoc job's context"),
             _parameter("sync", description="Answer with the result", type="boolean"),
             _parameter("timeout", description="Seconds a sync request waits", type="integer"),
             _parameter("callbackUrl", description="Where the job's end is POSTed"),
