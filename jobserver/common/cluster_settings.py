@@ -61,6 +61,20 @@ class Clusters:
         return cluster
 
 
+def unsupported_target(master: str, deploy_mode: str) -> str | None:
+    """Why spark-submit would refuse to run this server's (Python) driver there, or None."""
+    if deploy_mode != "cluster":
+        return None
+    if master.startswith("spark://"):
+        return (
+            "cluster deploy mode is not supported for Python applications on Spark standalone "
+            "clusters (spark-submit refuses it); run the context in client mode"
+        )
+    if master.startswith("local"):
+        return f"cluster deploy mode is not compatible with master {master}"
+    return None
+
+
 def cluster_settings(
     clusters: Mapping[str, Any], *, master: str, spark_home: Path, deploy_mode: str
 ) -> Clusters:
@@ -91,6 +105,9 @@ def _checked(
     mode = str(section.get("deploy-mode", deploy_mode))
     if mode not in DEPLOY_MODES:
         raise ConfigError(f"{where}.deploy-mode must be client or cluster, got {mode!r}")
+    refusal = unsupported_target(cluster_master, mode)
+    if refusal is not None:
+        raise ConfigError(f"{where}: {refusal}")
     principal, keytab = str(section.get("principal", "") or ""), str(section.get("keytab", "") or "")
     if bool(principal) != bool(keytab):
         raise ConfigError(f"{where}: principal and keytab go together (Spark logs in with both)")

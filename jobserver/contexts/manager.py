@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 
 from driver.protocol import Message
+from jobserver.common.cluster_settings import unsupported_target
 from jobserver.common.config import Settings, merge
 from jobserver.common.context_settings import checked, with_canonical_names
 from jobserver.common.errors import (
@@ -45,7 +46,7 @@ from jobserver.contexts.peers import Peers
 from jobserver.contexts.phases import Phase
 from jobserver.drivers.bus import Bus
 from jobserver.drivers.file_sender import FileSender
-from jobserver.drivers.launcher import DriverLaunch
+from jobserver.drivers.launcher import DriverLaunch, submit_target
 from jobserver.storage import Store
 from jobserver.uploads.datafiles import DataFiles
 
@@ -228,6 +229,10 @@ class ContextManager:
             config = checked(config)
         except ConfigError as error:
             raise BadRequest(str(error)) from error
+        cluster = self._settings.clusters.named(config.get("cluster"))
+        refusal = unsupported_target(*submit_target(cluster.master, cluster.deploy_mode, config))
+        if refusal is not None:  # spark-submit's own refusal, before it runs
+            raise BadRequest(refusal)
         if name in self._names_starting:
             raise BadRequest(f"context {name} exists")
         self._names_starting.add(name)

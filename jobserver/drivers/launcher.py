@@ -123,8 +123,9 @@ def build_driver_command(
     """``binary_jars``: the local file of each uploaded jar the context names (``context_binary_names``)."""
     spark_conf = {**launch.spark_conf, **spark_conf_for(context_config)}
     launcher = _flatten(context_config.get("launcher") or {})
-    master = str(launcher.pop("spark.master", launch.master))
-    deploy_mode = str(launcher.pop("spark.submit.deployMode", launch.deploy_mode))
+    master, deploy_mode = submit_target(launch.master, launch.deploy_mode, context_config)
+    launcher.pop("spark.master", None)
+    launcher.pop("spark.submit.deployMode", None)
     proxy_user = context_config.get("spark.proxy.user") or _nested(context_config, "spark", "proxy", "user")
     spark_conf.pop("spark.proxy.user", None)
     python = str(_nested(context_config, "python", "executable") or "") or launch.python
@@ -172,6 +173,14 @@ def build_driver_command(
     if deploy_mode != "cluster":
         env[SECRETS_PATH_ENV] = str(secrets_file)
     return DriverCommand(argv=argv, env=env)
+
+
+def submit_target(master: str, deploy_mode: str, context_config: Mapping[str, Any]) -> tuple[str, str]:
+    """The master and deploy mode a context's driver is submitted with: its cluster's, unless its
+    ``launcher { spark.master, spark.submit.deployMode }`` say otherwise."""
+    launcher = _flatten(context_config.get("launcher") or {})
+    chosen_master = launcher.get("spark.master", master)
+    return str(chosen_master), str(launcher.get("spark.submit.deployMode", deploy_mode))
 
 
 def _submit_options(launcher: Mapping[str, Any], spark_conf: dict[str, str]) -> list[str]:

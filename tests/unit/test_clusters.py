@@ -128,3 +128,8 @@ def test_a_driver_on_a_cluster_gets_its_master_home_environment_settings_and_log
         "/etc/hadoop/east",
         "/opt/spark-east",
     )
+
+
+def test_a_standalone_cluster_in_cluster_deploy_mode_is_refused_at_start_up() -> None:
+    with pytest.raises(ConfigError, match="not supported for Python applications on Spark standalone"):
+        clusters({"standalone": {"master": "spark://host:7077", "deploy-mode": "cluster"}})
