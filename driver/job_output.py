@@ -13,8 +13,9 @@ job group; they stay in the context's log (``GET /contexts/<name>/logs``).
 A job's lines go out when ``batch_lines`` of them are waiting (sent by the job's thread) or when
 the oldest has waited ``batch_interval_s`` (sent by the main loop's tick), and the rest just before
 the job's outcome, from its thread, so the server has every line before it learns the job ended.
-A job that prints nothing costs two dictionary operations. Beyond ``max_lines`` a job's lines are
-dropped, after one marker line saying so.
+A batch also goes once its lines hold 256 Ki characters (lines are cut at 16 Ki), so no batch
+comes near the bus's frame limit. A job that prints nothing costs two dictionary operations.
+Beyond ``max_lines`` a job's lines are dropped, after one marker line saying so.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from driver.protocol import JobLog, Message
 # Loggers of the driver itself (and py4j's chatter): theirs are not the job's lines.
 _OWN_LOGGERS = ("driver", "py4j")
 _LINE_CHARS = 16_384  # a longer line is cut: one line must not make a frame of its own size
+# A batch also goes once its lines hold this many characters: the server refuses frames beyond a
+# result chunk plus 1 MiB, and 500 long lines would make one.
+_BATCH_CHARS = 256 * 1024
 
 
 def truncation_marker(max_lines: int) -> str:
@@ -40,12 +44,13 @@ def truncation_marker(max_lines: int) -> str:
 class _Capture:
     """One job's lines not sent yet; changed under ``JobOutput``'s lock."""
 
-    __slots__ = ("job_id", "lines", "numbered", "partial", "truncated", "waiting_since")
+    __slots__ = ("chars", "job_id", "lines", "numbered", "partial", "truncated", "waiting_since")
 
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
         self.partial = ""  # text after the last newline
         self.lines: list[str] = []
+        self.chars = 0  # in the unsent lines
         self.numbered = 0  # lines taken so far, sent or not
         self.waiting_since = 0.0  # when the oldest unsent line came
         self.truncated = False
@@ -105,7 +110,9 @@ class JobOutput:
             *complete, capture.partial = (capture.partial + text).split("\n")
             for line in complete:
                 self._take(capture, line)
-            if len(capture.lines) >= self._batch_lines:
+            # A line is cut at _LINE_CHARS anyway: output without newlines holds no more than that.
+            capture.partial = capture.partial[:_LINE_CHARS]
+            if len(capture.lines) >= self._batch_lines or capture.chars >= _BATCH_CHARS:
                 self._send(capture)
 
     def capture_of(self, thread_ident: int | None) -> _Capture | None:
@@ -135,14 +142,16 @@ class JobOutput:
         if not capture.lines:
             capture.waiting_since = time.monotonic()
             self._waiting[capture.job_id] = capture
-        capture.lines.append(line[:_LINE_CHARS].rstrip("\r"))
+        line = line[:_LINE_CHARS].rstrip("\r")
+        capture.lines.append(line)
+        capture.chars += len(line)
         capture.numbered += 1
 
     def _send(self, capture: _Capture) -> None:
         """Under the lock, so that a job's batches leave in order."""
         if not capture.lines:
             return
-        lines, capture.lines = capture.lines, []
+        lines, capture.lines, capture.chars = capture.lines, [], 0
         self._waiting.pop(capture.job_id, None)
         self._post(JobLog(job_id=capture.job_id, first_line=capture.numbered - len(lines), lines=lines))
 

@@ -123,11 +123,15 @@ class JobServer:
         log.info("jobserver_stopped")
 
     async def _clean_periodically(self) -> None:
-        """Retention (``dao-cleanup-after``): old finished jobs and contexts, unreferenced blobs."""
+        """Retention (``dao-cleanup-after``): old finished jobs (their log lines with them) and
+        contexts, their driver logs, unreferenced blobs."""
         while True:
             before = utc_now() - datetime.timedelta(seconds=self.settings.dao_cleanup_after_s)
             try:
                 counts = await self.store.delete_expired(before)
+                counts["context_logs"] = await self.context_logs.remove_expired(
+                    self.settings.dao_cleanup_after_s
+                )
             except StoreUnavailable as error:
                 log.warning("metadata_cleanup_failed", error=error.message)
             else:

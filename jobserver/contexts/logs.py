@@ -1,11 +1,14 @@
 """A context's driver log (``<work-dir>/logs/<context id>.log``: spark-submit, Spark's log4j, the
-driver and its jobs' output), paged by line as Livy pages a session's log. The file stays while
-the context's record does (retention removes both), so a context that ended keeps its log."""
+driver and its jobs' output), paged by line as Livy pages a session's log. A context that ended
+keeps its log: retention (``dao-cleanup-after``) removes a log last written before its cut-off
+once its context no longer runs on this server, as it removes the context's record."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import time
 from pathlib import Path
 
 from jobserver.common.records import LogPage
@@ -25,6 +28,25 @@ class ContextLogs:
         record = await self._contexts.get(name)
         path = self._log_dir / f"{record.id}.log"
         return await asyncio.to_thread(read_page, path, start, DEFAULT_PAGE_LINES if size is None else size)
+
+    async def remove_expired(self, older_than_s: float) -> int:
+        """Remove the logs last written more than ``older_than_s`` ago of contexts this server
+        does not run (a context idle that long keeps its log); how many."""
+        candidates = await asyncio.to_thread(_written_before, self._log_dir, time.time() - older_than_s)
+        expired = [path for path in candidates if self._contexts.live(path.stem) is None]
+        for path in expired:
+            with contextlib.suppress(FileNotFoundError):
+                await asyncio.to_thread(path.unlink)
+        return len(expired)
+
+
+def _written_before(folder: Path, cutoff: float) -> list[Path]:
+    paths = []
+    for path in folder.glob("*.log"):
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mtime < cutoff:
+                paths.append(path)
+    return paths
 
 
 def read_page(path: Path, start: int | None, size: int) -> LogPage:

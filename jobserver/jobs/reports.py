@@ -237,6 +237,7 @@ class DriverReports:
         """Supervise: the driver died and another is on its way; what it ran runs again then."""
         for job_id in sorted(self._slots.vacate(context.id)):
             self._chunks.pop(job_id, None)
+            self._flow.watch.ended(job_id)  # its progress starts over in the next driver
             if await self._store.update_job(job_id, JobState.RESTARTING) is not None:
                 log.info("job_restarting", job_id=job_id, context_id=context.id, reason=reason)
 

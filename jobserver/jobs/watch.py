@@ -12,6 +12,7 @@ written by another server, a kill) is seen all the same.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 from collections.abc import Mapping
 
@@ -46,10 +47,8 @@ class JobWatch:
         event = self._news.get(job_id)
         if event is None:
             event = self._news[job_id] = asyncio.Event()
-        try:
+        # Left in place at a timeout: other waiters may share it. The job's next news (its end,
+        # at the latest) takes it away.
+        with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout_s):
                 await event.wait()
-        except TimeoutError:
-            if self._news.get(job_id) is event and not event.is_set():
-                # Nobody else may wait on it still; a fresh one is made at the next wait anyway.
-                self._news.pop(job_id, None)

@@ -117,3 +117,14 @@ def test_progress_counts_a_groups_jobs_stages_and_tasks() -> None:
         "tasks": {"total": 10, "active": 2, "completed": 5, "failed": 3},
     }
     assert measure(tracker, "other")["jobs"]["total"] == 0
+
+
+def test_long_lines_are_cut_and_batches_stay_far_below_the_frame_limit() -> None:
+    output, sent = capture(batch_lines=500)
+    output.begin("wide")
+    for _ in range(40):
+        print("x" * 100_000)
+    output.end()
+    batches = [message for message in sent if isinstance(message, JobLog)]
+    assert len(lines_of(sent, "wide")) == 40 and all(len(line) == 16_384 for line in lines_of(sent, "wide"))
+    assert len(batches) > 1 and all(sum(map(len, batch.lines)) <= 300_000 for batch in batches)
