@@ -22,6 +22,7 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 if not __package__:
     # Run as a script: drop this folder from the path so driver/spark.py and friends do not
@@ -30,7 +31,9 @@ if not __package__:
     sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _here]
 
 from driver.job_config import JsonValue
+from driver.job_output import JobOutput
 from driver.link import LinkError, ServerLink
+from driver.progress import ProgressReporter
 from driver.protocol import (
     SECRETS_PATH_ENV,
     BlobData,
@@ -121,6 +124,28 @@ def add_python_paths(context_config: Mapping[str, JsonValue]) -> None:
     sys.path[0:0] = [folder for folder in folders if folder not in sys.path]
 
 
+def _jobserver_section(server_config_json: bytes) -> dict[str, Any]:
+    """``spark.jobserver`` of the server's config (what drivers may see of it)."""
+    section: Any = json.loads(server_config_json or b"{}")
+    for key in ("spark", "jobserver"):
+        section = section.get(key) if isinstance(section, dict) else None
+    return section if isinstance(section, dict) else {}
+
+
+def _section(values: dict[str, Any], key: str) -> dict[str, Any]:
+    value = values.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _duration_s(value: object) -> float:
+    """``200ms``, ``1s``, ``2m`` or a number of seconds (as the server's config writes them)."""
+    text = str(value).strip().lower().replace(" ", "")
+    for suffix, factor in (("ms", 0.001), ("s", 1.0), ("m", 60.0)):
+        if text.endswith(suffix) and text[: -len(suffix)].replace(".", "", 1).isdigit():
+            return float(text[: -len(suffix)]) * factor
+    return float(text)
+
+
 class Driver:
     """The context's state in this process: Spark (once it is up) and the job runner."""
 
@@ -131,6 +156,8 @@ class Driver:
         self._context_config: dict[str, JsonValue] = json.loads(welcome.context_config_json)
         self._spark: SparkHandle | None = None
         self._runner: JobRunner | None = None
+        self._output: JobOutput | None = None
+        self._progress: ProgressReporter | None = None
         self.booted_ok: bool | None = None
 
     def boot(self) -> None:
@@ -146,6 +173,16 @@ class Driver:
         # The working folder is the context's own (the server's per-context folder, or a cluster
         # container's): it goes with the context.
         package_dir = Path.cwd() / "packages"
+        settings = _jobserver_section(self._welcome.server_config_json)
+        logs = _section(settings, "job-logs")
+        output = JobOutput(
+            self._link.post,
+            max_lines=int(logs.get("max-lines", 10_000)),
+            batch_lines=int(logs.get("batch-lines", 500)),
+            batch_interval_s=_duration_s(logs.get("batch-interval", "200ms")),
+        )
+        output.install()
+        self._output = output
         self._runner = JobRunner(
             spark,
             self._link.post,
@@ -156,7 +193,16 @@ class Driver:
             package_dir=package_dir,
             result_chunk_bytes=self._welcome.result_chunk_bytes,
             server_config_json=self._server_config_json,
+            output=output,
         )
+        progress = _section(settings, "job-progress")
+        self._progress = ProgressReporter(
+            spark.spark_context,
+            self._link.post,
+            self._runner.running_job_ids,
+            interval_s=_duration_s(progress.get("interval", "1s")),
+        )
+        self._progress.start()
         self._spark = spark
         self.booted_ok = True
         # As the server does: Spark's and the driver's objects, loaded by now, leave the collector's
@@ -177,7 +223,11 @@ class Driver:
         if self._runner is None:
             return None
         self._runner.note_unacknowledged(now - self._welcome.heartbeat_interval_s)
-        return self._runner.announce_started(now)
+        announce_due = self._runner.announce_started(now)
+        logs_due = self._output.send_due(now) if self._output is not None else None
+        if announce_due is None or logs_due is None:
+            return announce_due if logs_due is None else logs_due
+        return min(announce_due, logs_due)
 
     def spark_ui(self) -> tuple[str, str | None]:
         """Application id and web UI address once Spark is up ("" before)."""
@@ -209,6 +259,8 @@ class Driver:
             log.warning("unexpected message %s", message.TYPE)
 
     def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
         if self._runner is not None:
             stuck = self._runner.shutdown(JOB_STOP_GRACE_S)
             if stuck:

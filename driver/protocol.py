@@ -193,6 +193,29 @@ class NamedObjectsChanged(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class JobLog(Message):
+    """Lines a job printed or logged (stdout, stderr, Python logging of its thread), batched.
+    ``first_line`` numbers the first of them (from 0), so a batch sent twice is stored once. New
+    within version 2: a server of an earlier release never launches drivers that send it."""
+
+    TYPE: ClassVar[str] = "job_log"
+    job_id: str
+    first_line: int
+    lines: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class JobProgress(Message):
+    """A running job's Spark work from Spark's status tracker for its job group: ``jobs``,
+    ``stages`` and ``tasks``, each ``{"total", "active", "completed", "failed"}``. Sent only for a
+    job still running after the first progress interval, and only when it changed."""
+
+    TYPE: ClassVar[str] = "job_progress"
+    job_id: str
+    progress: dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True, slots=True)
 class DriverHeartbeat(Message):
     TYPE: ClassVar[str] = "driver_heartbeat"
     running_job_ids: list[str] = field(default_factory=list)
@@ -316,6 +339,8 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         JobFinished,
         JobFailed,
         JobKilled,
+        JobLog,
+        JobProgress,
         DriverHeartbeat,
         DriverStopping,
         FetchBlob,
@@ -335,7 +360,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
 
 # What a driver says about one of its jobs (the server's job manager takes these).
 JOB_REPORTS: frozenset[type[Message]] = frozenset(
-    {JobStarted, JobResultChunk, JobFinished, JobFailed, JobKilled}
+    {JobStarted, JobResultChunk, JobFinished, JobFailed, JobKilled, JobLog, JobProgress}
 )
 
 # Each message type's field names, in order (dataclasses.fields() rebuilds its tuple per call).

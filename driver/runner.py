@@ -19,6 +19,7 @@ from pathlib import Path
 
 from driver.announcements import StartAnnouncements
 from driver.job_config import JobConfigs, JsonValue, config_tree
+from driver.job_output import JobOutput
 from driver.jobbase import Job, JobProblems, JobRejected
 from driver.jobgroups import JobGroups
 from driver.jobkinds import load_job
@@ -66,10 +67,13 @@ class JobRunner:
         package_dir: Path,
         result_chunk_bytes: int,
         server_config_json: Callable[[], bytes] = lambda: b"{}",
+        output: JobOutput | None = None,
     ) -> None:
         """``wake`` makes the main loop tick soon; ``server_config_json`` gives the server's config
-        as the server last said it (a restarted server may say otherwise)."""
+        as the server last said it (a restarted server may say otherwise); ``output`` captures
+        what each job prints or logs."""
         self._spark = spark
+        self._output = output
         self._post = post
         self._job_groups = JobGroups(spark.spark_context)
         self._announcements = StartAnnouncements(post, wake, after_s=announce_after_s)
@@ -183,6 +187,9 @@ class JobRunner:
         job_id = request.job_id
         with self._lock:
             self._threads[job_id] = threading.get_ident()
+        output = self._output
+        if output is not None:
+            output.begin(job_id)
         kept: list[object] = []  # what the job made, freed at its acknowledgement (on_acknowledged)
         try:
             outcome = self._execute(request, kept)
@@ -195,6 +202,8 @@ class JobRunner:
                 outcome = JobFailed(job_id=job_id, kind=FAILURE_ERROR, error=describe_exception(error))
         finally:
             self._job_groups.leave()
+            if output is not None:
+                output.end()  # its last lines before its outcome: the server has them all then
             self._announcements.ended(job_id)  # it ends before it was announced: say only that
             with self._lock:
                 self._reporting.add(job_id)

@@ -22,6 +22,7 @@ from jobserver.common.config import Settings, redacted_url
 from jobserver.common.errors import StoreUnavailable
 from jobserver.common.records import utc_now
 from jobserver.common.tasks import BackgroundTasks
+from jobserver.contexts.logs import ContextLogs
 from jobserver.contexts.manager import ContextManager
 from jobserver.drivers import tokens
 from jobserver.drivers.bus import Bus
@@ -45,6 +46,7 @@ class JobServer:
     jobs: JobManager
     binaries: BinaryManager
     data: DataFiles
+    context_logs: ContextLogs
     # Set by SIGUSR1 (bin/server_stop.sh --keep-contexts): stop without stopping the drivers.
     keep_contexts: bool = False
 
@@ -82,6 +84,7 @@ class JobServer:
                 store, blob_dir=settings.blob_dir, max_upload_bytes=settings.max_upload_bytes
             ),
             data=data,
+            context_logs=ContextLogs(settings.log_dir, contexts),
         )
         try:
             # A heartbeat before the recovery: no peer adopts what this server is recovering.
@@ -120,11 +123,15 @@ class JobServer:
         log.info("jobserver_stopped")
 
     async def _clean_periodically(self) -> None:
-        """Retention (``dao-cleanup-after``): old finished jobs and contexts, unreferenced blobs."""
+        """Retention (``dao-cleanup-after``): old finished jobs (their log lines with them) and
+        contexts, their driver logs, unreferenced blobs."""
         while True:
             before = utc_now() - datetime.timedelta(seconds=self.settings.dao_cleanup_after_s)
             try:
                 counts = await self.store.delete_expired(before)
+                counts["context_logs"] = await self.context_logs.remove_expired(
+                    self.settings.dao_cleanup_after_s
+                )
             except StoreUnavailable as error:
                 log.warning("metadata_cleanup_failed", error=error.message)
             else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -55,6 +55,27 @@ class AsyncJobServerClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    async def stream(self, call: Call) -> AsyncIterator[tuple[str, Any]]:
+        """The Server-Sent Events ``call`` answers with, until the server ends the stream; the
+        read timeout applies between events."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(headers=self._headers)
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=self._timeout_s)
+        async with self._session.request(
+            call.method, self.url + call.target(), timeout=timeout, ssl=self._ssl
+        ) as response:
+            if response.status not in call.expected:
+                raw = await response.read()
+                body: Any = raw.decode("utf-8", "replace")
+                if response.content_type == "application/json" and raw:
+                    body = await response.json()
+                raise JobServerError(response.status, body, call)
+            reader = calls.EventReader()
+            async for line in response.content:
+                event = reader.feed(line)
+                if event is not None:
+                    yield event
 
     async def send(self, call: Call, *, timeout_s: float | None = None) -> Any:
         if self._session is None:
@@ -126,6 +147,18 @@ class AsyncJobServerClient:
 
     async def kill_job(self, job_id: str) -> dict[str, Any]:
         return dict(await self.send(calls.kill_job(job_id)))
+
+    async def logs(self, job_id: str, *, start: int | None = None, size: int | None = None) -> dict[str, Any]:
+        return dict(await self.send(calls.job_logs(job_id, start=start, size=size)))
+
+    async def follow_logs(self, job_id: str, *, start: int = 0) -> AsyncIterator[str]:
+        async for event, data in self.stream(calls.follow_logs(job_id, start=start)):
+            if event == "log":
+                yield str(data)
+
+    async def events(self, job_id: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        async for event, data in self.stream(calls.job_events(job_id)):
+            yield event, dict(data)
 
     async def wait(
         self, job_id: str, *, timeout_s: float | None = None, interval_s: float = 0.5

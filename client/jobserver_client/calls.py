@@ -195,6 +195,59 @@ def kill_job(job_id: str) -> Call:
     return Call("DELETE", f"/jobs/{_name(job_id)}")
 
 
+def job_logs(job_id: str, *, start: int | None = None, size: int | None = None) -> Call:
+    """What the job printed: ``{"from", "total", "log"}`` (the last lines unless ``start``)."""
+    query = {key: str(value) for key, value in (("from", start), ("size", size)) if value is not None}
+    return Call("GET", f"/jobs/{_name(job_id)}/logs", query=query)
+
+
+def follow_logs(job_id: str, *, start: int = 0) -> Call:
+    """The job's lines from ``start`` as Server-Sent Events, until it ends."""
+    return Call("GET", f"/jobs/{_name(job_id)}/logs", query={"follow": "true", "from": str(start)})
+
+
+def job_events(job_id: str) -> Call:
+    """The job's state changes and progress as Server-Sent Events, until it ends."""
+    return Call("GET", f"/jobs/{_name(job_id)}/events")
+
+
+class EventReader:
+    """Server-Sent Events from the lines of a stream: ``feed`` each line (bytes, newline and all),
+    get ``(event, data)`` once an event is complete; data is JSON decoded, except a ``log`` line."""
+
+    def __init__(self) -> None:
+        self._event = "message"
+        self._data: list[str] = []
+
+    def feed(self, raw: bytes) -> tuple[str, Any] | None:
+        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        if line:
+            field_name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if field_name == "event":
+                self._event = value
+            elif field_name == "data":
+                self._data.append(value)
+            return None
+        if not self._data:
+            return None
+        event, text = self._event, "\n".join(self._data)
+        self._event, self._data = "message", []
+        return event, text if event == "log" else json.loads(text)
+
+
+def progress_line(progress: Mapping[str, Any], width: int = 30) -> str:
+    """``[#####.....] 12/40 tasks, stage 1/2, 1 Spark job`` from a job's ``progress``."""
+    tasks, stages, jobs = progress.get("tasks", {}), progress.get("stages", {}), progress.get("jobs", {})
+    total, done = int(tasks.get("total", 0)), int(tasks.get("completed", 0))
+    filled = width * done // total if total else 0
+    bar = "#" * filled + "." * (width - filled)
+    return (
+        f"[{bar}] {done}/{total} tasks, stages {stages.get('completed', 0)}/{stages.get('total', 0)},"
+        f" {jobs.get('total', 0)} Spark job(s)"
+    )
+
+
 def job_outcome(answer: Mapping[str, Any]) -> Mapping[str, Any]:
     """A sync answer as a report: ``{"jobId", "result"}`` reads FINISHED, an error keeps its status."""
     if "status" in answer:

@@ -5,6 +5,7 @@
     jobserver-cli jobs submit example_jobs.native:word_count --app examples --context shared \\
         --conf 'input.strings = ["a", "b", "a"]' --wait
     jobserver-cli jobs list --status ERROR
+    jobserver-cli jobs logs <job id> --follow
 
 The server and the login come from flags or the environment: ``--url``/``JOBSERVER_URL``
 (default http://localhost:8090), ``--user``/``JOBSERVER_USER`` with ``--password``/
@@ -24,7 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from jobserver_client.calls import FINAL_STATES, JobServerError
+from jobserver_client.calls import FINAL_STATES, JobServerError, progress_line
 from jobserver_client.client import JobServerClient
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_SERVER = 0, 1, 2, 3
@@ -151,9 +152,16 @@ def jobs_submit(client: JobServerClient, arguments: argparse.Namespace, out: Tex
 
 
 def watch(client: JobServerClient, job_id: str, timeout_s: float | None) -> dict[str, Any]:
-    """Poll until the job ends, with a live status line on a terminal's stderr."""
+    """Wait for the job's end, with a live status line (and progress bar) on a terminal's stderr:
+    from its events where the server streams them and the wait is not bounded, else polling."""
     started = time.monotonic()
     live = sys.stderr.isatty()
+    if timeout_s is None:
+        try:
+            return watch_events(client, job_id, started, live=live)
+        except JobServerError as error:
+            if error.status != 404 or not isinstance(error.body, str):  # 404 text: an older server
+                raise
     while True:
         report = client.job(job_id)
         if report["status"] in FINAL_STATES:
@@ -167,6 +175,32 @@ def watch(client: JobServerClient, job_id: str, timeout_s: float | None) -> dict
             sys.stderr.write(f"\r\033[K{job_id} {report['status']} {elapsed:6.1f} s")
             sys.stderr.flush()
         time.sleep(0.5)
+
+
+def watch_events(client: JobServerClient, job_id: str, started: float, *, live: bool) -> dict[str, Any]:
+    status, bar = "", ""
+    for event, data in client.events(job_id):
+        if event == "state":
+            status = str(data.get("status", ""))
+        elif event == "progress":
+            bar = progress_line(data.get("progress", {}))
+        if live:
+            sys.stderr.write(f"\r\033[K{job_id} {status} {time.monotonic() - started:6.1f} s {bar}")
+            sys.stderr.flush()
+    if live:
+        sys.stderr.write("\r\033[K")
+    return client.job(job_id)
+
+
+def jobs_logs(client: JobServerClient, arguments: argparse.Namespace, out: TextIO) -> int:
+    if arguments.follow:
+        for line in client.follow_logs(arguments.job_id, start=arguments.start or 0):
+            out.write(line + "\n")
+            out.flush()
+        return EXIT_OK
+    page = client.logs(arguments.job_id, start=arguments.start, size=arguments.size)
+    out.writelines(line + "\n" for line in page["log"])
+    return EXIT_OK
 
 
 def finish(report: dict[str, Any], out: TextIO) -> int:
@@ -289,6 +323,11 @@ def parser() -> argparse.ArgumentParser:
         ("config", jobs_config, "the config a job ran with"),
     ):
         action(jobs, name, command, help_text).add_argument("job_id")
+    logs = action(jobs, "logs", jobs_logs, "what a job printed or logged")
+    logs.add_argument("job_id")
+    logs.add_argument("--follow", action="store_true", help="print new lines until the job ends")
+    logs.add_argument("--from", dest="start", type=int, help="the first line (from 0)")
+    logs.add_argument("--size", type=int, help="at most this many lines (100; the last ones)")
     wait = action(jobs, "wait", jobs_wait, "wait for a job's end and print its result")
     wait.add_argument("job_id")
     wait.add_argument("--timeout", type=int)

@@ -7,7 +7,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +37,36 @@ class JobServerClient:
         self._ssl_context = ssl_context
         self._timeout_s = timeout_s
 
-    def send(self, call: Call, *, timeout_s: float | None = None) -> Any:
-        """Send ``call``; its JSON answer (or text), or JobServerError for an unexpected status."""
+    def _request(self, call: Call) -> urllib.request.Request:
         request = urllib.request.Request(self.url + call.target(), data=call.body, method=call.method)
         if call.content_type:
             request.add_header("Content-Type", call.content_type)
         if self._authorization:
             request.add_header("Authorization", self._authorization)
+        return request
+
+    def stream(self, call: Call) -> Iterator[tuple[str, Any]]:
+        """The Server-Sent Events ``call`` answers with, until the server ends the stream; the
+        read timeout applies between events."""
+        request = self._request(call)
+        try:
+            response = urllib.request.urlopen(request, timeout=self._timeout_s, context=self._ssl_context)
+        except urllib.error.HTTPError as error:
+            raw = error.read()
+            body: Any = (
+                json.loads(raw) if error.headers.get_content_type() == "application/json" and raw else raw
+            )
+            raise JobServerError(error.code, body, call) from None
+        reader = calls.EventReader()
+        with response:
+            for line in response:
+                event = reader.feed(line)
+                if event is not None:
+                    yield event
+
+    def send(self, call: Call, *, timeout_s: float | None = None) -> Any:
+        """Send ``call``; its JSON answer (or text), or JobServerError for an unexpected status."""
+        request = self._request(call)
         try:
             with urllib.request.urlopen(
                 request, timeout=timeout_s or self._timeout_s, context=self._ssl_context
@@ -115,6 +138,22 @@ class JobServerClient:
 
     def kill_job(self, job_id: str) -> dict[str, Any]:
         return dict(self.send(calls.kill_job(job_id)))
+
+    def logs(self, job_id: str, *, start: int | None = None, size: int | None = None) -> dict[str, Any]:
+        """What the job printed or logged: ``{"from", "total", "log": [lines]}``."""
+        return dict(self.send(calls.job_logs(job_id, start=start, size=size)))
+
+    def follow_logs(self, job_id: str, *, start: int = 0) -> Iterator[str]:
+        """The job's lines from ``start`` as they come, until it has ended."""
+        for event, data in self.stream(calls.follow_logs(job_id, start=start)):
+            if event == "log":
+                yield str(data)
+
+    def events(self, job_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``("state", report)`` at once and at each change, ``("progress", {"jobId", "progress"})``
+        as it changes, until the job has ended."""
+        for event, data in self.stream(calls.job_events(job_id)):
+            yield event, dict(data)
 
     def wait(self, job_id: str, *, timeout_s: float | None = None, interval_s: float = 0.5) -> dict[str, Any]:
         """Poll until the job ends; its final report. TimeoutError after ``timeout_s``."""

@@ -93,6 +93,11 @@ class Settings:
     startup_contexts: Mapping[str, Mapping[str, Any]]
     # The whole configuration as plain values: a job's config falls back to it (sjs-contract §2.3).
     plain: Mapping[str, Any]
+    # What jobs print, and their progress (drivers read these from ``plain``; checked here).
+    job_log_max_lines: int = 10_000
+    job_log_batch_lines: int = 500
+    job_log_batch_interval_s: float = 0.2
+    job_progress_interval_s: float = 1.0
 
     @property
     def data_dir(self) -> Path:
@@ -260,6 +265,10 @@ def _job_settings(jobserver: Mapping[str, Any]) -> dict[str, Any]:
         "dao_cleanup_after_s": parse_duration_s(jobserver["dao-cleanup-after"]),
         "dao_cleanup_interval_s": parse_duration_s(jobserver["dao-cleanup-interval"]),
         "server_id": str(jobserver.get("server-id", "") or "") or f"{socket.getfqdn()}:{jobserver['port']}",
+        "job_log_max_lines": _int(jobserver["job-logs"], "max-lines"),
+        "job_log_batch_lines": _int(jobserver["job-logs"], "batch-lines"),
+        "job_log_batch_interval_s": parse_duration_s(jobserver["job-logs"]["batch-interval"]),
+        "job_progress_interval_s": parse_duration_s(jobserver["job-progress"]["interval"]),
     }
 
 

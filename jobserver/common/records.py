@@ -123,3 +123,13 @@ class ServerRecord:
     key_fingerprint: str  # servers with the same key trust each other and can adopt each other's drivers
     heartbeat_time: datetime.datetime
     adopted_by: str | None = None  # the server that took over its contexts once it went silent
+
+
+@dataclass(frozen=True, slots=True)
+class LogPage:
+    """Lines of a log (a context's driver log, or what a job printed): ``start`` is the number of
+    the first line given (from 0), ``total`` how many lines the log has (Livy's ``from``/``total``)."""
+
+    start: int
+    total: int
+    lines: list[str]

@@ -28,6 +28,7 @@ from jobserver.jobs.callback_queue import CallbackQueue
 from jobserver.jobs.slots import Slots
 from jobserver.jobs.submission import rejection, stops_on_job_error
 from jobserver.jobs.waiters import Waiters
+from jobserver.jobs.watch import JobWatch
 from jobserver.storage.write_behind import WriteBehindStore
 
 log = structlog.get_logger(__name__)
@@ -50,6 +51,7 @@ class JobFlow:
         self._waiters = waiters
         self._tasks = tasks
         self.callbacks = CallbackQueue(settings, store, tasks)
+        self.watch = JobWatch()  # progress, and news for those following a job
 
     # --- starts ------------------------------------------------------------------------------------
 
@@ -137,6 +139,7 @@ class JobFlow:
     async def release(self, job_id: str, record: JobRecord | None, result: bytes | None) -> None:
         """Wake whoever waits for this job (``record`` None: it was final already, say what is
         stored), and end its ad-hoc context."""
+        self.watch.ended(job_id)
         waiter = self._waiters.pop(job_id)
         if waiter is None:
             return

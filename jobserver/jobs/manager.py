@@ -31,6 +31,7 @@ from jobserver.contexts.live import LiveContext
 from jobserver.contexts.manager import ContextManager
 from jobserver.drivers.bus import BusError
 from jobserver.jobs.flow import JobFlow
+from jobserver.jobs.following import JobFollowing
 from jobserver.jobs.reports import DriverReports
 from jobserver.jobs.slots import Admission, Slots
 from jobserver.jobs.submission import JobRequest, SubmitOutcome, is_uri, killed_error, what_to_run
@@ -59,6 +60,7 @@ class JobManager:
         self._flow = JobFlow(settings, store, contexts, self._slots, self._waiters, tasks)
         self._reports = DriverReports(settings, store, self._flow, self._slots, self._waiters, tasks)
         contexts.connect(self._reports)
+        self.following = JobFollowing(store, self._flow.watch)  # logs, progress and events of a job
 
     # --- submission ----------------------------------------------------------------------------------
 

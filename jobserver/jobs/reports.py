@@ -23,6 +23,8 @@ from driver.protocol import (
     JobFailed,
     JobFinished,
     JobKilled,
+    JobLog,
+    JobProgress,
     JobReportAck,
     JobResultChunk,
     JobStarted,
@@ -31,7 +33,7 @@ from driver.protocol import (
 from jobserver.common import metrics
 from jobserver.common.config import Settings
 from jobserver.common.errors import NotFound, StoreUnavailable, error_map
-from jobserver.common.records import JobRecord
+from jobserver.common.records import JobRecord, utc_now
 from jobserver.common.states import ACTIVE_JOB_STATES, JobState
 from jobserver.common.tasks import BackgroundTasks, retry_while_store_unavailable
 from jobserver.contexts.events import ContextEnding
@@ -72,6 +74,10 @@ class DriverReports:
     # --- reports -----------------------------------------------------------------------------------
 
     async def on_job_report(self, context: LiveContext, report: Message) -> None:
+        if isinstance(report, JobProgress):  # memory only; of a job that still holds its slot
+            if self._slots.holds(context.id, report.job_id):
+                self._flow.watch.set_progress(report.job_id, report.progress, utc_now())
+            return
         try:
             if not await self._of_context(context, report):
                 return
@@ -116,11 +122,14 @@ class DriverReports:
             # Not awaited: the job's next report need not wait for this write, and if it overtakes
             # it (FINISHED first), the compare-and-set turns the late RUNNING into a no-op.
             self._tasks.spawn(self._record_running(report.job_id), name=f"running-{report.job_id}")
+            self._flow.watch.news(report.job_id)
             waiter = self._waiters.get(report.job_id)
             if waiter is not None:
                 waiter.wake(None, None)
         elif isinstance(report, JobResultChunk):
             self._chunks.setdefault(report.job_id, []).append(report.data)
+        elif isinstance(report, JobLog):
+            await self._store_log(report)
         elif isinstance(report, JobFailed):
             self._slots.release(context.id, report.job_id)
             await self._flow.fail(report.job_id, report.error, kind=report.kind)
@@ -131,6 +140,22 @@ class DriverReports:
             await self._flow.finalise(report.job_id, JobState.KILLED, killed_error(report.job_id))
             self._acknowledge(context, report.job_id)
             await self._flow.after_job(context, failed=False)
+
+    async def _store_log(self, report: JobLog) -> None:
+        """A job's lines, awaited: the bus hands over the driver's messages in order, so a job's
+        lines are stored before its end (its outcome comes after them)."""
+        limit = self._settings.job_log_max_lines + 1  # the driver's marker line is the last
+        lines = report.lines[: max(limit - report.first_line, 0)]
+        if not lines:
+            return
+        try:
+            await self._store.append_job_log(report.job_id, report.first_line, lines)
+        except StoreUnavailable:
+            raise
+        except Exception as error:  # a job the store does not hold (any more): nothing to add to
+            log.warning("job_log_dropped", job_id=report.job_id, error=str(error))
+            return
+        self._flow.watch.news(report.job_id)
 
     async def _record_running(self, job_id: str) -> None:
         await retry_while_store_unavailable(
@@ -214,6 +239,7 @@ class DriverReports:
         """Supervise: the driver died and another is on its way; what it ran runs again then."""
         for job_id in sorted(self._slots.vacate(context.id)):
             self._chunks.pop(job_id, None)
+            self._flow.watch.ended(job_id)  # its progress starts over in the next driver
             if await self._store.update_job(job_id, JobState.RESTARTING) is not None:
                 log.info("job_restarting", job_id=job_id, context_id=context.id, reason=reason)
 

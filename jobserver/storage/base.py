@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import abc
 import datetime
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +158,18 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def get_result(self, job_id: str) -> bytes | None: ...
+
+    # --- job logs ------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def append_job_log(self, job_id: str, first_line: int, lines: Sequence[str]) -> None:
+        """Store lines a job printed, numbered from ``first_line``; a line number already stored
+        keeps its line (a batch sent twice is stored once). The job must exist."""
+
+    @abc.abstractmethod
+    async def job_log(self, job_id: str, start: int, size: int) -> tuple[int, list[str]]:
+        """The number of lines stored for the job (0 when none) and up to ``size`` of them from
+        line ``start``."""
 
     # --- pending callbacks -------------------------------------------------------------------------
     # Queued by update_job / finish_job (above). A server claims one for itself (its owner, the

@@ -34,7 +34,7 @@ import contextlib
 import dataclasses
 import datetime
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -218,6 +218,10 @@ class WriteBehindStore(Store):
         async with self._final_write(job_id, JobState.FINISHED):
             return await self._store.finish_job(job_id, result_json, end_time=end_time)
 
+    async def append_job_log(self, job_id: str, first_line: int, lines: Sequence[str]) -> None:
+        await self._complete_insert(job_id)  # the lines refer to the job's row
+        await self._store.append_job_log(job_id, first_line, lines)
+
     # --- jobs: reads ---------------------------------------------------------------------------------
 
     async def get_job(self, job_id: str) -> JobRecord | None:
@@ -227,6 +231,9 @@ class WriteBehindStore(Store):
     async def get_result(self, job_id: str) -> bytes | None:
         held = self._finishes.get(job_id)
         return held.payload if held is not None else await self._store.get_result(job_id)
+
+    async def job_log(self, job_id: str, start: int, size: int) -> tuple[int, list[str]]:
+        return await self._store.job_log(job_id, start, size)
 
     async def get_job_config(self, job_id: str) -> Mapping[str, Any] | None:
         held = self._inserts.get(job_id)

@@ -6,14 +6,15 @@ from jobserver.common.config import expand_dotted, get_path, merge
 from jobserver.common.errors import JobServerError
 from jobserver.web.access import caller
 from jobserver.web.keys import ACCESS, SERVER
-from jobserver.web.params import config_body, flag
-from jobserver.web.render import context_info, json_response, success
+from jobserver.web.params import config_body, flag, number
+from jobserver.web.render import context_info, json_response, log_page, success
 
 routes = web.RouteTableDef()
 
 # Query parameters that steer the request itself and are not context settings.
 _REQUEST_PARAMETERS = frozenset({"_method", "force"})
 PROXY_USER_PARAMETER = "spark.proxy.user"
+MAX_LOG_LINE = 2**31 - 1
 
 
 @routes.get("/contexts")
@@ -31,6 +32,17 @@ async def get_context(request: web.Request) -> web.Response:
     if stuck:  # killed jobs whose code ignores the kill (spark.jobserver.kill-grace)
         info["stuckJobs"] = stuck
     return json_response(info)
+
+
+@routes.get("/contexts/{name}/logs")
+async def get_context_logs(request: web.Request) -> web.Response:
+    """The driver's log of the newest context of that name, in Livy's shape."""
+    page = await request.app[SERVER].context_logs.page(
+        request.match_info["name"],
+        number(request.query, "from", maximum=MAX_LOG_LINE),
+        number(request.query, "size", maximum=MAX_LOG_LINE),
+    )
+    return json_response(log_page(page))
 
 
 @routes.get("/contexts/{name}/objects")

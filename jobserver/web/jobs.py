@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -7,17 +8,27 @@ from aiohttp import web
 from jobserver.common.config import merge
 from jobserver.common.errors import BadRequest
 from jobserver.common.states import JobState
+from jobserver.jobs.following import JobEvent
 from jobserver.jobs.submission import JobRequest
 from jobserver.web.access import caller
 from jobserver.web.keys import ACCESS, SERVER
 from jobserver.web.params import config_body, flag, number
-from jobserver.web.render import job_report, json_response, raw_json_response, with_result
+from jobserver.web.render import (
+    job_report,
+    json_response,
+    log_page,
+    progress_info,
+    raw_json_response,
+    with_result,
+)
+from jobserver.web.streams import open_event_stream, send_event
 
 routes = web.RouteTableDef()
 
 DEFAULT_LIST_LIMIT = 50
 MAX_LIST_LIMIT = 100_000
 MAX_SYNC_TIMEOUT_S = 86_400  # a day: a sync request waiting longer is better off async
+MAX_LOG_LINE = 2**31 - 1
 
 
 @routes.get("/jobs")
@@ -71,8 +82,57 @@ async def submit_job(request: web.Request) -> web.Response:
 
 @routes.get("/jobs/{job_id}")
 async def get_job(request: web.Request) -> web.Response:
-    job, result = await request.app[SERVER].jobs.get(request.match_info["job_id"])
-    return raw_json_response(with_result(job_report(job), result))
+    jobs = request.app[SERVER].jobs
+    job, result = await jobs.get(request.match_info["job_id"])
+    report = job_report(job)
+    progress = jobs.following.progress(job)
+    if progress is not None:
+        report["progress"] = progress_info(*progress)
+    return raw_json_response(with_result(report, result))
+
+
+@routes.get("/jobs/{job_id}/logs")
+async def get_job_logs(request: web.Request) -> web.StreamResponse:
+    """Livy's shape (``from``, ``total``, ``log``); ``follow=true``: the lines as events until the
+    job has ended (each line's number as its event id; ``Last-Event-ID`` resumes after it)."""
+    following = request.app[SERVER].jobs.following
+    job_id = request.match_info["job_id"]
+    start = number(request.query, "from", maximum=MAX_LOG_LINE)
+    if not flag(request.query, "follow", False):
+        page = await following.log_page(job_id, start, number(request.query, "size", maximum=MAX_LOG_LINE))
+        return json_response(log_page(page))
+    resume = request.headers.get("Last-Event-ID", "")
+    if resume.isdigit():
+        start = int(resume) + 1
+    await following.log_page(job_id, 0, 0)  # an unknown job is a 404 before the stream opens
+    response = await open_event_stream(request)
+    line_number = start or 0
+    with contextlib.suppress(ConnectionResetError):  # the client went away
+        async for line in following.follow_log(job_id, line_number):
+            await send_event(response, "log", line, event_id=line_number)
+            line_number += 1
+        job, _ = await request.app[SERVER].jobs.get(job_id)
+        await send_event(response, "end", {"jobId": job_id, "status": job.state.value})
+    return response
+
+
+@routes.get("/jobs/{job_id}/events")
+async def get_job_events(request: web.Request) -> web.StreamResponse:
+    """``state`` events (the job report) at once and at each change, ``progress`` events as it
+    changes; the stream ends after the job's final state."""
+    events = request.app[SERVER].jobs.following.events(request.match_info["job_id"])
+    first = await anext(events)  # an unknown job is a 404 before the stream opens
+    response = await open_event_stream(request)
+    event: JobEvent | None = first
+    with contextlib.suppress(ConnectionResetError):  # the client went away
+        while event is not None:
+            if event.progress is None:
+                await send_event(response, "state", job_report(event.job))
+            elif event.updated is not None:
+                progress = {"jobId": event.job.id, "progress": progress_info(event.progress, event.updated)}
+                await send_event(response, "progress", progress)
+            event = await anext(events, None)
+    return response
 
 
 @routes.get("/jobs/{job_id}/config")

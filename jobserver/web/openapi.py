@@ -5,6 +5,9 @@ Every route the application registers is described here; the test suite checks t
 the answers it records against the schemas (``tests/openapi_answers.py``). The schemas are JSON
 Schema 2020-12, as OpenAPI 3.1 has them. Both routes are open, like ``/healthz``: they describe
 the API, not anything stored in it.
+
+Past 400 lines on purpose: it is one table of every route and every schema, read top to bottom
+like the README's API table; split, a route and the schemas it answers with would drift apart.
 """
 
 from __future__ import annotations
@@ -69,8 +72,37 @@ SCHEMAS: dict[str, Schema] = {
             "status": {"enum": [state.value for state in JobState]},
             "user": STRING,
             "result": {"description": "The job's result (any JSON), or its error map when it failed."},
+            "progress": _ref("Progress"),
         },
         ("jobId", "startTime", "classPath", "context", "duration", "status"),
+    ),
+    "Counts": _object(
+        {name: {"type": "integer", "minimum": 0} for name in ("total", "active", "completed", "failed")},
+        ("total", "active", "completed", "failed"),
+        additionalProperties=False,
+    ),
+    "Progress": _object(
+        {
+            "jobs": _ref("Counts"),
+            "stages": _ref("Counts"),
+            "tasks": _ref("Counts"),
+            "updated": {"type": "string", "description": "When the driver measured it"},
+        },
+        ("jobs", "stages", "tasks", "updated"),
+        additionalProperties=False,
+        description="A running job's Spark jobs, stages and tasks from Spark's status tracker for its "
+        "job group, measured every job-progress.interval while it runs (not before its first "
+        "interval), kept in the memory of the server that runs its context; absent once it ended.",
+    ),
+    "LogPage": _object(
+        {
+            "from": {"type": "integer", "minimum": 0, "description": "The first line's number (from 0)"},
+            "total": {"type": "integer", "minimum": 0, "description": "How many lines the log has"},
+            "log": {"type": "array", "items": STRING},
+        },
+        ("from", "total", "log"),
+        additionalProperties=False,
+        description="Lines of a log, Livy's shape.",
     ),
     "JobAnswer": _object(
         {
@@ -162,6 +194,10 @@ NAME = _parameter("name", "path", "A binary's or a context's name")
 JOB_ID = _parameter("job_id", "path", "A job's id")
 TAIL = _parameter("tail", "path", "Anything (ignored)")
 LIST = {"type": "array", "items": STRING}
+LOG_PAGING = [
+    _parameter("from", description="The first line (from 0); default: the last `size` lines", type="integer"),
+    _parameter("size", description="At most this many lines (100)", type="integer"),
+]
 
 # (method, canonical path) → operation; the trailing-slash twins share their twin's operation.
 OPERATIONS: dict[tuple[str, str], Schema] = {
@@ -244,6 +280,11 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         "parameters": [NAME],
         "responses": {"200": _json({"type": "array", "items": _ref("NamedObject")}, "Named objects")},
     },
+    ("GET", "/contexts/{name}/logs"): {
+        "summary": "The driver's log of the newest context of that name (spark-submit, Spark, the driver)",
+        "parameters": [NAME, *LOG_PAGING],
+        "responses": {"200": _json(_ref("LogPage"), "Lines of the log")},
+    },
     ("POST", "/contexts/{name}"): {
         "summary": "Start a context; its settings as query parameters or in the body",
         "parameters": [
@@ -314,6 +355,36 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         "summary": "The config the job ran with",
         "parameters": [JOB_ID],
         "responses": {"200": _json({"type": "object"}, "The job's config")},
+    },
+    ("GET", "/jobs/{job_id}/logs"): {
+        "summary": "What the job printed or logged (its thread's stdout, stderr and Python logging)",
+        "parameters": [
+            JOB_ID,
+            *LOG_PAGING,
+            _parameter(
+                "follow",
+                description="Stream the lines from `from` (0) as Server-Sent Events (`log`, the line's "
+                "number as id; Last-Event-ID resumes) until the job ended, then an `end` event",
+                type="boolean",
+            ),
+        ],
+        "responses": {
+            "200": {
+                "description": "Lines of the log; with follow=true an event stream",
+                "content": {
+                    "application/json": {"schema": _ref("LogPage")},
+                    "text/event-stream": {"schema": STRING},
+                },
+            }
+        },
+    },
+    ("GET", "/jobs/{job_id}/events"): {
+        "summary": "The job's state changes (`state`: its report) and progress (`progress`: "
+        '{"jobId", "progress"}) as Server-Sent Events, ending after its final state',
+        "parameters": [JOB_ID],
+        "responses": {
+            "200": {"description": "An event stream", "content": {"text/event-stream": {"schema": STRING}}}
+        },
     },
     ("DELETE", "/jobs/{job_id}"): {
         "summary": "Kill a job",

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
 import decimal
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
-from jobserver.common.records import BinaryRecord, ContextRecord, JobRecord
+from jobserver.common.records import BinaryRecord, ContextRecord, JobRecord, LogPage
 from jobserver.common.states import JobState
 from jobserver.common.timeformat import instant, job_time
 
@@ -45,6 +47,17 @@ def job_report(job: JobRecord, *, status: str | None = None) -> dict[str, Any]:
     if job.error is not None and job.state in (JobState.ERROR, JobState.KILLED):
         report["result"] = dict(job.error)
     return report
+
+
+def progress_info(progress: Mapping[str, Mapping[str, int]], updated: datetime.datetime) -> dict[str, Any]:
+    """A running job's Spark work: ``jobs``, ``stages``, ``tasks`` (each ``total``, ``active``,
+    ``completed``, ``failed``) and when the driver measured it."""
+    return {**{key: dict(counts) for key, counts in progress.items()}, "updated": job_time(updated)}
+
+
+def log_page(page: LogPage) -> dict[str, Any]:
+    """Livy's shape of a log: ``from`` (the first line's number), ``total`` and ``log``."""
+    return {"from": page.start, "total": page.total, "log": page.lines}
 
 
 def with_result(document: dict[str, Any], result_json: bytes | None) -> bytes:

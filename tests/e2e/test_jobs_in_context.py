@@ -410,3 +410,58 @@ async def test_shared_context_is_still_running_after_all_of_it(api: Api, tmp_pat
     assert body["state"] == "RUNNING"
     assert body["applicationId"].startswith("local-")
     assert CONTEXT in (await api.call("GET", "/contexts"))[1]
+
+
+PROGRESSING_JOB = b"""
+import logging
+import time
+
+log = logging.getLogger("e2e.progress")
+
+
+def slow(value):
+    time.sleep(0.5)
+    return value % 2, 1
+
+
+def main(spark, config):
+    print("starting the slow job")
+    log.warning("about to run Spark")
+    counts = spark.sparkContext.parallelize(range(16), 4).map(slow).reduceByKey(lambda a, b: a + b)
+    result = sorted(counts.collect())
+    print("counted", result)
+    return result
+"""
+
+
+async def test_a_spark_job_shows_progress_while_it_runs_and_keeps_what_it_printed(api: Api) -> None:
+    status, body, _ = await api.call(
+        "POST", "/binaries/progressing", data=PROGRESSING_JOB, headers={"Content-Type": "text/x-python"}
+    )
+    assert status == 201, body
+    path = f"/jobs?cp=progressing&mainClass=progressing:main&context={CONTEXT}"
+    status, body, _ = await api.call("POST", path)
+    assert status == 202, body
+    job_id = body["jobId"]
+
+    async def progress() -> dict | None:
+        _, report, _ = await api.call("GET", f"/jobs/{job_id}")
+        return report.get("progress")
+
+    seen = await wait_until(progress, timeout_s=60, what="the job's progress")
+    assert seen["jobs"] == {"total": 1, "active": 1, "completed": 0, "failed": 0}
+    assert seen["stages"]["total"] == 2  # the map side and the reduce side of reduceByKey
+    tasks = seen["tasks"]
+    assert tasks["total"] == 8 and tasks["failed"] == 0 and tasks["active"] + tasks["completed"] <= 8
+
+    report = await api.wait_job_state(job_id, "FINISHED")
+    assert report["result"] == [[0, 8], [1, 8]] and "progress" not in report
+    status, page, _ = await api.call("GET", f"/jobs/{job_id}/logs")
+    assert status == 200 and page["from"] == 0 and page["total"] == 3
+    assert page["log"][0] == "starting the slow job"
+    assert page["log"][1].endswith("WARNING e2e.progress: about to run Spark")
+    assert page["log"][2] == "counted [(0, 8), (1, 8)]"
+    # Spark's log4j lines are in the context's log, not the job's.
+    _, context_log, _ = await api.call("GET", f"/contexts/{CONTEXT}/logs?from=0&size=100000")
+    assert any("starting the slow job" in line for line in context_log["log"])
+    assert any(" INFO " in line and "DAGScheduler" in line for line in context_log["log"])

@@ -182,3 +182,55 @@ async def test_cli_reads_a_jobs_config_from_stdin_and_json_lists(api: Api, tmp_p
     code, out, _ = await cli(api, "--json", "jobs", "list", "--limit", "1")
     listed: Any = json.loads(out)
     assert code == 0 and listed[0]["status"] == "FINISHED"
+
+
+PRINTER = b"""
+import time
+
+
+def main(spark, config):
+    for index in range(3):
+        print(f"line {index}")
+        time.sleep(0.1)
+    return "printed"
+"""
+
+
+async def test_clients_and_cli_read_and_follow_a_jobs_log_and_events(api: Api) -> None:
+    jobs = client(api)
+    status, body, _ = await api.call(
+        "POST",
+        "/binaries/printer",
+        data=PRINTER,
+        headers={"Content-Type": "text/x-python", "Authorization": jobs._authorization or ""},
+    )
+    assert status == 201, body
+    await asyncio.to_thread(jobs.create_context, "log-ctx")
+    submitted = await asyncio.to_thread(jobs.submit_job, "printer:main", cp=["printer"], context="log-ctx")
+    job_id = submitted["jobId"]
+
+    followed = await asyncio.to_thread(lambda: list(jobs.follow_logs(job_id)))
+    assert followed == ["line 0", "line 1", "line 2"]
+    events = await asyncio.to_thread(lambda: list(jobs.events(job_id)))
+    assert events == [("state", events[0][1])] and events[0][1]["status"] == "FINISHED"
+    assert await asyncio.to_thread(jobs.logs, job_id, start=1, size=1) == {
+        "from": 1,
+        "total": 3,
+        "log": ["line 1"],
+    }
+
+    async with AsyncJobServerClient(url(api), user="ops", password="secret") as aio:
+        assert (await aio.logs(job_id))["log"] == followed
+        assert [line async for line in aio.follow_logs(job_id, start=2)] == ["line 2"]
+        assert [event async for event, _ in aio.events(job_id)] == ["state"]
+
+    code, out, _ = await cli(api, "jobs", "logs", job_id)
+    assert (code, out.splitlines()) == (0, followed)
+    submit = ("jobs", "submit", "printer:main", "--cp", "printer", "--context", "log-ctx", "--wait")
+    code, out, _ = await cli(api, *submit)
+    assert (code, out.strip()) == (0, '"printed"')
+    code, out, _ = await cli(api, "jobs", "logs", job_id, "--follow", "--from", "1")
+    assert (code, out.splitlines()) == (0, ["line 1", "line 2"])
+    code, _, err = await cli(api, "jobs", "logs", "no-such-job")
+    assert code == 3 and "404" in err
+    await asyncio.to_thread(jobs.delete_context, "log-ctx")

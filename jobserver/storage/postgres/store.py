@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import datetime
 import os
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -380,6 +380,28 @@ class PostgresStore(Store):
         return None if row is None else bytes(row[0])
 
     # --- pending callbacks -------------------------------------------------------------------------
+
+    # --- job logs
+
+    async def append_job_log(self, job_id: str, first_line: int, lines: Sequence[str]) -> None:
+        async with self._connection() as connection, connection.cursor() as cursor:
+            await cursor.executemany(
+                "INSERT INTO job_logs (job_id, line_no, line) VALUES (%s, %s, %s)"
+                " ON CONFLICT (job_id, line_no) DO NOTHING",
+                [(job_id, first_line + offset, line) for offset, line in enumerate(lines)],
+            )
+
+    async def job_log(self, job_id: str, start: int, size: int) -> tuple[int, list[str]]:
+        # Line numbers have no gaps: the last one tells how many there are, through the primary key.
+        row = await self._fetchone("SELECT MAX(line_no) FROM job_logs WHERE job_id = %s", (job_id,))
+        total = 0 if row is None or row[0] is None else int(row[0]) + 1
+        if size <= 0 or start >= total:
+            return total, []
+        rows = await self._fetchall(
+            "SELECT line FROM job_logs WHERE job_id = %s AND line_no >= %s ORDER BY line_no LIMIT %s",
+            (job_id, start, size),
+        )
+        return total, [str(row[0]) for row in rows]
 
     async def claim_callbacks(
         self, owner: str, *, lease_s: float, job_id: str | None = None, own: bool = False

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from jobserver.common.states import ContextState, JobState
 from jobserver.storage.base import Store
 from jobserver.storage.blobs import BlobFolder
 from jobserver.storage.rows import to_json
-from jobserver.storage.sqlite import binaries, callbacks, contexts, jobs, retention, servers
+from jobserver.storage.sqlite import binaries, callbacks, contexts, job_logs, jobs, retention, servers
 from jobserver.storage.sqlite.connection import DEFAULT_BUSY_TIMEOUT_S
 from jobserver.storage.sqlite.database import Database
 
@@ -179,6 +179,17 @@ class SqliteStore(Store):
 
     async def get_result(self, job_id: str) -> bytes | None:
         return await self._database.read(lambda connection: jobs.get_result(connection, job_id))
+
+    # --- job logs ------------------------------------------------------------------------------------
+
+    async def append_job_log(self, job_id: str, first_line: int, lines: Sequence[str]) -> None:
+        await self._database.write(
+            lambda connection: job_logs.append_job_log(connection, job_id, first_line, lines),
+            size_bytes=sum(len(line) for line in lines),
+        )
+
+    async def job_log(self, job_id: str, start: int, size: int) -> tuple[int, list[str]]:
+        return await self._database.read(lambda connection: job_logs.job_log(connection, job_id, start, size))
 
     # --- pending callbacks -------------------------------------------------------------------------
 

@@ -10,11 +10,39 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
 
 import driver.__main__ as driver_main  # noqa: E402
 from driver.spark import SparkHandle, factory_kind  # noqa: E402
+
+
+class StandInStatusTracker:
+    """Spark's status tracker as a job group that has run a while sees it: one Spark job running,
+    its first stage done (4 tasks), its second running (2 of 4 tasks active, 1 done)."""
+
+    def __init__(self, groups: list[str]) -> None:
+        self._groups = groups
+
+    def getJobIdsForGroup(self, group_id: str) -> list[int]:
+        return [self._groups.index(group_id)] if group_id in self._groups else []
+
+    def getJobInfo(self, job_id: int) -> SimpleNamespace:
+        return SimpleNamespace(jobId=job_id, status="RUNNING", stageIds=[2 * job_id, 2 * job_id + 1])
+
+    def getStageInfo(self, stage_id: int) -> SimpleNamespace:
+        running = stage_id % 2
+        return SimpleNamespace(
+            stageId=stage_id,
+            numTasks=4,
+            numActiveTasks=2 if running else 0,
+            numCompletedTasks=1 if running else 4,
+            numFailedTasks=0,
+        )
+
+    def getActiveStageIds(self) -> list[int]:
+        return [2 * index + 1 for index in range(len(self._groups))]
 
 
 class StandInSparkContext:
@@ -25,9 +53,14 @@ class StandInSparkContext:
     def __init__(self) -> None:
         self.cancelled: list[str] = []
         self._local = threading.local()
+        self._groups: list[str] = []
 
     def setJobGroup(self, group_id: str, description: str, interrupt: bool = False) -> None:
         self._local.group = group_id
+        self._groups.append(group_id)
+
+    def statusTracker(self) -> StandInStatusTracker:
+        return StandInStatusTracker(self._groups)
 
     def cancelJobGroup(self, group_id: str) -> None:
         self.cancelled.append(group_id)
