@@ -1,7 +1,7 @@
 """The web console in a real headless Chromium (Debian's, driven by Playwright): a user logs in,
-uploads a package, starts a context, runs a job and reads its result and config, kills another
-job, and stops the context, all through the page. Screenshots of each view are saved under
-``test-artifacts/console/``.
+uploads packages, starts a context, runs a job and reads its result and config, watches
+another job's progress and log and kills it, and stops the context, all through the page.
+Screenshots of each view are saved under ``test-artifacts/console/``.
 
 Stand-in drivers (no JVM). CI installs Chromium (.ci/run); elsewhere the test is skipped, saying
 so, when no ``chromium`` is on the PATH.
@@ -26,7 +26,17 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 ARTIFACTS = REPO / "test-artifacts" / "console"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ECHO = "example_jobs.echo.EchoJob"
-SLEEP = "example_jobs.sleep_job.PythonSleepJob"
+# A job as one module, uploaded through the page: it prints while it runs.
+CHATTY = """
+import time
+
+
+def main(spark, config):
+    for index in range(int(config.get("lines"))):
+        print(f"web out {index}")
+        time.sleep(0.1)
+    return "done"
+"""
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
@@ -39,6 +49,8 @@ async def api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
         "spark.jobserver.auth.mechanisms": ["basic"],
         "spark.jobserver.auth.basic.users-file": str(users),
         "spark.jobserver.auth.permissions.users": {"ops": ["*"]},
+        "spark.jobserver.job-logs.batch-interval": "50ms",
+        "spark.jobserver.job-progress.interval": "200ms",
     }
     async with running_server(work_dir, overrides) as api:
         yield api
@@ -79,6 +91,12 @@ async def test_a_user_runs_and_kills_jobs_in_the_console(api: Api, browser: obje
         await form.locator("input[name=file]").set_input_files(str(wheel))
         await form.locator("button").click()
         await expect(page.locator("#binary-rows tr[data-name=examples] td").nth(1)).to_have_text("Wheel")
+        module = tmp_path / "chatty.py"
+        module.write_text(CHATTY)
+        await form.locator("input[name=name]").fill("chatty")
+        await form.locator("input[name=file]").set_input_files(str(module))
+        await form.locator("button").click()
+        await expect(page.locator("#binary-rows tr[data-name=chatty] td").nth(1)).to_have_text("Python")
         await page.screenshot(path=str(ARTIFACTS / "binaries.png"), full_page=True)
 
         await page.click("nav a[data-view=contexts]")
@@ -101,10 +119,14 @@ async def test_a_user_runs_and_kills_jobs_in_the_console(api: Api, browser: obje
         await expect(page.locator("#job-config")).to_contain_text('"greeting": "hello"')
         await page.screenshot(path=str(ARTIFACTS / "job-finished.png"), full_page=True)
 
-        await form.locator("input[name=classPath]").fill(SLEEP)
-        await form.locator("textarea[name=config]").fill("sleep.seconds = 60")
+        await form.locator("input[name=classPath]").fill("chatty:main")
+        await form.locator("input[name=appName]").fill("chatty")
+        await form.locator("textarea[name=config]").fill("lines = 600")
         await form.locator("button").click()
         await expect(page.locator("#job-status")).to_have_text("RUNNING", timeout=30_000)
+        await expect(page.locator("#job-progress progress")).to_be_visible(timeout=30_000)
+        await expect(page.locator("#job-log")).to_contain_text("web out 3", timeout=30_000)
+        await page.screenshot(path=str(ARTIFACTS / "job-running.png"), full_page=True)
         sleeper = (await page.locator("#job-id").text_content()) or ""
         await page.locator("#kill-job").click()
         await expect(page.locator("#job-status")).to_have_text("KILLED", timeout=30_000)

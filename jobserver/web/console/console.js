@@ -149,9 +149,12 @@ function renderProgress(progress) {
     bar.value = tasks.completed || 0;
     box.appendChild(bar);
   }
-  const text = document.createElement("pre");
+  const text = document.createElement("p");
   text.className = "progress-text";
-  text.textContent = JSON.stringify(progress);
+  const part = (name, counts) => counts
+    ? `${name} ${counts.completed}/${counts.total} (${counts.active} running, ${counts.failed} failed)` : "";
+  text.textContent = [part("Spark jobs", progress.jobs), part("stages", progress.stages), part("tasks", progress.tasks)]
+    .filter(Boolean).join(" · ");
   box.appendChild(text);
 }
 
