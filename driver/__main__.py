@@ -34,6 +34,7 @@ from driver.link import LinkError, ServerLink
 from driver.protocol import (
     SECRETS_PATH_ENV,
     BlobData,
+    CheckSession,
     ContextInitFailed,
     ContextReady,
     DriverSecrets,
@@ -44,12 +45,14 @@ from driver.protocol import (
     ProtocolError,
     Rejected,
     ServerHeartbeat,
+    SessionChecked,
     StartJob,
     StopContext,
     Welcome,
     describe_exception,
 )
 from driver.runner import ANNOUNCE_AFTER_S, JobRunner
+from driver.session_state import Snapshot, changes, snapshot
 from driver.spark import SparkHandle, build_spark
 
 # Builds the context's Spark from the context's settings.
@@ -131,6 +134,7 @@ class Driver:
         self._context_config: dict[str, JsonValue] = json.loads(welcome.context_config_json)
         self._spark: SparkHandle | None = None
         self._runner: JobRunner | None = None
+        self._session_at_start: Snapshot | None = None  # a pooled driver's, to tell what jobs changed
         self.booted_ok: bool | None = None
 
     def boot(self) -> None:
@@ -157,6 +161,8 @@ class Driver:
             result_chunk_bytes=self._welcome.result_chunk_bytes,
             server_config_json=self._server_config_json,
         )
+        if self._context_config.get("pool"):
+            self._session_at_start = snapshot(spark.session)
         self._spark = spark
         self.booted_ok = True
         # As the server does: Spark's and the driver's objects, loaded by now, leave the collector's
@@ -203,10 +209,20 @@ class Driver:
         elif isinstance(message, JobReportAck):  # a job's end is over on both sides
             if self._runner is not None:
                 self._runner.on_acknowledged(message.job_id)
+        elif isinstance(message, CheckSession):
+            self._link.post(self._check_session())
         elif isinstance(message, StopContext | Rejected):
             self._link.stop_serving()
         elif not isinstance(message, ServerHeartbeat):
             log.warning("unexpected message %s", message.TYPE)
+
+    def _check_session(self) -> SessionChecked:
+        """For a pooled driver between jobs: what the jobs so far changed in the session (a
+        driver not pooled, or not up, has no snapshot to compare: that counts as changed)."""
+        if self._spark is None or self._session_at_start is None:
+            return SessionChecked(changed=True, changes=["no snapshot of the session"])
+        changed = changes(self._session_at_start, snapshot(self._spark.session))
+        return SessionChecked(changed=bool(changed), changes=changed)
 
     def stop(self) -> None:
         if self._runner is not None:
