@@ -13,6 +13,7 @@ from driver.protocol import (
     MESSAGE_TYPES,
     PROTOCOL_VERSION,
     BlobData,
+    CheckSession,
     ContextInitFailed,
     ContextReady,
     DriverHeartbeat,
@@ -36,6 +37,7 @@ from driver.protocol import (
     Rejoin,
     ServerEndpoints,
     ServerHeartbeat,
+    SessionChecked,
     StartJob,
     StopContext,
     Welcome,
@@ -104,6 +106,8 @@ SAMPLES: dict[str, Message] = {
     "kill_job": KillJob(job_id="job-1"),
     "stop_context": StopContext(),
     "server_heartbeat": ServerHeartbeat(),
+    "check_session": CheckSession(),
+    "session_checked": SessionChecked(changed=True, changes=["temporary views"]),
 }
 
 
