@@ -377,6 +377,7 @@ class ContextManager:
             log.warning("context_taken_over", context_id=context.id, context_name=context.name)
             self._registry.remove(context)
             self._lifecycle.release(context)
+            self.pools.forget(context)
             context.fail_waiters(PeerUnavailable(f"context {context.name} was taken over by another server"))
 
     async def recover(self) -> None:

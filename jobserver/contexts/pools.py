@@ -319,6 +319,15 @@ class DriverPools:
         pool.drivers[context.id] = driver
         self._tasks.spawn(self._watch(pool, driver), name=f"pool-watch-{context.id}")
 
+    def forget(self, context: LiveContext) -> None:
+        """A peer took the context over (this server was silent): no longer this pool's."""
+        found = self._find(context)
+        if found is not None:
+            pool, _ = found
+            pool.drivers.pop(context.id, None)
+            pool.notify()
+            self._fill(pool)
+
     def is_pooled(self, context: LiveContext) -> bool:
         return bool(context.record.config.get(POOL_KEY))
 

@@ -4,6 +4,7 @@ session, refilled, trimmed after idle-timeout, and found again after a server re
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -14,6 +15,7 @@ from typing import Any
 
 import aiohttp
 
+from jobserver.auth.users_file import hash_password
 from tests.support import (
     FAKE_SPARK_HOMES,
     Api,
@@ -26,6 +28,7 @@ from tests.support import (
 
 # A single-module binary: each job says which driver process ran it.
 PID_JOBS = b"""import os
+import time
 
 
 def pid(spark, config):
@@ -35,6 +38,10 @@ def pid(spark, config):
 def leave_conf(spark, config):
     spark.conf.set("tenant.note", "left behind")
     return os.getpid()
+
+
+def wait(spark, config):
+    time.sleep(60)
 """
 
 
@@ -142,6 +149,55 @@ async def test_drivers_given_back_beyond_the_pool_size_stop_after_idle_timeout(t
         await wait_until(two_idle, timeout_s=30, what="the taken driver back beside its replacement")
         settled = await _warm(api)
         assert len(settled["contextIds"]) == 1
+
+
+async def test_a_driver_whose_job_was_killed_is_replaced(tmp_path: Path) -> None:
+    async with running_server(tmp_path, pool_settings(**{"max-jobs": 100})) as api:
+        await _upload(api)
+        first = await _warm(api)
+        status, body, _ = await api.call("POST", "/jobs?cp=pid_jobs&mainClass=pid_jobs:wait")
+        assert status == 202 and body["contextId"] == first["contextIds"][0], body
+        await api.wait_job_state(body["jobId"], "RUNNING")
+        assert (await api.call("DELETE", f"/jobs/{body['jobId']}"))[1] == {"status": "KILLED"}
+        await _warm(api, other_than=first["contextIds"])  # its thread may still run: never reused
+
+
+def _login(user: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{user}-secret".encode()).decode()}
+
+
+async def test_in_proxy_user_mode_a_pool_serves_only_its_run_as_user(tmp_path: Path) -> None:
+    users = tmp_path / "users"
+    users.write_text(
+        "".join(f"{user}:{hash_password(f'{user}-secret', rounds=4)}\n" for user in ("ann", "bob"))
+    )
+    overrides = {
+        **pool_settings(**{"run-as": "ann", "idle-timeout": "1m"}),
+        "spark.jobserver.auth.mechanisms": ["basic"],
+        "spark.jobserver.auth.basic.users-file": str(users),
+        "spark.jobserver.auth.proxy-user": True,
+    }
+    async with running_server(tmp_path / "work", overrides) as api:
+        headers = {"Content-Type": "text/x-python", **_login("ann")}
+        assert (await api.call("POST", "/binaries/pid_jobs", data=PID_JOBS, headers=headers))[0] == 201
+        await wait_until(lambda: _idle_for(api, "ann"), timeout_s=30, what="ann's pooled driver")
+        path = "/jobs?cp=pid_jobs&mainClass=pid_jobs:pid&sync=true"
+        results = {}
+        for user in ("ann", "bob"):
+            status, body, _ = await api.call("POST", path, headers=_login(user))
+            assert status == 200, body
+            _, report, _ = await api.call("GET", f"/jobs/{body['jobId']}", headers=_login(user))
+            assert (report["user"], report["context"] == "<<ad-hoc>>") == (user, user == "ann"), report
+            results[user] = report["contextId"]
+        status, pools, _ = await api.call("GET", "/pools", headers=_login("ann"))
+        assert results["ann"] in pools[0]["contextIds"] and results["bob"] not in pools[0]["contextIds"]
+        status, body, _ = await api.call("POST", path + "&pool=warm", headers=_login("bob"))
+        assert status == 403 and body["result"] == "pool warm runs as ann, not bob", body
+
+
+async def _idle_for(api: Api, user: str) -> bool:
+    _, pools, _ = await api.call("GET", "/pools", headers=_login(user))
+    return bool(pools[0]["idle"])
 
 
 class Site:
