@@ -52,7 +52,7 @@ from driver.protocol import (
     describe_exception,
 )
 from driver.runner import ANNOUNCE_AFTER_S, JobRunner
-from driver.session_state import Snapshot, changes, snapshot
+from driver.session_state import SessionProbe
 from driver.spark import SparkHandle, build_spark
 
 # Builds the context's Spark from the context's settings.
@@ -134,7 +134,7 @@ class Driver:
         self._context_config: dict[str, JsonValue] = json.loads(welcome.context_config_json)
         self._spark: SparkHandle | None = None
         self._runner: JobRunner | None = None
-        self._session_at_start: Snapshot | None = None  # a pooled driver's, to tell what jobs changed
+        self._session_probe: SessionProbe | None = None  # a pooled driver's, to tell what jobs changed
         self.booted_ok: bool | None = None
 
     def boot(self) -> None:
@@ -162,7 +162,7 @@ class Driver:
             server_config_json=self._server_config_json,
         )
         if self._context_config.get("pool"):
-            self._session_at_start = snapshot(spark.session)
+            self._session_probe = SessionProbe(spark.session)
         self._spark = spark
         self.booted_ok = True
         # As the server does: Spark's and the driver's objects, loaded by now, leave the collector's
@@ -219,9 +219,9 @@ class Driver:
     def _check_session(self) -> SessionChecked:
         """For a pooled driver between jobs: what the jobs so far changed in the session (a
         driver not pooled, or not up, has no snapshot to compare: that counts as changed)."""
-        if self._spark is None or self._session_at_start is None:
+        if self._spark is None or self._session_probe is None:
             return SessionChecked(changed=True, changes=["no snapshot of the session"])
-        changed = changes(self._session_at_start, snapshot(self._spark.session))
+        changed = self._session_probe.changes()
         return SessionChecked(changed=bool(changed), changes=changed)
 
     def stop(self) -> None:
