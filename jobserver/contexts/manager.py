@@ -316,6 +316,8 @@ class ContextManager:
             key: value for key, value in context.record.config.items() if key not in ("is-adhoc", "context")
         }
         await self.stop(context)
+        if POOL_KEY in config:  # a pooled driver: its pool launches another
+            return
         await self._lifecycle.wait_ended(context, self._settings.context_deletion_timeout_s + 10.0)
         log.info("context_restarting", context_id=context.id, context_name=context.name)
         await self._create_logged(context.name, config)
