@@ -40,6 +40,7 @@ bench: install
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/latency.py --auth basic
 	$(BIN)/python bench/connect.py
+	$(BIN)/python bench/adhoc.py
 	$(BIN)/python bench/floor.py
 	$(BIN)/python bench/store_queries.py
 

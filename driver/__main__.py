@@ -37,6 +37,7 @@ from driver.progress import ProgressReporter
 from driver.protocol import (
     SECRETS_PATH_ENV,
     BlobData,
+    CheckSession,
     ContextInitFailed,
     ContextReady,
     DriverSecrets,
@@ -47,12 +48,14 @@ from driver.protocol import (
     ProtocolError,
     Rejected,
     ServerHeartbeat,
+    SessionChecked,
     StartJob,
     StopContext,
     Welcome,
     describe_exception,
 )
 from driver.runner import ANNOUNCE_AFTER_S, JobRunner
+from driver.session_state import SessionProbe
 from driver.spark import SparkHandle, build_spark
 
 # Builds the context's Spark from the context's settings.
@@ -158,6 +161,7 @@ class Driver:
         self._runner: JobRunner | None = None
         self._output: JobOutput | None = None
         self._progress: ProgressReporter | None = None
+        self._session_probe: SessionProbe | None = None  # a pooled driver's, to tell what jobs changed
         self.booted_ok: bool | None = None
 
     def boot(self) -> None:
@@ -203,6 +207,8 @@ class Driver:
             interval_s=_duration_s(progress.get("interval", "1s")),
         )
         self._progress.start()
+        if self._context_config.get("pool"):
+            self._session_probe = SessionProbe(spark.session)
         self._spark = spark
         self.booted_ok = True
         # As the server does: Spark's and the driver's objects, loaded by now, leave the collector's
@@ -253,10 +259,20 @@ class Driver:
         elif isinstance(message, JobReportAck):  # a job's end is over on both sides
             if self._runner is not None:
                 self._runner.on_acknowledged(message.job_id)
+        elif isinstance(message, CheckSession):
+            self._link.post(self._check_session())
         elif isinstance(message, StopContext | Rejected):
             self._link.stop_serving()
         elif not isinstance(message, ServerHeartbeat):
             log.warning("unexpected message %s", message.TYPE)
+
+    def _check_session(self) -> SessionChecked:
+        """For a pooled driver between jobs: what the jobs so far changed in the session (a
+        driver not pooled, or not up, has no snapshot to compare: that counts as changed)."""
+        if self._spark is None or self._session_probe is None:
+            return SessionChecked(changed=True, changes=["no snapshot of the session"])
+        changed = self._session_probe.changes()
+        return SessionChecked(changed=bool(changed), changes=changed)
 
     def stop(self) -> None:
         if self._progress is not None:

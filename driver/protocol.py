@@ -216,6 +216,16 @@ class JobProgress(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class SessionChecked(Message):
+    """Answer to ``CheckSession``: whether the jobs run so far left the Spark session otherwise
+    than it was when the driver became ready, and what changed (pooled drivers only)."""
+
+    TYPE: ClassVar[str] = "session_checked"
+    changed: bool
+    changes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
 class DriverHeartbeat(Message):
     TYPE: ClassVar[str] = "driver_heartbeat"
     running_job_ids: list[str] = field(default_factory=list)
@@ -322,6 +332,13 @@ class StopContext(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class CheckSession(Message):
+    """To a pooled driver whose job ended: has the session changed (``SessionChecked``)?"""
+
+    TYPE: ClassVar[str] = "check_session"
+
+
+@dataclass(frozen=True, slots=True)
 class ServerHeartbeat(Message):
     TYPE: ClassVar[str] = "server_heartbeat"
 
@@ -355,6 +372,8 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         KillJob,
         StopContext,
         ServerHeartbeat,
+        CheckSession,
+        SessionChecked,
     )
 }
 

@@ -104,6 +104,7 @@ class JobServer:
         tasks.spawn(contexts.run_peers(), name="peers")
         tasks.spawn(server._clean_periodically(), name="metadata-cleanup")
         await contexts.start_configured_contexts()
+        contexts.pools.start()  # after the recovery: drivers rejoining count for their pools
         log.info(
             "jobserver_started", port=settings.port, bus=bus.endpoint, store=redacted_url(settings.store_url)
         )

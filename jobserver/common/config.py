@@ -23,6 +23,7 @@ from pyhocon import ConfigFactory, ConfigTree
 from jobserver.common.cluster_settings import Clusters, cluster_settings
 from jobserver.common.context_settings import MEMORY, MEMORY_ALIAS, checked, with_canonical_names
 from jobserver.common.errors import ConfigError
+from jobserver.common.pool_settings import PoolSettings, pool_settings
 from jobserver.common.security_settings import AuthSettings, TlsSettings, auth_settings, tls_settings
 from jobserver.common.values import (
     parse_bool,
@@ -91,6 +92,7 @@ class Settings:
     client_settings_denied: tuple[str, ...]  # … and may not, even so
     context_defaults: Mapping[str, Any]
     startup_contexts: Mapping[str, Mapping[str, Any]]
+    pools: tuple[PoolSettings, ...]  # warm drivers for ad-hoc jobs (spark.jobserver.pool)
     # The whole configuration as plain values: a job's config falls back to it (sjs-contract §2.3).
     plain: Mapping[str, Any]
     # What jobs print, and their progress (drivers read these from ``plain``; checked here).
@@ -191,6 +193,7 @@ def settings_from_tree(tree: ConfigTree) -> Settings:
         client_settings_denied=tuple(string_list(jobserver.get("client-settings", {}).get("denied"))),
         context_defaults=context_defaults,
         startup_contexts=contexts,
+        pools=pool_settings(jobserver.get("pool"), context_defaults),
         plain=plain,
         **_job_settings(jobserver),
         **_driver_settings(jobserver),

@@ -40,6 +40,7 @@ from driver.protocol import (
     Rejoin,
     ServerEndpoints,
     ServerHeartbeat,
+    SessionChecked,
     StopContext,
     Welcome,
 )
@@ -83,6 +84,8 @@ class DriverMessages:
         # Whether this server still owns a context whose driver went silent: a peer may have
         # adopted it while this server was frozen or cut off (set by the ContextManager).
         self.still_owned: Callable[[LiveContext], Awaitable[bool]] = _owned
+        # A pooled driver's answer about its session (set by the ContextManager: its pools).
+        self.session_checked: Callable[[LiveContext, SessionChecked], None] = lambda context, answer: None
 
     async def on_bus_message(self, identity: bytes, peer: str | None, message: Message) -> None:
         """``peer``: the context the sender's CURVE key proves (None on a plaintext bus)."""
@@ -123,6 +126,8 @@ class DriverMessages:
             log.info("driver_stopping", context_id=context.id, reason=message.reason)
         elif isinstance(message, NamedObjectsChanged):
             context.named_objects = message.objects
+        elif isinstance(message, SessionChecked):
+            self.session_checked(context, message)
         elif isinstance(message, FetchBlob | FetchDataFile):
             self._tasks.spawn(self._files.send(context.send, message), name=f"file-{message.request_id}")
         else:

@@ -359,7 +359,7 @@ class ContextLifecycle:
 
     # --- after a restart of the server -----------------------------------------------------------------
 
-    async def await_rejoin(self, record: ContextRecord) -> None:
+    async def await_rejoin(self, record: ContextRecord) -> LiveContext:
         """A context this server launched before its restart waits ``reattach-grace`` for its
         driver to rejoin; then it ends as ERROR."""
         context = self._live_context(record, Phase.AWAITING_REJOIN)
@@ -369,6 +369,7 @@ class ContextLifecycle:
             await self.give_up_rejoin(context)
         else:
             self._tasks.spawn(self._expire_rejoin(context), name=f"rejoin-{record.id}")
+        return context
 
     async def _expire_rejoin(self, context: LiveContext) -> None:
         await asyncio.sleep(self._settings.reattach_grace_s)

@@ -1,5 +1,8 @@
 """Contexts: one driver process per context, from launch to its last exit.
 
+(About 430 lines: the façade names every way in, ad-hoc jobs' pooled drivers included; what each
+does lives in the modules below it.)
+
 The ContextManager is what the rest of the server asks about contexts: create, find, stop, reset,
 recover after a restart, shut down. Underneath, ``ContextLifecycle`` moves each context through
 its phases and stores what they mean, and ``DriverMessages`` handles what drivers say over the bus.
@@ -44,6 +47,7 @@ from jobserver.contexts.lifecycle import ContextLifecycle
 from jobserver.contexts.live import LiveContext, LiveContexts
 from jobserver.contexts.peers import Peers
 from jobserver.contexts.phases import Phase
+from jobserver.contexts.pools import POOL_KEY, DriverPools
 from jobserver.drivers.bus import Bus
 from jobserver.drivers.file_sender import FileSender
 from jobserver.drivers.launcher import DriverLaunch, submit_target
@@ -86,6 +90,15 @@ class ContextManager:
             endpoints_changed=self._messages.announce_endpoints,
         )
         self._messages.endpoints = self._peers.endpoints
+        self.pools = DriverPools(
+            settings.pools,
+            settings.context_defaults,
+            tasks,
+            launch=self._launch_pooled,
+            wait_ready=self.wait_ready,
+            stop=self.stop,
+        )
+        self._messages.session_checked = self.pools.on_session_checked
         self._messages.still_owned = self._still_owned
         self._peers.on_adopted = self._let_go_of_adopted
         self._names_starting: set[str] = set()
@@ -156,7 +169,9 @@ class ContextManager:
         ]
 
     async def list_names(self) -> list[str]:
-        return [record.name for record in await self._store.list_contexts(LISTED_STATES)]
+        """Pooled drivers are not listed: they are the server's, not a user's (GET /pools)."""
+        records = await self._store.list_contexts(LISTED_STATES)
+        return [record.name for record in records if POOL_KEY not in record.config]
 
     async def named_objects(self, name: str) -> list[dict[str, str]]:
         context = self._registry.by_name(name)
@@ -200,6 +215,34 @@ class ContextManager:
         """Launch a driver for ``name`` with settings a client asked for (checked, then laid over
         the server's defaults), and wait until its Spark context is up. ``proxy_user`` is the user
         the driver runs as, decided by the authentication (not a client's setting)."""
+        config = self._client_config(client_settings, proxy_user)
+        return await self._create(name, config, adhoc=adhoc, user=caller.user if caller else None)
+
+    async def create_adhoc(
+        self,
+        name: str,
+        client_settings: Mapping[str, Any],
+        *,
+        job_id: str,
+        pool: str | None = None,
+        caller: Caller | None = None,
+        proxy_user: str | None = None,
+    ) -> tuple[LiveContext, bool]:
+        """The context of an ad-hoc job and whether it is a pooled driver: an idle driver of the
+        pool ``pool`` names (400 unknown), or of the pool whose settings are the job's; else a
+        driver of its own, launched with those settings, as ``create`` does."""
+        config = self._client_config(client_settings, proxy_user)
+        if pool is not None:  # the pool's settings; the user the job runs as must be its
+            runs_as = proxy_user_of(config)
+            config = dict(self.pools.config_of(pool))
+            if proxy_user_of(config) != runs_as:
+                raise Forbidden(f"pool {pool} runs as {proxy_user_of(config) or 'the server'}, not {runs_as}")
+        context = await self.pools.take(config, job_id, pool)
+        if context is not None:
+            return context, True
+        return await self._create(name, config, adhoc=True, user=caller.user if caller else None), False
+
+    def _client_config(self, client_settings: Mapping[str, Any], proxy_user: str | None) -> dict[str, Any]:
         try:  # mem-per-node is memory-per-node, for the allow-list too
             client_settings = with_canonical_names(client_settings)
         except ConfigError as error:
@@ -208,7 +251,7 @@ class ContextManager:
         config = self._on_cluster(client_settings)
         if proxy_user:
             config = merge(config, {PROXY_USER: proxy_user})
-        return await self._create(name, config, adhoc=adhoc, user=caller.user if caller else None)
+        return config
 
     def _on_cluster(self, settings: Mapping[str, Any]) -> dict[str, Any]:
         """The server's defaults, then those of the cluster ``settings`` name (a 400 when it is
@@ -245,6 +288,9 @@ class ContextManager:
             self._names_starting.discard(name)
         await self.wait_ready(context)
         return context
+
+    async def _launch_pooled(self, name: str, config: Mapping[str, Any]) -> LiveContext:
+        return await self._lifecycle.launch(name, config, adhoc=True)
 
     async def wait_ready(self, context: LiveContext) -> ContextRecord:
         # shield: a client that hangs up must not cancel the shared future other waiters use
@@ -293,11 +339,19 @@ class ContextManager:
         if not context.stopping:
             await self._lifecycle.stop(context)
 
+    async def end_adhoc(self, context: LiveContext, job_id: str | None, *, killed: bool = False) -> None:
+        """An ad-hoc context's job is over (``job_id``; None: a rejoined driver has none left): a
+        pooled driver goes back to its pool (or is recycled), any other stops."""
+        if not self.pools.give_back(context, job_id, killed=killed):
+            await self.stop(context)
+
     async def _restart(self, context: LiveContext) -> None:
         config = {
             key: value for key, value in context.record.config.items() if key not in ("is-adhoc", "context")
         }
         await self.stop(context)
+        if POOL_KEY in config:  # a pooled driver: its pool launches another
+            return
         await self._lifecycle.wait_ended(context, self._settings.context_deletion_timeout_s + 10.0)
         log.info("context_restarting", context_id=context.id, context_name=context.name)
         await self._create_logged(context.name, config)
@@ -327,7 +381,7 @@ class ContextManager:
 
     async def _adopt(self, record: ContextRecord) -> None:
         log.warning("context_adopted", context_id=record.id, context_name=record.name)
-        await self._lifecycle.await_rejoin(record)
+        self.pools.adopt(await self._lifecycle.await_rejoin(record))
 
     async def _owned_ids(self) -> set[str]:
         active = tuple(state for state in ContextState if not state.is_final)
@@ -359,6 +413,7 @@ class ContextManager:
             log.warning("context_taken_over", context_id=context.id, context_name=context.name)
             self._registry.remove(context)
             self._lifecycle.release(context)
+            self.pools.forget(context)
             context.fail_waiters(PeerUnavailable(f"context {context.name} was taken over by another server"))
 
     async def recover(self) -> None:
@@ -366,10 +421,11 @@ class ContextManager:
         ``reattach-grace`` for their drivers to rejoin; the others end as ERROR then."""
         active = tuple(state for state in ContextState if not state.is_final)
         for record in await self._store.list_contexts(active, owner=self._settings.server_id):
-            await self._lifecycle.await_rejoin(record)
+            self.pools.adopt(await self._lifecycle.await_rejoin(record))
 
     async def shutdown(self) -> None:
         """Stop every context (their final states are stored before the store closes)."""
+        self.pools.close()
         await self._let_drivers_rejoin()
         for context in self._registry.all():
             if context.phase is Phase.AWAITING_REJOIN:
@@ -402,6 +458,7 @@ class ContextManager:
     async def detach(self) -> None:
         """Stop with --keep-contexts: leave every driver running, its context as it is, for the
         next server process to re-attach (timers still pending find no context to act on)."""
+        self.pools.close()
         await self._lifecycle.let_go()
         log.info("contexts_left_running", count=len(self._registry.all()))
         self._registry.clear()

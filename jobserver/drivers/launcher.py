@@ -61,6 +61,7 @@ _SERVER_ONLY_KEYS = frozenset(
         "cp",
         "is-adhoc",
         "context",
+        "pool",
         "streaming",
         "python",
         "forked-jvm-init-timeout",

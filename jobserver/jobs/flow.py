@@ -149,7 +149,15 @@ class JobFlow:
                 result = await self._store.get_result(job_id)
         waiter.wake(record, result)
         if waiter.adhoc_context is not None:
-            await self._contexts.stop(waiter.adhoc_context)
+            killed = record is not None and record.state is JobState.KILLED
+            await self.end_adhoc(waiter.adhoc_context, job_id, killed=killed)
+
+    def answered(self, context: LiveContext, job_id: str) -> None:
+        """A sync job's answer is out before its finish is stored: a pooled driver goes back to
+        its pool now, ready for the client's next job (an ad-hoc driver of its own still stops
+        with the rest of the job's end)."""
+        if context.record.is_adhoc and self._contexts.pools.is_pooled(context):
+            self._contexts.pools.give_back(context, job_id)
 
     async def after_job(self, context: LiveContext, *, failed: bool) -> None:
         """A job of ``context`` ended: the context stops if its settings say so, the next queued
@@ -164,6 +172,10 @@ class JobFlow:
         if self._slots.idle(context.id):
             await self.end_adhoc(context)
 
-    async def end_adhoc(self, context: LiveContext) -> None:
+    async def end_adhoc(
+        self, context: LiveContext, job_id: str | None = None, *, killed: bool = False
+    ) -> None:
+        """``job_id`` None: no job is left (a pooled driver then goes back only after a rejoin;
+        a job's own end gives it back, and never another job's)."""
         if context.record.is_adhoc:
-            await self._contexts.stop(context)
+            await self._contexts.end_adhoc(context, job_id, killed=killed)

@@ -23,7 +23,7 @@ import structlog
 from driver.protocol import KillJob, StartJob
 from jobserver.common import metrics
 from jobserver.common.config import Settings, get_path, merge
-from jobserver.common.errors import NotFound
+from jobserver.common.errors import BadRequest, NotFound
 from jobserver.common.records import BinaryRecord, JobRecord, utc_now
 from jobserver.common.states import JobState
 from jobserver.common.tasks import BackgroundTasks
@@ -74,11 +74,12 @@ class JobManager:
         if request.callback_url:
             await self._flow.callbacks.targets.check(request.callback_url)
         binaries, uris = await self._resolve_cp(cp_entries)
-        context = await self._context_for(request, job_config, main_class)
+        job_id = str(uuid.uuid4())
+        context, pooled = await self._context_for(request, main_class, job_id)
         job = JobRecord(
-            id=str(uuid.uuid4()),
+            id=job_id,
             context_id=context.id,
-            context_name=context.name,
+            context_name="" if pooled else context.name,  # a pooled driver's jobs read <<ad-hoc>>
             class_path=main_class,
             state=JobState.STARTED,
             start_time=utc_now(),
@@ -91,7 +92,7 @@ class JobManager:
             start = await self._flow.start_message(job.id, main_class, binaries, uris, request.posted_config)
             admission = self._slots.admit(context.id, start, context_name=request.context or "ad-hoc")
         except BaseException:
-            await self._flow.end_adhoc(context)
+            await self._flow.end_adhoc(context, job.id)
             raise
         adhoc = context if context.record.is_adhoc else None
         waiter = self._waiters.add(job, sync=request.sync, adhoc_context=adhoc)
@@ -130,7 +131,7 @@ class JobManager:
                 with contextlib.suppress(BusError):
                     context.send(KillJob(job_id=job.id))
             self._waiters.pop(job.id)
-            await self._flow.end_adhoc(context)
+            await self._flow.end_adhoc(context, job.id)
             raise
         return unreachable
 
@@ -153,19 +154,23 @@ class JobManager:
         return SubmitOutcome(job=job)
 
     async def _context_for(
-        self, request: JobRequest, job_config: Mapping[str, Any], main_class: str
-    ) -> LiveContext:
+        self, request: JobRequest, main_class: str, job_id: str
+    ) -> tuple[LiveContext, bool]:
+        """The job's context, and whether it is a pooled driver."""
         if request.context:
-            return await self._contexts.for_jobs(request.context, request.caller)
+            if request.pool:
+                raise BadRequest("pool is for ad-hoc jobs (without context)")
+            return await self._contexts.for_jobs(request.context, request.caller), False
         settings = get_path(request.posted_config, "spark.context-settings", {}) or {}
         if request.proxy_user:  # a client's to set only where client-settings allow it
             settings = merge(settings, {"spark.proxy.user": request.proxy_user})
         runs_as = request.run_as or request.proxy_user
         prefix = f"{runs_as}~" if runs_as else ""
-        return await self._contexts.create(
+        return await self._contexts.create_adhoc(
             f"{prefix}{uuid.uuid4()}-{main_class}",
             settings,
-            adhoc=True,
+            job_id=job_id,
+            pool=request.pool,
             caller=request.caller,
             proxy_user=request.run_as,
         )

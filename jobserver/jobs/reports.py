@@ -175,6 +175,7 @@ class DriverReports:
             if held is not None:
                 self._chunks.pop(job_id, None)
                 waiter.wake(held.record, result)  # answered now, stored a moment later
+                self._flow.answered(context, job_id)
                 await self._flow.start_queued(context)  # its slot is free
                 task = self._tasks.spawn(self._end_once_stored(context, held), name=f"finish-{job_id}")
                 self._storing.add(task)

@@ -56,6 +56,7 @@ class JobRequest:
     sql: str | None = None  # an SQL job's statement, when given as a query parameter
     caller: Caller | None = None  # the authenticated client (None: authentication off)
     run_as: str | None = None  # the ad-hoc context's proxy user, decided by the authentication
+    pool: str | None = None  # the warm driver pool an ad-hoc job asks for by name
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,7 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], str] = {
     ("DELETE", "/contexts/{name}"): "contexts:delete",
     ("PUT", "/contexts"): "contexts:reset",
     ("PUT", "/contexts/{tail}"): "contexts:reset",
+    ("GET", "/pools"): "contexts:read",
     ("GET", "/jobs"): "jobs:read",
     ("GET", "/jobs/"): "jobs:read",
     ("GET", "/jobs/{job_id}"): "jobs:read",

@@ -9,7 +9,7 @@ from aiohttp import web
 from jobserver.auth.authenticator import Authenticator
 from jobserver.common.config import Settings
 from jobserver.server import JobServer
-from jobserver.web import binaries, clusters, console, contexts, data, health, jobs, metrics, openapi
+from jobserver.web import binaries, clusters, console, contexts, data, health, jobs, metrics, openapi, pools
 from jobserver.web.access import Access
 from jobserver.web.keys import ACCESS, SERVER
 from jobserver.web.middleware import conventions
@@ -28,7 +28,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     if access is not None:
         app[ACCESS] = access
-    for module in (binaries, clusters, contexts, jobs, data, health, metrics, openapi, console):
+    for module in (binaries, clusters, contexts, jobs, data, health, metrics, openapi, pools, console):
         app.router.add_routes(module.routes)
 
     async def job_server(app: web.Application) -> AsyncIterator[None]:

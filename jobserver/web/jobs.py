@@ -69,6 +69,7 @@ async def submit_job(request: web.Request) -> web.Response:
         sql=query.get("sql"),
         caller=caller(request),
         run_as=run_as,
+        pool=query.get("pool") or None,
     )
     outcome = await request.app[SERVER].jobs.submit(job_request)
     if not outcome.completed:

@@ -40,6 +40,7 @@ def _object(properties: dict[str, Schema], required: tuple[str, ...] = (), **mor
 
 
 STRING: Schema = {"type": "string"}
+LIST_OF_STRINGS: Schema = {"type": "array", "items": STRING}
 SCHEMAS: dict[str, Schema] = {
     "Success": _object(
         {"status": {"const": "SUCCESS"}, "result": STRING}, ("status",), additionalProperties=False
@@ -152,6 +153,20 @@ SCHEMAS: dict[str, Schema] = {
             "contexts": {"type": "array", "items": STRING},
         },
         ("name", "master", "deployMode", "default", "contexts"),
+    ),
+    "Pool": _object(
+        {
+            "name": STRING,
+            "size": {"type": "integer", "description": "Idle drivers the pool keeps warm"},
+            "maxJobs": {"type": "integer", "description": "Jobs a driver runs before it is replaced"},
+            "idle": {"type": "integer", "description": "Drivers ready for a job"},
+            "busy": {"type": "integer", "description": "Drivers running a job (or being checked after it)"},
+            "launching": {"type": "integer", "description": "Drivers starting"},
+            "rejoining": {"type": "integer", "description": "Drivers of an earlier server, not back yet"},
+            "contextIds": LIST_OF_STRINGS,
+        },
+        ("name", "size", "maxJobs", "idle", "busy", "launching", "rejoining", "contextIds"),
+        additionalProperties=False,
     ),
     "NamedObject": _object({"name": STRING, "type": STRING, "storageLevel": STRING}, ("name", "type")),
 }
@@ -339,12 +354,17 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
             _parameter("timeout", description="Seconds a sync request waits", type="integer"),
             _parameter("callbackUrl", description="Where the job's end is POSTed"),
             _parameter("sql", description="An SQL statement (no binary needed)"),
+            _parameter("pool", description="A warm driver pool for an ad-hoc job (GET /pools)"),
         ],
         "requestBody": CONFIG_BODY,
         "responses": {
             "200": _json(_ref("JobAnswer"), "A sync job's end"),
             "202": _json(_ref("JobReport"), "Accepted: the job runs on"),
         },
+    },
+    ("GET", "/pools"): {
+        "summary": "Warm driver pools for ad-hoc jobs: sizes, idle, busy and launching drivers",
+        "responses": {"200": _json({"type": "array", "items": _ref("Pool")}, "The pools")},
     },
     ("GET", "/jobs/{job_id}"): {
         "summary": "A job's report, with its result when it finished",

@@ -13,6 +13,7 @@ from driver.protocol import (
     MESSAGE_TYPES,
     PROTOCOL_VERSION,
     BlobData,
+    CheckSession,
     ContextInitFailed,
     ContextReady,
     DriverHeartbeat,
@@ -38,6 +39,7 @@ from driver.protocol import (
     Rejoin,
     ServerEndpoints,
     ServerHeartbeat,
+    SessionChecked,
     StartJob,
     StopContext,
     Welcome,
@@ -115,6 +117,8 @@ SAMPLES: dict[str, Message] = {
     "kill_job": KillJob(job_id="job-1"),
     "stop_context": StopContext(),
     "server_heartbeat": ServerHeartbeat(),
+    "check_session": CheckSession(),
+    "session_checked": SessionChecked(changed=True, changes=["temporary views"]),
 }
 
 

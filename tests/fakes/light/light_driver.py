@@ -69,9 +69,27 @@ class StandInSparkContext:
         sys.path.insert(0, path)
 
 
+class StandInConf:
+    """spark.conf as far as a pooled driver looks at it (what a job set changes the session)."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, str] = {}
+
+    def set(self, key: str, value: object) -> None:
+        self._values[key] = str(value)
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        return self._values.get(key, default)
+
+    @property
+    def getAll(self) -> dict[str, str]:
+        return dict(self._values)
+
+
 class StandInSession:
     def __init__(self) -> None:
         self.sparkContext = StandInSparkContext()
+        self.conf = StandInConf()
 
     def stop(self) -> None:
         pass
