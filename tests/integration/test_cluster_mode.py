@@ -107,3 +107,15 @@ async def test_an_archive_that_cannot_be_built_fails_the_context_with_the_reason
         )
         assert "cannot build the driver's Python environment archive" in body["result"]["message"]
         assert not processes_mentioning(str(work_dir / "drivers"))
+
+
+async def test_without_the_archive_a_node_has_no_interpreter_for_the_driver(tmp_path: Path) -> None:
+    # The server's interpreter is a path on its own disk: the stand-in node refuses it, as a
+    # real node without that Python would fail.
+    work_dir = tmp_path / "server"
+    overrides = yarn_cluster(work_dir, **{"spark.jobserver.driver.python-archive": "off"})
+    async with running_server(work_dir, overrides) as api:
+        status, body, _ = await api.call("POST", "/contexts/bare")
+        assert (status, body["status"]) == (500, "CONTEXT INIT ERROR"), body
+        assert "no interpreter" in body["result"]["stack"]
+        assert not (work_dir / "python-envs").exists()
