@@ -94,6 +94,7 @@ class JobServer:
             await contexts.recover()
             await bus.start(contexts.on_bus_message, contexts.authenticate_driver)
             contexts.set_bus_endpoint(bus.endpoint)
+            _warn_if_cluster_drivers_cannot_reach(settings)
         except BaseException:
             await tasks.close()
             await bus.close()
@@ -139,6 +140,19 @@ class JobServer:
                 if any(counts.values()):
                     log.info("metadata_cleaned", before=before.isoformat(), **counts)
             await asyncio.sleep(self.settings.dao_cleanup_interval_s)
+
+
+def _warn_if_cluster_drivers_cannot_reach(settings: Settings) -> None:
+    """A driver in cluster deploy mode runs on a cluster node: a bus on the loopback interface is
+    out of its reach, and its context would only fail after forked-jvm-init-timeout."""
+    remote = [cluster.name for cluster in settings.clusters.all if cluster.deploy_mode == "cluster"]
+    if remote and settings.bus_advertised_host in ("127.0.0.1", "localhost", "::1"):
+        log.warning(
+            "bus_unreachable_from_cluster_nodes",
+            clusters=remote,
+            advertised_host=settings.bus_advertised_host,
+            hint="set spark.jobserver.bus.bind-address and bus.advertised-host",
+        )
 
 
 def _driver_launch(settings: Settings) -> DriverLaunch:

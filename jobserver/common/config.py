@@ -73,6 +73,7 @@ class Settings:
     driver_python: str
     driver_server_silence_grace_s: float
     driver_binaries_over_bus: bool
+    driver_python_archive: str  # auto, off, or the path of a prebuilt archive (cluster deploy mode)
     server_id: str
     key_file: Path  # the key tokens, CURVE keys and peer signatures derive from
     peer_advertised_url: str  # where peers forward requests to this server
@@ -294,6 +295,7 @@ def _driver_settings(jobserver: Mapping[str, Any]) -> dict[str, Any]:
         "driver_python": str(driver.get("python", "") or "") or sys.executable,
         "driver_server_silence_grace_s": parse_duration_s(driver["server-silence-grace"]),
         "driver_binaries_over_bus": _binaries_mode(driver.get("binaries", "auto")) == "bus",
+        "driver_python_archive": _python_archive(str(driver.get("python-archive", "auto") or "off")),
     }
 
 
@@ -305,6 +307,16 @@ def _spark_home(configured: str) -> Path:
     import pyspark  # only to find the Spark it bundles; the server never starts Spark itself
 
     return Path(pyspark.__file__).resolve().parent
+
+
+def _python_archive(value: str) -> str:
+    if value in ("auto", "off"):
+        return value
+    if Path(value).is_file():
+        return str(Path(value).resolve())
+    raise ConfigError(
+        f"spark.jobserver.driver.python-archive must be auto, off or an existing archive file, not {value}"
+    )
 
 
 def _binaries_mode(value: Any) -> str:

@@ -38,6 +38,7 @@ from jobserver.drivers import tokens
 from jobserver.drivers.bus import Bus, BusError
 from jobserver.drivers.launcher import DriverLaunch, build_driver_command, context_binary_names, for_cluster
 from jobserver.drivers.processes import DriverProcess, ProcessWatcher
+from jobserver.drivers.python_archive import PythonArchives
 from jobserver.storage import Store
 from jobserver.uploads.binaries import context_jar_binaries, place_jar_files
 
@@ -65,6 +66,7 @@ class ContextLifecycle:
         self._key = tokens.load_key(settings.key_file)
         self._processes = ProcessWatcher(self.on_driver_exit, tasks)
         self._relaunch_policy = RelaunchPolicy.from_settings(settings)
+        self._python_archives = PythonArchives(settings.driver_python_archive, settings.work_dir)
 
     @property
     def key(self) -> bytes:
@@ -120,11 +122,14 @@ class ContextLifecycle:
 
     async def _start_driver(self, context: LiveContext) -> None:
         """Launch (or, under supervise, launch again) the context's driver process."""
+        cluster = self._settings.clusters.named(context.record.config.get("cluster"))
+        launch = for_cluster(self._launch, cluster)
+        # In cluster deploy mode, with its Python environment (an OSError when it cannot be built).
+        launch = await self._python_archives.for_launch(launch, context.record.config)
         context.token = tokens.issue(self._key, context.id)
         secrets_file = tokens.write_secrets_file(self._working_dir(context), self._driver_secrets(context))
-        cluster = self._settings.clusters.named(context.record.config.get("cluster"))
         command = build_driver_command(
-            for_cluster(self._launch, cluster),
+            launch,
             context_id=context.id,
             context_name=context.name,
             context_config=without_flag(context.record.config),

@@ -17,6 +17,12 @@ logs): the driver's token and keys are in its secrets file. In client deploy mod
 it where the server wrote it (its path in the environment); in cluster deploy mode spark-submit
 ships it with ``--files`` into the driver's working folder (on YARN through the user's private
 staging folder) and the driver is told its name.
+
+In cluster deploy mode the driver's Python environment travels too, when the launch has one
+(``jobserver.drivers.python_archive``): ``--archives <archive>#environment``, with
+``spark.pyspark.python`` and ``spark.pyspark.driver.python`` (and on YARN the application
+master's ``PYSPARK_PYTHON``) at ``./environment/bin/python``, relative to the driver's working
+folder where the cluster unpacks it. A context's own ``python.executable`` wins over it.
 """
 
 from __future__ import annotations
@@ -73,6 +79,11 @@ _SERVER_ONLY_KEYS = frozenset(
 
 _EXECUTOR_PYTHONPATH = "spark.executorEnv.PYTHONPATH"
 
+# Where a cluster unpacks the driver's Python environment (--archives <archive>#environment),
+# relative to the driver's working folder, and its interpreter there.
+ARCHIVE_ALIAS = "environment"
+PYTHON_IN_ARCHIVE = f"./{ARCHIVE_ALIAS}/bin/python"
+
 
 @dataclass(frozen=True, slots=True)
 class DriverLaunch:
@@ -90,6 +101,8 @@ class DriverLaunch:
     spark_conf: Mapping[str, str] = field(default_factory=dict)
     principal: str = ""
     keytab: str = ""
+    # The driver's packed Python environment, shipped in cluster deploy mode (None: none).
+    python_archive: Path | None = None
 
 
 def for_cluster(launch: DriverLaunch, cluster: ClusterSettings) -> DriverLaunch:
@@ -130,9 +143,9 @@ def build_driver_command(
     proxy_user = context_config.get("spark.proxy.user") or _nested(context_config, "spark", "proxy", "user")
     spark_conf.pop("spark.proxy.user", None)
     python = str(_nested(context_config, "python", "executable") or "") or launch.python
-    spark_conf["spark.pyspark.python"] = python
     jars = context_jars(context_config, spark_conf.pop("spark.jars", ""), binary_jars or {})
     files: list[str] = []
+    archives: list[str] = []
     if deploy_mode == "cluster":
         # The driver does not inherit spark-submit's environment, nor see the server's disk: its
         # secrets file travels with the context's own files (one --files: a second would win).
@@ -141,6 +154,17 @@ def build_driver_command(
             *string_list(spark_conf.pop("spark.files", "")),
             str(secrets_file),
         ]
+        if launch.python_archive is not None and ships_python_archive(launch, context_config):
+            archives = [
+                *string_list(launcher.pop("archives", "")),
+                *string_list(spark_conf.pop("spark.archives", "")),
+                f"{launch.python_archive}#{ARCHIVE_ALIAS}",
+            ]
+            python = PYTHON_IN_ARCHIVE
+            spark_conf["spark.pyspark.driver.python"] = python
+            if master.startswith("yarn"):  # as PySpark's guide does; the conf alone also works
+                spark_conf["spark.yarn.appMasterEnv.PYSPARK_PYTHON"] = python
+    spark_conf["spark.pyspark.python"] = python
     options = _submit_options(launcher, spark_conf)
     argv = [
         str(launch.spark_home / "bin" / "spark-submit"),
@@ -160,6 +184,8 @@ def build_driver_command(
         argv += ["--jars", ",".join(jars)]
     if files:
         argv += ["--files", ",".join(files)]
+    if archives:
+        argv += ["--archives", ",".join(archives)]
     for key in sorted(spark_conf):
         argv += ["--conf", f"{key}={spark_conf[key]}"]
     argv += ["--py-files", str(launch.bundle), str(DRIVER_SCRIPT)]
@@ -174,6 +200,13 @@ def build_driver_command(
     if deploy_mode != "cluster":
         env[SECRETS_PATH_ENV] = str(secrets_file)
     return DriverCommand(argv=argv, env=env)
+
+
+def ships_python_archive(launch: DriverLaunch, context_config: Mapping[str, Any]) -> bool:
+    """Whether a context's driver takes the server's Python environment along: in cluster deploy
+    mode, unless the context names an interpreter of its own (``python.executable``)."""
+    _, deploy_mode = submit_target(launch.master, launch.deploy_mode, context_config)
+    return deploy_mode == "cluster" and not _nested(context_config, "python", "executable")
 
 
 def submit_target(master: str, deploy_mode: str, context_config: Mapping[str, Any]) -> tuple[str, str]:
