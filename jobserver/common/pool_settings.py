@@ -10,7 +10,7 @@ when its effective settings are those of the pool (``settings_key``), proxy user
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,16 +54,19 @@ def pool_settings(section: Any, context_defaults: Mapping[str, Any]) -> tuple[Po
                 run_as=str(values.get("run-as", "") or ""),
                 context_settings=with_canonical_names(values.get("context-settings", {}) or {}),
             )
-            checked(pool_context_config(pool, context_defaults))
+            checked(pool_context_config(pool, lambda settings: _merged(context_defaults, settings)))
         except ConfigError as error:
             raise ConfigError(f"{where}: {error}") from error
         pools.append(pool)
     return tuple(pools)
 
 
-def pool_context_config(pool: PoolSettings, context_defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """The settings the pool's drivers are launched with (those an ad-hoc job must have)."""
-    config = _merged(context_defaults, pool.context_settings)
+def pool_context_config(
+    pool: PoolSettings, under: Callable[[Mapping[str, Any]], dict[str, Any]]
+) -> dict[str, Any]:
+    """The settings the pool's drivers are launched with (those an ad-hoc job must have):
+    ``under`` lays the pool's context settings over the server's defaults (and its cluster's)."""
+    config = under(pool.context_settings)
     if pool.run_as:
         config[PROXY_USER] = pool.run_as
     return config

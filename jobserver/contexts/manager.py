@@ -92,7 +92,7 @@ class ContextManager:
         self._messages.endpoints = self._peers.endpoints
         self.pools = DriverPools(
             settings.pools,
-            settings.context_defaults,
+            self._on_cluster,  # the same defaults, cluster and all, as an ad-hoc job's own
             tasks,
             launch=self._launch_pooled,
             wait_ready=self.wait_ready,

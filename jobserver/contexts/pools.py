@@ -88,7 +88,7 @@ class DriverPools:
     def __init__(
         self,
         pools: tuple[PoolSettings, ...],
-        context_defaults: Mapping[str, Any],
+        context_config: Callable[[Mapping[str, Any]], dict[str, Any]],
         tasks: BackgroundTasks,
         *,
         launch: Callable[[str, Mapping[str, Any]], Awaitable[LiveContext]],
@@ -101,7 +101,7 @@ class DriverPools:
         self._stop = stop
         self._pools: dict[str, DriverPool] = {}
         for settings in pools:
-            config = checked(pool_context_config(settings, context_defaults))
+            config = checked(pool_context_config(settings, context_config))
             self._pools[settings.name] = DriverPool(settings, config, settings_key(config))
         self._by_key = {pool.key: pool for pool in reversed(self._pools.values())}  # first pool wins
         self._closed = False

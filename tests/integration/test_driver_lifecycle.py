@@ -203,7 +203,14 @@ async def test_a_streaming_context_stops_after_a_failing_job_unless_told_otherwi
 
 async def test_a_cluster_mode_driver_finds_its_secrets_among_the_shipped_files(tmp_path: Path) -> None:
     # The stand-in spark-submit runs the driver in a folder of its own with the --files in it.
-    async with running_server(tmp_path, fake_spark("light", **{"spark.submit.deployMode": "cluster"})) as api:
+    # A yarn master (the stand-in does not care): cluster deploy mode on local[*] is refused. The
+    # driver's own packed Python is tested with tests/fakes/cluster (test_cluster_mode.py).
+    cluster_mode = {
+        "spark.master": "yarn",
+        "spark.submit.deployMode": "cluster",
+        "spark.jobserver.driver.python-archive": "off",
+    }
+    async with running_server(tmp_path, fake_spark("light", **cluster_mode)) as api:
         await api.upload("examples")
         assert (await api.call("POST", "/contexts/remote"))[0] == 200
         _, info, _ = await api.call("GET", "/contexts/remote")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from driver.session_state import changes
-from jobserver.common.config import load_settings
+from jobserver.common.config import load_settings, merge
 from jobserver.common.errors import ConfigError
 from jobserver.common.pool_settings import pool_context_config, settings_key
 
@@ -22,7 +22,7 @@ def test_a_pool_takes_its_defaults_and_the_context_settings_under_it() -> None:
         300.0,
         "",
     )
-    config = pool_context_config(pool, settings.context_defaults)
+    config = pool_context_config(pool, lambda own: merge(settings.context_defaults, own))
     assert config["num-cpu-cores"] == 2
     assert config["launcher"] == settings.context_defaults["launcher"]
 
