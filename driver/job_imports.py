@@ -16,8 +16,11 @@ import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
-# Top-level names whose loaded modules belong to the driver, whatever a job package provides.
-DRIVER_PACKAGES = frozenset({"driver"})
+# Top-level names whose loaded modules belong to the driver, whatever a job package provides: its
+# own, what it runs on, and the standard library (a job's random.py must not become everyone's).
+DRIVER_PACKAGES = frozenset(
+    {"driver", "pyspark", "py4j", "zmq", "msgpack", "pyhocon", "pyparsing"}
+) | frozenset(sys.stdlib_module_names)
 
 
 @functools.lru_cache(maxsize=256)

@@ -29,6 +29,7 @@ JSON_ON_THE_LOOP_BYTES = 256 * 1024  # a larger JSON body is parsed on a thread
 PARSE_TIMEOUT_S = 3.0
 PARSE_MEMORY_BYTES = 512 * 1024 * 1024
 MAX_PARSED_BYTES = 4 * 1024 * 1024  # the parsed config, as JSON
+COMPILE_TIMEOUT_S = 5.0  # a single-module binary's compile check
 
 # HOCON's include statement: the keyword, then a quoted name or file(…), url(…), classpath(…),
 # required(…). A quoted string that merely contains such words does not match (its quote comes
@@ -115,21 +116,38 @@ def _check_depth(value: Any) -> None:
 async def _parse_hocon(text: str) -> Any:
     if _INCLUDE.search(text):
         raise BodyParseError("include is not allowed in a request's config")
-    receiver, sender = _PROCESSES.Pipe(duplex=False)
-    child = _PROCESSES.Process(target=_parse_in_child, args=(text, sender), name="hocon-body", daemon=True)
-    child.start()
-    sender.close()
-    try:
-        outcome = await asyncio.to_thread(_outcome_within, receiver, PARSE_TIMEOUT_S)
-    finally:
-        receiver.close()
-        await asyncio.to_thread(_reap, child)
+    outcome = await _in_child(_parse_in_child, text, PARSE_TIMEOUT_S)
     if outcome is None:
         raise BodyParseError(f"the config took more than {PARSE_TIMEOUT_S:.0f} s to read")
     kind, value = outcome
     if kind == "error":
         raise BodyParseError(str(value))
     return value
+
+
+async def python_source_problem(source: bytes) -> str | None:
+    """Why ``source`` is no Python module (not UTF-8, does not compile), or None. Compiling holds
+    the interpreter's lock for as long as it takes (a big literal: minutes, gigabytes), so it runs
+    in a child with the same limits as a HOCON body, never in the server."""
+    outcome = await _in_child(_compile_in_child, source, COMPILE_TIMEOUT_S)
+    if outcome is None:
+        return f"compiling it took more than {COMPILE_TIMEOUT_S:.0f} s"
+    kind, value = outcome
+    return None if kind == "ok" else str(value)
+
+
+async def _in_child(target: Any, payload: Any, timeout_s: float) -> tuple[str, Any] | None:
+    """``target(payload, sender)`` in a child of the fork server: its answer, or None when it
+    takes longer than ``timeout_s`` (the child is killed either way)."""
+    receiver, sender = _PROCESSES.Pipe(duplex=False)
+    child = _PROCESSES.Process(target=target, args=(payload, sender), name="limited-parse", daemon=True)
+    child.start()
+    sender.close()
+    try:
+        return await asyncio.to_thread(_outcome_within, receiver, timeout_s)
+    finally:
+        receiver.close()
+        await asyncio.to_thread(_reap, child)
 
 
 def _outcome_within(receiver: Connection, timeout_s: float) -> tuple[str, Any] | None:
@@ -165,6 +183,25 @@ def _parse_in_child(text: str, sender: Connection) -> None:
     except Exception as error:  # pyhocon raises pyparsing's errors and its own alike
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         outcome = ("error", message)
+    sender.send(outcome)
+    sender.close()
+
+
+def _compile_in_child(source: bytes, sender: Connection) -> None:
+    """In the child, with the limits of ``_parse_in_child``: decode and compile, run nothing."""
+    os.environ.clear()
+    resource.setrlimit(resource.RLIMIT_AS, (PARSE_MEMORY_BYTES, PARSE_MEMORY_BYTES))
+    outcome: tuple[str, Any] = ("ok", None)
+    try:
+        compile(source.decode("utf-8"), "<module>", "exec", dont_inherit=True)
+    except UnicodeDecodeError as error:
+        outcome = ("error", f"not UTF-8 text ({error.reason} at byte {error.start})")
+    except SyntaxError as error:
+        outcome = ("error", f"line {error.lineno}: {error.msg}")
+    except MemoryError:
+        outcome = ("error", "too large to compile")
+    except (ValueError, RecursionError) as error:  # NUL bytes, nesting too deep for the parser
+        outcome = ("error", str(error) or type(error).__name__)
     sender.send(outcome)
     sender.close()
 

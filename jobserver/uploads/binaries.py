@@ -13,12 +13,14 @@ import hashlib
 import keyword
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 import structlog
 
+from jobserver.common.bodies import python_source_problem
 from jobserver.common.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType
 from jobserver.common.records import BinaryRecord, BinaryType, utc_now
 from jobserver.storage import Store
@@ -52,12 +54,13 @@ class BinaryManager:
             raise BadRequest(f"invalid binary name {app_name!r}")
         if binary_type is BinaryType.PYTHON and not is_module_name(app_name.removesuffix(".py")):
             raise BadRequest(
-                f"a text/x-python binary is imported by its name: {app_name!r} is not a Python module name"
+                f"a text/x-python binary is imported by its name: {app_name!r} is not a Python module "
+                "name, or names a module of Python, pyspark or the job server"
             )
         temporary, sha256, size = await self._receive(body, zip_expected=binary_type is not BinaryType.PYTHON)
         try:
             if binary_type is BinaryType.PYTHON:
-                await asyncio.to_thread(check_python_source, temporary)
+                await check_python_source(temporary)
             await self._store.put_blob(sha256, temporary)
         finally:
             if temporary.exists():
@@ -121,24 +124,28 @@ class BinaryManager:
         log.info("binary_deleted", app_name=app_name)
 
 
+# Names a single module may not take: it would replace, in the driver, a module the driver,
+# pyspark or the standard library imports.
+RESERVED_MODULES = frozenset(sys.stdlib_module_names) | {
+    "driver", "sparkjobserver", "jobserver", "jobserver_client", "pyspark", "py4j", "zmq", "msgpack",
+    "pyhocon", "pyparsing", "numpy", "pandas", "pyarrow",
+}  # fmt: skip
+MAX_MODULE_BYTES = 1024 * 1024  # a job's module, not a data file
+
+
 def is_module_name(name: str) -> bool:
-    return name.isidentifier() and not keyword.iskeyword(name)
+    return name.isidentifier() and not keyword.iskeyword(name) and name not in RESERVED_MODULES
 
 
-def check_python_source(path: Path) -> None:
-    """A single-module binary must be UTF-8 Python source that compiles (nothing of it runs)."""
-    source = path.read_bytes()
-    try:
-        source.decode("utf-8")
-    except UnicodeDecodeError as error:
-        where = f"{error.reason} at byte {error.start}"
-        raise BadRequest(f"Binary is not of the right format: not UTF-8 text ({where})") from None
-    try:
-        compile(source, path.name, "exec", dont_inherit=True)
-    except SyntaxError as error:
-        raise BadRequest(f"Binary is not of the right format: line {error.lineno}: {error.msg}") from None
-    except (ValueError, RecursionError, MemoryError) as error:  # NUL bytes, nesting too deep for the parser
-        raise BadRequest(f"Binary is not of the right format: {error}") from None
+async def check_python_source(path: Path) -> None:
+    """A single-module binary must be UTF-8 Python source of at most ``MAX_MODULE_BYTES`` that
+    compiles (nothing of it runs; the compile runs in a child with a time and memory limit)."""
+    if path.stat().st_size > MAX_MODULE_BYTES:
+        limit = f"a single module is at most {MAX_MODULE_BYTES} bytes"
+        raise BadRequest(f"Binary is not of the right format: {limit}")
+    problem = await python_source_problem(await asyncio.to_thread(path.read_bytes))
+    if problem is not None:
+        raise BadRequest(f"Binary is not of the right format: {problem}")
 
 
 async def context_jar_binaries(store: Store, names: Iterable[str]) -> list[BinaryRecord]:

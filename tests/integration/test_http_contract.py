@@ -3,7 +3,9 @@ envelopes, CORS, _method, a context's jars refused before any launch."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -92,6 +94,8 @@ async def test_a_single_python_module_uploads_as_a_python_binary(api: Api) -> No
         ("nul", b"x = 1\0\n", "Binary is not of the right format: "),
         ("my-job", b"x = 1\n", "a text/x-python binary is imported by its name: 'my-job' is not a Python"),
         ("class", b"x = 1\n", "a text/x-python binary is imported by its name: 'class' is not a Python"),
+        ("random", b"x = 1\n", "a text/x-python binary is imported by its name: 'random' is not a Python"),
+        ("pyspark.py", b"x = 1\n", "a text/x-python binary is imported by its name: 'pyspark.py' is not"),
     ],
 )
 async def test_a_python_module_must_compile_and_be_named_as_a_module(
@@ -102,6 +106,24 @@ async def test_a_python_module_must_compile_and_be_named_as_a_module(
     assert status == 400 and body["status"] == "ERROR", body
     assert body["result"].startswith(message), body
     assert (await api.call("GET", f"/binaries/{name}"))[0] == 404
+
+
+async def test_the_server_answers_others_while_a_big_module_compiles(api: Api) -> None:
+    # A list literal of 900 kB takes the compiler seconds, holding the interpreter's lock: it is
+    # compiled in a child process, and the server answers other requests meanwhile. Compared
+    # with the upload's own time, so the machine's speed does not matter.
+    source = b"x = [" + b"1," * 450_000 + b"]\n"
+    headers = {"Content-Type": "text/x-python"}
+    started = time.monotonic()
+    upload = asyncio.ensure_future(api.call("POST", "/binaries/big_module", data=source, headers=headers))
+    slowest_health_s = 0.0
+    while not upload.done():
+        asked = time.monotonic()
+        assert (await api.call("GET", "/healthz"))[0] == 200
+        slowest_health_s = max(slowest_health_s, time.monotonic() - asked)
+    upload_s = time.monotonic() - started
+    assert (await upload)[0] == 201
+    assert slowest_health_s < upload_s / 3, (slowest_health_s, upload_s)
 
 
 async def test_a_context_naming_a_binary_that_is_no_uploaded_jar_is_refused_before_it_starts(

@@ -123,3 +123,17 @@ def test_a_function_job_that_takes_nothing_is_the_wrong_type() -> None:
     with pytest.raises(JobRejected) as rejected:
         FunctionJob(lambda: None)
     assert str(rejected.value) == INVALID_TYPE
+
+
+def test_a_package_providing_a_standard_module_does_not_replace_the_drivers(tmp_path: Path) -> None:
+    package = tmp_path / "shadow-stdlib.zip"
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr("random.py", "raise RuntimeError('not the standard random')")
+    import random
+
+    path = list(sys.path)
+    try:
+        prefer_on_path(package, modules_in_archive(package))
+        assert sys.modules["random"] is random
+    finally:
+        sys.path[:] = path
