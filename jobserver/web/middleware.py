@@ -14,6 +14,8 @@ an ``<img>`` tag can send.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
 import time
 import uuid
@@ -79,17 +81,20 @@ def conventions(
             resource = request.match_info.route.resource
             route = resource.canonical if resource is not None else "unmatched"
             metrics.request_answered(request.method, route, status, elapsed_s)
-            if access_log:
+            if access_log:  # written once the answer is on its way, not before it
                 identity = request.get(IDENTITY)
-                log.info(
-                    "request",
-                    request_id=request_id,
-                    user=identity.name if identity is not None else None,
-                    method=request.method,
-                    route=route,
-                    path=request.path,
-                    status=status,
-                    duration_ms=round(elapsed_s * 1000, 2),
+                asyncio.get_running_loop().call_soon(
+                    functools.partial(
+                        log.info,
+                        "request",
+                        request_id=request_id,
+                        user=identity.name if identity is not None else None,
+                        method=request.method,
+                        route=route,
+                        path=request.path,
+                        status=status,
+                        duration_ms=round(elapsed_s * 1000, 2),
+                    )
                 )
 
     async def answer(request: web.Request, handler: Handler) -> web.StreamResponse:
