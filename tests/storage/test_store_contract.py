@@ -79,9 +79,9 @@ async def test_latest_context_is_most_recently_started_of_name(store: Store) -> 
 
 
 async def test_list_contexts_newest_first_with_state_filter(store: Store) -> None:
-    await store.insert_context(make_context("a", start_ms=1, state=ContextState.RUNNING))
-    await store.insert_context(make_context("b", start_ms=3, state=ContextState.FINISHED))
-    await store.insert_context(make_context("c", start_ms=2, state=ContextState.STARTED))
+    await store.insert_context(make_context("a", name="a", start_ms=1, state=ContextState.RUNNING))
+    await store.insert_context(make_context("b", name="b", start_ms=3, state=ContextState.FINISHED))
+    await store.insert_context(make_context("c", name="c", start_ms=2, state=ContextState.STARTED))
 
     assert [c.id for c in await store.list_contexts()] == ["b", "c", "a"]
     running_or_started = await store.list_contexts([ContextState.RUNNING, ContextState.STARTED])

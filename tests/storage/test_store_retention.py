@@ -54,10 +54,14 @@ async def test_jobs_in_a_non_final_state_stay_whatever_their_age(store: Store) -
 async def test_old_final_contexts_go_and_active_ones_stay(store: Store) -> None:
     for state in ContextState:
         await store.insert_context(
-            make_context(f"old-{state}", state=state, start_ms=-(10**9), end_ms=OLD_MS)
+            make_context(f"old-{state}", name=f"old-{state}", state=state, start_ms=-(10**9), end_ms=OLD_MS)
         )
-    await store.insert_context(make_context("recent", state=ContextState.FINISHED, end_ms=RECENT_MS))
-    await store.insert_context(make_context("running", state=ContextState.RUNNING, start_ms=-(10**9)))
+    await store.insert_context(
+        make_context("recent", name="recent", state=ContextState.FINISHED, end_ms=RECENT_MS)
+    )
+    await store.insert_context(
+        make_context("running", name="running", state=ContextState.RUNNING, start_ms=-(10**9))
+    )
 
     counts = await store.delete_expired(at(CUTOFF_MS))
 

@@ -26,6 +26,7 @@ import psycopg
 from psycopg.types.json import Json
 
 from jobserver.common import metrics
+from jobserver.common.errors import BadRequest
 from jobserver.common.records import (
     BinaryRecord,
     BinaryType,
@@ -244,10 +245,13 @@ class PostgresStore(Store):
 
     async def insert_context(self, context: ContextRecord) -> None:
         marks = ", ".join(["%s"] * len(CONTEXT_COLUMNS))
-        async with self._connection() as connection:
-            await connection.execute(
-                f"INSERT INTO contexts ({_CONTEXTS}) VALUES ({marks})", context_values(context, _json)
-            )
+        try:
+            async with self._connection() as connection:
+                await connection.execute(
+                    f"INSERT INTO contexts ({_CONTEXTS}) VALUES ({marks})", context_values(context, _json)
+                )
+        except psycopg.errors.UniqueViolation as error:  # contexts_active_name: another server was first
+            raise BadRequest(f"context {context.name} exists") from error
 
     async def latest_context(self, name: str) -> ContextRecord | None:
         row = await self._fetchone(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Collection
 
+from jobserver.common.errors import BadRequest
 from jobserver.common.records import ContextRecord, to_epoch_ms, utc_now
 from jobserver.common.states import ContextState, context_sources
 from jobserver.storage.rows import CONTEXT_COLUMNS, column_list, context_from_row, context_values, to_json
@@ -14,10 +15,13 @@ _CONTEXTS = column_list(CONTEXT_COLUMNS)
 
 
 def insert_context(connection: sqlite3.Connection, context: ContextRecord) -> None:
-    connection.execute(
-        f"INSERT INTO contexts ({_CONTEXTS}) VALUES ({placeholders(len(CONTEXT_COLUMNS))})",
-        context_values(context, to_json),
-    )
+    try:
+        connection.execute(
+            f"INSERT INTO contexts ({_CONTEXTS}) VALUES ({placeholders(len(CONTEXT_COLUMNS))})",
+            context_values(context, to_json),
+        )
+    except sqlite3.IntegrityError as error:  # contexts_active_name: another server got there first
+        raise BadRequest(f"context {context.name} exists") from error
 
 
 def latest_context(connection: sqlite3.Connection, name: str) -> ContextRecord | None:
