@@ -54,9 +54,10 @@ class Peers:
     def server_id(self) -> str:
         return self._settings.server_id
 
-    async def beat(self) -> None:
-        """Tell the peers this server is alive (also clears an adoption: it is back)."""
-        await self._store.beat(
+    async def beat(self) -> str | None:
+        """Tell the peers this server is alive (also clears an adoption: it is back); who had
+        adopted this server since its last beat, if anyone did."""
+        return await self._store.beat(
             ServerRecord(
                 server_id=self.server_id,
                 rest_url=self._settings.peer_advertised_url,
@@ -131,12 +132,11 @@ class Peers:
         while True:
             await asyncio.sleep(self._settings.peer_heartbeat_interval_s)
             try:
-                await self._refresh()  # before the beat, which clears an adoption of this server
-                itself = self._servers.get(self.server_id)
-                if itself is not None and itself.adopted_by is not None and self.on_adopted is not None:
-                    log.warning("server_was_adopted", adopter=itself.adopted_by)
+                await self._refresh()
+                adopter = await self.beat()  # read and cleared at once: no adoption slips between
+                if adopter is not None and self.on_adopted is not None:
+                    log.warning("server_was_adopted", adopter=adopter)
                     await self.on_adopted()
-                await self.beat()
                 await self._adopt_from_dead_peers()
             except StoreUnavailable as error:
                 log.warning("peer_heartbeat_failed", error=error.message)

@@ -207,9 +207,11 @@ class Store(abc.ABC):
     # --- servers sharing the store ------------------------------------------------------------------
 
     @abc.abstractmethod
-    async def beat(self, server: ServerRecord) -> None:
+    async def beat(self, server: ServerRecord) -> str | None:
         """Insert or refresh this server's row (its ``heartbeat_time`` and addresses); a server
-        that beats again is nobody's to adopt any more (``adopted_by`` cleared)."""
+        that beats again is nobody's to adopt any more (``adopted_by`` cleared). Returns who had
+        adopted it since its last beat (None: nobody), read and cleared in one transaction, so
+        that an adoption between a server's look at the table and its beat is never lost."""
 
     @abc.abstractmethod
     async def list_servers(self) -> list[ServerRecord]:

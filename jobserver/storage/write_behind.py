@@ -291,8 +291,8 @@ class WriteBehindStore(Store):
     async def list_callbacks(self) -> list[PendingCallback]:
         return await self._store.list_callbacks()
 
-    async def beat(self, server: ServerRecord) -> None:
-        await self._store.beat(server)
+    async def beat(self, server: ServerRecord) -> str | None:
+        return await self._store.beat(server)
 
     async def list_servers(self) -> list[ServerRecord]:
         return await self._store.list_servers()

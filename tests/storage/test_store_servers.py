@@ -59,3 +59,15 @@ async def test_a_server_that_beats_again_is_nobodys_to_adopt(store: Store) -> No
     silent_since = utc_now() - datetime.timedelta(seconds=30)
     assert await store.adopt_contexts("late", "eager", silent_since=silent_since) == []
     assert [record.owner for record in await store.list_contexts()] == ["late"]
+
+
+async def test_a_beat_tells_a_server_who_adopted_it_once(store: Store) -> None:
+    assert await store.beat(server("stalled", seconds_ago=60)) is None
+    await store.insert_context(make_context("held", name="held", owner="stalled"))
+    silent_since = utc_now() - datetime.timedelta(seconds=30)
+    assert [
+        record.id for record in await store.adopt_contexts("stalled", "rescuer", silent_since=silent_since)
+    ] == ["held"]
+    # The stalled server wakes up: its beat says who took its contexts, once, and clears it.
+    assert await store.beat(server("stalled")) == "rescuer"
+    assert await store.beat(server("stalled")) is None

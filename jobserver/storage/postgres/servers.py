@@ -19,7 +19,11 @@ _CONTEXTS = column_list(CONTEXT_COLUMNS)
 _ACTIVE = sorted(state.value for state in ACTIVE_CONTEXT_STATES)
 
 
-async def beat(connection: Connection, server: ServerRecord) -> None:
+async def beat(connection: Connection, server: ServerRecord) -> str | None:
+    cursor = await connection.execute(
+        "SELECT adopted_by FROM servers WHERE server_id = %s FOR UPDATE", (server.server_id,)
+    )
+    row = await cursor.fetchone()
     await connection.execute(
         f"INSERT INTO servers ({_SERVERS}) VALUES (%s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (server_id) DO UPDATE SET rest_url = EXCLUDED.rest_url,"
@@ -27,6 +31,7 @@ async def beat(connection: Connection, server: ServerRecord) -> None:
         " heartbeat_time = EXCLUDED.heartbeat_time, adopted_by = NULL",
         server_values(server),
     )
+    return None if row is None else row[0]
 
 
 async def list_servers(connection: Connection) -> list[ServerRecord]:

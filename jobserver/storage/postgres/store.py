@@ -439,9 +439,9 @@ class PostgresStore(Store):
 
     # --- servers sharing the store --------------------------------------------------------------------
 
-    async def beat(self, server: ServerRecord) -> None:
-        async with self._connection() as connection:
-            await servers.beat(connection, server)
+    async def beat(self, server: ServerRecord) -> str | None:
+        async with self._connection() as connection, connection.transaction():
+            return await servers.beat(connection, server)
 
     async def list_servers(self) -> list[ServerRecord]:
         async with self._connection() as connection:

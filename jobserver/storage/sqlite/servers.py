@@ -21,8 +21,11 @@ _CONTEXTS = column_list(CONTEXT_COLUMNS)
 _ACTIVE = tuple(sorted(state.value for state in ACTIVE_CONTEXT_STATES))
 
 
-def beat(connection: sqlite3.Connection, server: ServerRecord) -> None:
+def beat(connection: sqlite3.Connection, server: ServerRecord) -> str | None:
     with transaction(connection):
+        row = connection.execute(
+            "SELECT adopted_by FROM servers WHERE server_id = ?", (server.server_id,)
+        ).fetchone()
         connection.execute(
             f"INSERT INTO servers ({_SERVERS}) VALUES ({placeholders(len(SERVER_COLUMNS))})"
             " ON CONFLICT (server_id) DO UPDATE SET rest_url = excluded.rest_url,"
@@ -30,6 +33,7 @@ def beat(connection: sqlite3.Connection, server: ServerRecord) -> None:
             " heartbeat_time = excluded.heartbeat_time, adopted_by = NULL",
             server_values(server),
         )
+    return None if row is None else row[0]
 
 
 def list_servers(connection: sqlite3.Connection) -> list[ServerRecord]:

@@ -226,8 +226,8 @@ class SqliteStore(Store):
 
     # --- servers sharing the store --------------------------------------------------------------------
 
-    async def beat(self, server: ServerRecord) -> None:
-        await self._database.in_worker(lambda connection: servers.beat(connection, server))
+    async def beat(self, server: ServerRecord) -> str | None:
+        return await self._database.in_worker(lambda connection: servers.beat(connection, server))
 
     async def list_servers(self) -> list[ServerRecord]:
         return await self._database.read(servers.list_servers)
