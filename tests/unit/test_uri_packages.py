@@ -3,7 +3,9 @@ JVM and is covered end to end in tests/e2e/test_job_jars.py)."""
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections.abc import Iterator
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -23,11 +25,20 @@ def packages(tmp_path: Path) -> UriPackages:
     return UriPackages(no_spark, folder=tmp_path / "context")
 
 
+ANSWERS: list[int] = []  # the status of each answer the test server gave, in order
+
+
+class CountingHandler(SimpleHTTPRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        ANSWERS.append(int(code))
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     folder = tmp_path / "served"
     folder.mkdir()
-    handler = partial(SimpleHTTPRequestHandler, directory=str(folder))
+    ANSWERS.clear()
+    handler = partial(CountingHandler, directory=str(folder))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -57,12 +68,18 @@ def test_a_local_file_is_known_by_its_content_and_read_again_when_it_changes(
 
 def test_http_packages_come_once_per_content(packages: UriPackages, served: tuple[Path, str]) -> None:
     folder, url = served
-    (folder / "helper.jar").write_bytes(b"helper")
+    helper = folder / "helper.jar"
+    helper.write_bytes(b"helper")
+    an_hour_ago = time.time() - 3600  # a Last-Modified well before the answer's Date goes back
+    os.utime(helper, (an_hour_ago, an_hour_ago))
     fetched = packages.fetch(f"{url}/helper.jar", ".jar")
     assert fetched.path.read_bytes() == b"helper"
-    assert packages.fetch(f"{url}/helper.jar", ".jar") == fetched  # 304 Not Modified
-    (folder / "helper.jar").write_bytes(b"helper, changed")
+    assert packages.fetch(f"{url}/helper.jar", ".jar") == fetched
+    assert ANSWERS[-2:] == [200, 304]  # the second fetch asked whether it changed, and it had not
+    helper.write_bytes(b"helper, changed")
+    os.utime(helper, (an_hour_ago + 60, an_hour_ago + 60))
     assert packages.fetch(f"{url}/helper.jar", ".jar").path.read_bytes() == b"helper, changed"
+    assert ANSWERS[-1] == 200
 
 
 @pytest.mark.parametrize(
