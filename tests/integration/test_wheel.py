@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,54 @@ async def test_the_installed_wheel_alone_runs_a_server_and_a_job(installed: Path
         assert server.wait(timeout=60) == 0
         log.close()
     assert not processes_mentioning(str(tmp_path / "work"))
+
+
+def test_the_client_installs_alone_and_imports_nothing_of_the_server(tmp_path: Path) -> None:
+    build = [
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--quiet",
+        str(REPO / "client"),
+        "-w",
+        str(tmp_path),
+    ]
+    subprocess.run(build, check=True, capture_output=True, timeout=600)
+    (wheel,) = tmp_path.glob("spark_jobserver_python_client-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        tops = {
+            name.split("/", 1)[0]
+            for name in archive.namelist()
+            if not name.split("/", 1)[0].endswith(".dist-info")
+        }
+    assert tops == {"jobserver_client"}
+    target = tmp_path / "site"
+    install = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--no-deps",
+        "--quiet",
+        "--target",
+        str(target),
+        str(wheel),
+    ]
+    subprocess.run(install, check=True, capture_output=True, timeout=600)
+    probe = (
+        "import sys, jobserver_client, jobserver_client.aio, jobserver_client.cli\n"
+        "assert jobserver_client.__file__.startswith(sys.argv[1]), jobserver_client.__file__\n"
+        "assert not {'jobserver', 'driver', 'sparkjobserver'} & set(sys.modules)\n"
+    )
+    environment = {"PATH": os.environ["PATH"], "PYTHONPATH": str(target)}
+    subprocess.run([sys.executable, "-c", probe, str(target)], cwd=tmp_path, env=environment, check=True)
+    helped = subprocess.run(
+        [sys.executable, "-m", "jobserver_client.cli", "--help"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
+    assert helped.returncode == 0 and "jobs" in helped.stdout
