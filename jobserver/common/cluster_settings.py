@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from jobserver.common.errors import BadRequest, ConfigError
+from jobserver.common.values import flatten_keys
 
 DEFAULT_CLUSTER = "default"
 KNOWN_KEYS = frozenset(
@@ -113,15 +114,14 @@ def _checked(
         raise ConfigError(f"{where}: principal and keytab go together (Spark logs in with both)")
     if keytab and not Path(keytab).is_file():
         raise ConfigError(f"{where}.keytab: {keytab} is not a readable file")
+    spark_conf = flatten_keys(_block(section, "spark-conf", where))
     return ClusterSettings(
         name=name,
         master=cluster_master,
         spark_home=Path(str(section["spark-home"])) if section.get("spark-home") else spark_home,
         deploy_mode=mode,
         env={str(key): str(value) for key, value in _block(section, "env", where).items()},
-        spark_conf={
-            str(key): _text(value) for key, value in _flat(_block(section, "spark-conf", where)).items()
-        },
+        spark_conf={key: _text(value) for key, value in spark_conf.items()},
         principal=principal,
         keytab=keytab,
         default_settings=_block(section, "default-settings", where),
@@ -133,18 +133,6 @@ def _block(section: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any
     if not isinstance(value, Mapping):
         raise ConfigError(f"{where}.{key} must be a block of settings")
     return value
-
-
-def _flat(block: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``spark { yarn { queue = etl } }`` as ``spark.yarn.queue``: Spark's keys are dotted."""
-    flat: dict[str, Any] = {}
-    for key, value in block.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(_flat(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
 
 
 def _text(value: Any) -> str:

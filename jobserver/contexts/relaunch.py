@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobserver.common.config import Settings
-from jobserver.common.values import parse_bool
+from jobserver.common.values import flatten_keys, parse_bool
 
 FLAG = "spark.driver.supervise"
 
@@ -34,7 +34,7 @@ class RelaunchPolicy:
         )
 
     def supervises(self, context_config: Mapping[str, Any]) -> bool:
-        value = _flattened(context_config.get("launcher") or {}).get(FLAG)
+        value = flatten_keys(context_config.get("launcher") or {}).get(FLAG)
         return self.default if value is None else parse_bool(value)
 
     def allows(self, restarts_so_far: int) -> bool:
@@ -51,15 +51,5 @@ def without_flag(context_config: Mapping[str, Any]) -> dict[str, Any]:
     config = dict(context_config)
     launcher = config.get("launcher")
     if isinstance(launcher, Mapping):
-        config["launcher"] = {key: value for key, value in _flattened(launcher).items() if key != FLAG}
+        config["launcher"] = {key: value for key, value in flatten_keys(launcher).items() if key != FLAG}
     return config
-
-
-def _flattened(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, Mapping):
-            flat.update(_flattened(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat

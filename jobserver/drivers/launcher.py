@@ -37,7 +37,7 @@ from typing import Any
 
 from driver.protocol import SECRETS_PATH_ENV
 from jobserver.common.cluster_settings import ClusterSettings
-from jobserver.common.values import parse_bool, string_list
+from jobserver.common.values import flatten_keys, parse_bool, string_list
 
 # spark-submit's options that take no value (also when a query parameter says "true").
 SWITCHES = frozenset({"verbose", "supervise"})
@@ -136,7 +136,7 @@ def build_driver_command(
 ) -> DriverCommand:
     """``binary_jars``: the local file of each uploaded jar the context names (``context_binary_names``)."""
     spark_conf = {**launch.spark_conf, **spark_conf_for(context_config)}
-    launcher = _flatten(context_config.get("launcher") or {})
+    launcher = flatten_keys(context_config.get("launcher") or {})
     master, deploy_mode = submit_target(launch.master, launch.deploy_mode, context_config)
     launcher.pop("spark.master", None)
     launcher.pop("spark.submit.deployMode", None)
@@ -212,7 +212,7 @@ def ships_python_archive(launch: DriverLaunch, context_config: Mapping[str, Any]
 def submit_target(master: str, deploy_mode: str, context_config: Mapping[str, Any]) -> tuple[str, str]:
     """The master and deploy mode a context's driver is submitted with: its cluster's, unless its
     ``launcher { spark.master, spark.submit.deployMode }`` say otherwise."""
-    launcher = _flatten(context_config.get("launcher") or {})
+    launcher = flatten_keys(context_config.get("launcher") or {})
     chosen_master = launcher.get("spark.master", master)
     return str(chosen_master), str(launcher.get("spark.submit.deployMode", deploy_mode))
 
@@ -265,7 +265,7 @@ HIVE_FACTORIES = frozenset(
 
 def hive_enabled(context_config: Mapping[str, Any]) -> bool:
     """A Hive context: a Hive factory, or ``spark.session.hive.enabled = true``."""
-    flag = _flatten(context_config).get("spark.session.hive.enabled")
+    flag = flatten_keys(context_config).get("spark.session.hive.enabled")
     return context_config.get("context-factory") in HIVE_FACTORIES or str(flag).lower() in (
         "true",
         "on",
@@ -284,15 +284,15 @@ def spark_conf_for(context_config: Mapping[str, Any]) -> dict[str, str]:
         conf["spark.cores.max"] = _render(context_config["num-cpu-cores"])
     if context_config.get("memory-per-node") not in (None, ""):
         conf["spark.executor.memory"] = _render(context_config["memory-per-node"])
-    for key, value in _flatten(context_config).items():
+    for key, value in flatten_keys(context_config).items():
         top = key.split(".", 1)[0]
         if top in _SERVER_ONLY_KEYS:
             continue
         if key.startswith("spark."):
             conf[key] = _render(value)
-    for key, value in _flatten(context_config.get("passthrough") or {}).items():
+    for key, value in flatten_keys(context_config.get("passthrough") or {}).items():
         conf[key] = _render(value)
-    for key, value in _flatten(context_config.get("hadoop") or {}).items():
+    for key, value in flatten_keys(context_config.get("hadoop") or {}).items():
         conf[f"spark.hadoop.{key}"] = _render(value)
     # python.paths: the executors' Python workers get them so (the driver puts them on its own
     # path when it starts, which works in cluster deploy mode too).
@@ -319,17 +319,6 @@ def build_bundle(target: Path) -> Path:
                 archive.write(path, str(Path(root.name) / path.relative_to(root)))
     temporary.replace(target)
     return target
-
-
-def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
 
 
 def _nested(values: Mapping[str, Any], *path: str) -> Any:
