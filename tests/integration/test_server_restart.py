@@ -210,7 +210,11 @@ async def test_an_adhoc_job_reattached_after_a_crash_still_ends_its_context(site
 
     assert (await site.wait_job(submitted["jobId"], "FINISHED"))["result"] == 2.0
     await wait_until(lambda: _no_drivers(site), timeout_s=15, what="the ad-hoc context's driver ending")
-    assert (await site.call("GET", "/contexts"))[1] == []
+
+    async def no_context_listed() -> bool:  # its end is stored once the server sees the exit
+        return (await site.call("GET", "/contexts"))[1] == []
+
+    await wait_until(no_context_listed, timeout_s=15, what="the ad-hoc context to end")
     assert await site.server.stop(signal.SIGTERM) == 0
 
 
