@@ -8,7 +8,6 @@ rules of their own live apart (``security_settings``, ``context_settings``, ``va
 
 from __future__ import annotations
 
-import datetime
 import os
 import socket
 import sys
@@ -26,6 +25,7 @@ from jobserver.common.errors import ConfigError
 from jobserver.common.pool_settings import PoolSettings, pool_settings
 from jobserver.common.security_settings import AuthSettings, TlsSettings, auth_settings, tls_settings
 from jobserver.common.values import (
+    as_timedelta,
     parse_bool,
     parse_duration_s,
     parse_size_bytes,
@@ -339,8 +339,9 @@ def to_plain(value: Any) -> Any:
         return {str(key): to_plain(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [to_plain(item) for item in value]
-    if isinstance(value, datetime.timedelta):
-        return render_timedelta(value)
+    period = as_timedelta(value)
+    if period is not None:
+        return render_timedelta(period)
     if value is None or isinstance(value, str | int | float | bool):
         return value
     # pyhocon's NoneValue and other markers

@@ -20,10 +20,30 @@ def parse_bool(value: Any) -> bool:
     return str(value).lower() in ("true", "on", "yes")
 
 
+def as_timedelta(value: Any) -> datetime.timedelta | None:
+    """A HOCON duration as a timedelta, or None when ``value`` is none. pyhocon gives durations as
+    timedelta, or as dateutil's relativedelta whenever dateutil is installed (croniter brings it):
+    both mean the same here. Months and years have no fixed length, so they are refused."""
+    if isinstance(value, datetime.timedelta):
+        return value
+    if type(value).__name__ != "relativedelta":
+        return None
+    if value.years or value.months:
+        raise ConfigError(f"{value!r}: months and years are not a fixed duration; use days")
+    return datetime.timedelta(
+        days=value.days,
+        hours=value.hours,
+        minutes=value.minutes,
+        seconds=value.seconds,
+        microseconds=value.microseconds,
+    )
+
+
 def parse_duration_s(value: Any) -> float:
     """``10s``, ``500ms``, ``5m``, ``72h``, a bare number of seconds, or a timedelta."""
-    if isinstance(value, datetime.timedelta):
-        return value.total_seconds()
+    period = as_timedelta(value)
+    if period is not None:
+        return period.total_seconds()
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     match = _DURATION_PATTERN.match(str(value))
@@ -34,8 +54,9 @@ def parse_duration_s(value: Any) -> float:
 
 def parse_size_bytes(value: Any) -> int:
     """``30m``, ``512k``, ``1g`` or a bare number of bytes."""
-    if isinstance(value, datetime.timedelta):  # an unquoted 30m arrives as thirty minutes
-        value = render_timedelta(value)
+    period = as_timedelta(value)
+    if period is not None:  # an unquoted 30m arrives as thirty minutes
+        value = render_timedelta(period)
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     match = _SIZE_PATTERN.match(str(value))

@@ -23,7 +23,7 @@ from jobserver.common.config import (
 )
 from jobserver.common.context_settings import start_deadlines
 from jobserver.common.errors import ConfigError
-from jobserver.common.values import parse_duration_s, parse_size_bytes
+from jobserver.common.values import as_timedelta, parse_duration_s, parse_size_bytes
 
 MIB = 1024**2
 
@@ -439,8 +439,9 @@ def test_text_that_is_not_a_size_is_a_config_error(value: object) -> None:
 
 def test_unquoted_memory_size_reads_as_bytes_not_minutes() -> None:
     tree = ConfigFactory.parse_string("memory-per-node = 512m")
-    # pyhocon reads an unquoted 512m as a duration of 512 minutes ...
-    assert tree["memory-per-node"] == datetime.timedelta(minutes=512)
+    # pyhocon reads an unquoted 512m as a duration of 512 minutes (a relativedelta when dateutil
+    # is installed) ...
+    assert as_timedelta(tree["memory-per-node"]) == datetime.timedelta(minutes=512)
     # ... and both ways out give back 512 MiB.
     assert parse_size_bytes(tree["memory-per-node"]) == 512 * MIB
     assert to_plain(tree) == {"memory-per-node": "512m"}
@@ -616,3 +617,12 @@ def test_start_deadlines_default_to_the_contracts(defaults: Settings) -> None:
     assert (deadlines.connect_s, deadlines.init_s) == (30.0, 60.0)
     assert defaults.context_creation_timeout_s == deadlines.connect_s + deadlines.init_s
     assert defaults.context_defaults["python"] == {"paths": [], "executable": ""}
+
+
+def test_durations_read_the_same_whether_pyhocon_gives_timedelta_or_relativedelta() -> None:
+    relativedelta = pytest.importorskip("dateutil.relativedelta").relativedelta
+    assert parse_duration_s(relativedelta(minutes=1, seconds=30)) == 90.0
+    assert parse_duration_s(relativedelta(days=2)) == 172800.0
+    assert to_plain({"grace": relativedelta(seconds=30)}) == {"grace": "30s"}
+    with pytest.raises(ConfigError, match="months and years are not a fixed duration"):
+        parse_duration_s(relativedelta(months=1))
