@@ -35,8 +35,12 @@ def keep_file(folder: BlobFolder, result: FileResult) -> str:
     return result.sha256
 
 
-def open_file(folder: BlobFolder, name: str) -> FileResult:
-    return FileResult.open(folder.path_of(name), name)
+def open_file(folder: BlobFolder, name: str) -> FileResult | None:
+    """The result file ``name``; None when it is gone (its job deleted since its row was read)."""
+    try:
+        return FileResult.open(folder.path_of(name), name)
+    except FileNotFoundError:
+        return None
 
 
 def delete_unused_files(connection: sqlite3.Connection, folder: BlobFolder) -> int:
