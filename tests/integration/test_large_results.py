@@ -1,5 +1,6 @@
 """Results of any size: a 100 MB result arrives whole, byte for byte, from a sync POST and from
-GET /jobs/<id>, on SQLite and on PostgreSQL, with write-behind on and off; the server keeps no
+GET /jobs/<id>, on SQLite and on PostgreSQL, with write-behind on and off (and a chunked one in
+its callback); the server keeps no
 spool file of it afterwards (nor any a crash left); a result over max-result-size ends its job in
 ERROR with a message naming the key, and nothing of it is stored.
 
@@ -13,10 +14,11 @@ import json
 import random
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
-from tests.support import FAKE_SPARK_HOMES, Api, running_server, wait_until
+from tests.support import FAKE_SPARK_HOMES, Api, callback_listener, running_server, wait_until
 
 BIG_RESULT = """
 import random
@@ -115,3 +117,26 @@ async def test_a_result_over_max_result_size_ends_the_job_in_error_and_stores_no
         assert (status, encoding) == (200, "chunked")
         assert answer.endswith(b',"result":' + expected_result(2, 1 << 20) + b"}")
         assert not any((tmp_path / "work" / SPOOL).iterdir())
+
+
+async def test_a_chunked_result_reaches_its_callback_whole(tmp_path: Path) -> None:
+    overrides = {
+        "spark.home": str(FAKE_SPARK_HOMES / "light"),
+        "spark.jobserver.callback.allowed-hosts": ["127.0.0.1"],  # the listener's
+    }
+    async with (
+        callback_listener(max_body_bytes=8 << 20) as (receiver, url),
+        running_server(tmp_path / "work", overrides) as api,
+    ):
+        await start(api)
+        config = json.dumps({"seed": 5, "bytes": 3 << 20})  # 4 MiB encoded: four chunks
+        path = f"{JOB}&callbackUrl={quote(url, safe='')}"
+        status, job, _ = await api.call("POST", path, data=config)
+        assert status == 202, job
+
+        async def received() -> bool:
+            return bool(receiver.received)
+
+        await wait_until(received, timeout_s=30, what="the callback delivered")
+        wanted = json.loads(expected_result(5, 3 << 20))
+        assert receiver.received == [{"jobId": job["jobId"], "result": wanted}]
