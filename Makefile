@@ -43,6 +43,7 @@ bench: install
 	$(BIN)/python bench/adhoc.py
 	$(BIN)/python bench/floor.py
 	$(BIN)/python bench/store_queries.py
+	$(BIN)/python bench/results.py
 
 package: install
 	bin/server_package.sh

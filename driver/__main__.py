@@ -47,6 +47,7 @@ from driver.protocol import (
     Message,
     ProtocolError,
     Rejected,
+    ResultLimit,
     ServerHeartbeat,
     SessionChecked,
     StartJob,
@@ -159,6 +160,7 @@ class Driver:
         self._context_config: dict[str, JsonValue] = json.loads(welcome.context_config_json)
         self._spark: SparkHandle | None = None
         self._runner: JobRunner | None = None
+        self._max_result_bytes = 0  # the server's limit (ResultLimit); 0 until it says
         self._output: JobOutput | None = None
         self._progress: ProgressReporter | None = None
         self._session_probe: SessionProbe | None = None  # a pooled driver's, to tell what jobs changed
@@ -199,6 +201,7 @@ class Driver:
             server_config_json=self._server_config_json,
             output=output,
         )
+        self._runner.max_result_bytes = self._max_result_bytes
         progress = _section(settings, "job-progress")
         self._progress = ProgressReporter(
             spark.spark_context,
@@ -261,6 +264,10 @@ class Driver:
                 self._runner.on_acknowledged(message.job_id)
         elif isinstance(message, CheckSession):
             self._link.post(self._check_session())
+        elif isinstance(message, ResultLimit):
+            self._max_result_bytes = message.max_result_bytes
+            if self._runner is not None:
+                self._runner.max_result_bytes = message.max_result_bytes
         elif isinstance(message, StopContext | Rejected):
             self._link.stop_serving()
         elif not isinstance(message, ServerHeartbeat):

@@ -267,6 +267,16 @@ class ServerEndpoints(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class ResultLimit(Message):
+    """Sent after ``Welcome``: the largest job result the server keeps (``max-result-size``). The
+    driver fails a job whose encoded result is larger instead of sending it; the server enforces
+    the limit anyway. A driver of an earlier release drops it as an unknown message."""
+
+    TYPE: ClassVar[str] = "result_limit"
+    max_result_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class Reintroduce(Message):
     """To a connection the server does not know (it restarted): say who you are (``Rejoin``)."""
 
@@ -365,6 +375,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         NamedObjectsChanged,
         BlobData,
         Welcome,
+        ResultLimit,
         Reintroduce,
         JobReportAck,
         Rejected,
@@ -459,6 +470,19 @@ _PACKAGE_FIELDS = dataclasses.fields(JobPackage)
 def error_map(message: str, error_class: str = "", stack: str = "") -> dict[str, str]:
     """spark-jobserver's error map, the one shape every error takes on the wire and in the API."""
     return {"message": message, "errorClass": error_class, "stack": stack}
+
+
+MAX_RESULT_SIZE_KEY = "spark.jobserver.max-result-size"
+RESULT_TOO_LARGE = "ResultTooLarge"  # the error class of a job whose result was refused
+
+
+def result_too_large(size_bytes: int, max_bytes: int) -> dict[str, str]:
+    """The error of a job whose result is over the server's limit, the same from either side."""
+    message = (
+        f"Job result of {size_bytes} bytes is larger than {MAX_RESULT_SIZE_KEY} ({max_bytes} bytes)"
+        " allows; return less, or write it to a file the client fetches"
+    )
+    return error_map(message, RESULT_TOO_LARGE)
 
 
 def describe_exception(exception: BaseException) -> dict[str, str]:

@@ -37,6 +37,7 @@ from driver.protocol import (
     StartJob,
     describe_exception,
     error_map,
+    result_too_large,
 )
 from driver.results import encode_result
 from driver.server_files import ServerFiles
@@ -84,6 +85,7 @@ class JobRunner:
         self._context_name = str(_object_at(context_config, "context").get("name", ""))
         self._context_config_tree = config_tree(context_config)
         self._result_chunk_bytes = max(result_chunk_bytes, 1024)
+        self.max_result_bytes = 0  # the server's limit, once it said (ResultLimit); 0: none known
         self.named_objects = NamedObjects(
             on_change=lambda objects: post(NamedObjectsChanged(objects=objects))
         )
@@ -257,6 +259,10 @@ class JobRunner:
         size = self._result_chunk_bytes
         if len(payload) <= size:  # most results: one message, and no copy
             return JobFinished(job_id=job_id, result=payload)
+        if 0 < self.max_result_bytes < len(payload):  # the server would refuse it: send nothing
+            return JobFailed(
+                job_id=job_id, kind=FAILURE_ERROR, error=result_too_large(len(payload), self.max_result_bytes)
+            )
         view = memoryview(payload)
         offset = 0
         while len(payload) - offset > size:

@@ -250,11 +250,11 @@ class CallbackListener:
 
 @asynccontextmanager
 async def callback_listener(
-    failures: int = 0, *, port: int | None = None
+    failures: int = 0, *, port: int | None = None, max_body_bytes: int = 1 << 20
 ) -> AsyncIterator[tuple[CallbackListener, str]]:
     """A real HTTP listener on ``port`` (an ephemeral one by default), and its URL."""
     listener = CallbackListener(failures)
-    app = web.Application()
+    app = web.Application(client_max_size=max_body_bytes)
     app.router.add_post("/done", listener.handle)
     server = TestServer(app, host="127.0.0.1", port=port)
     await server.start_server()

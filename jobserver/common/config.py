@@ -64,6 +64,7 @@ class Settings:
     default_sync_timeout_s: float
     max_upload_bytes: int
     result_chunk_bytes: int
+    max_result_bytes: int  # a job's result beyond this ends the job in ERROR
     bus_port: int
     bus_bind_address: str
     bus_advertised_host: str
@@ -262,6 +263,7 @@ def _job_settings(jobserver: Mapping[str, Any]) -> dict[str, Any]:
         "default_sync_timeout_s": parse_duration_s(jobserver["default-sync-timeout"]),
         "max_upload_bytes": parse_size_bytes(jobserver["max-upload-size"]),
         "result_chunk_bytes": parse_size_bytes(jobserver["result-chunk-size"]),
+        "max_result_bytes": parse_size_bytes(jobserver["max-result-size"]),
         "callback_attempts": _int(jobserver["callback"], "attempts"),
         "callback_retry_interval_s": parse_duration_s(jobserver["callback"]["retry-interval"]),
         "callback_timeout_s": parse_duration_s(jobserver["callback"]["timeout"]),

@@ -38,6 +38,7 @@ from driver.protocol import (
     Reintroduce,
     Rejected,
     Rejoin,
+    ResultLimit,
     ServerEndpoints,
     ServerHeartbeat,
     SessionChecked,
@@ -201,6 +202,7 @@ class DriverMessages:
 
     def _send_welcome(self, context: LiveContext) -> None:
         context.send(self._welcome(context))
+        context.send(ResultLimit(max_result_bytes=self._settings.max_result_bytes))
         endpoints = self.endpoints()
         if len(endpoints) > 1:  # a driver with one server to go to needs no list
             context.send(ServerEndpoints(endpoints=endpoints))

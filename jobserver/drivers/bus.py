@@ -45,6 +45,8 @@ Authenticator = Callable[[bytes], str | None]
 
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"  # where libzmq looks for the authentication handler
 ZAP_DOMAIN = b"jobserver"
+# Frames of one driver the server queues before it stops reading that driver (see serve).
+RECEIVE_QUEUE_FRAMES = 2
 
 
 class BusError(Exception):
@@ -107,6 +109,11 @@ class Bus:
         # driver shows in the User-Id of its first message, which the handler refuses.
         socket.setsockopt(zmq.ROUTER_HANDOVER, 1)
         socket.setsockopt(zmq.MAXMSGSIZE, self._max_frame_bytes)
+        # Frames of one driver queued here before the handler takes them: beyond this ZeroMQ stops
+        # reading that driver's connection and the rest wait in the driver (TCP's own flow
+        # control). The default, 1000, would let a driver sending a large result park up to a
+        # thousand 1 MiB chunks in the server's memory while each is spooled.
+        socket.setsockopt(zmq.RCVHWM, RECEIVE_QUEUE_FRAMES)
         if self._curve_keys is not None:
             socket.setsockopt(zmq.CURVE_SERVER, 1)
             socket.setsockopt(zmq.CURVE_SECRETKEY, self._curve_keys.secret)

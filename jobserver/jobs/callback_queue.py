@@ -33,6 +33,7 @@ from jobserver.common.states import JobState
 from jobserver.common.tasks import BackgroundTasks, retry_while_store_unavailable
 from jobserver.jobs.callbacks import (
     CALLBACK_THREADS,
+    CallbackBody,
     CallbackPolicy,
     CallbackTargets,
     Outcome,
@@ -40,6 +41,7 @@ from jobserver.jobs.callbacks import (
     post_callback,
 )
 from jobserver.storage.base import Store
+from jobserver.storage.results import Result
 
 log = structlog.get_logger(__name__)
 
@@ -69,7 +71,7 @@ class CallbackQueue:
         self._lease_s = self._policy.timeout_s + LEASE_GRACE_S
         self._delivering: set[str] = set()  # job ids: a claim renewed by a take-over is not a second delivery
 
-    def job_ended(self, record: JobRecord, result: bytes | None) -> None:
+    def job_ended(self, record: JobRecord, result: Result | None) -> None:
         """``record``'s end is stored, and with it its pending callback if it gets one: deliver it."""
         body = callback_body(record, result) if record.callback_url else None
         if body is not None:
@@ -114,7 +116,7 @@ class CallbackQueue:
         self._delivering.add(job_id)
         return True
 
-    async def _deliver_new(self, job_id: str, body: bytes) -> None:
+    async def _deliver_new(self, job_id: str, body: CallbackBody) -> None:
         try:
             claimed = await self._store.claim_callbacks(self._owner, lease_s=self._lease_s, job_id=job_id)
         except StoreUnavailable as error:  # stored with the job's end: a take-over delivers it
@@ -143,7 +145,7 @@ class CallbackQueue:
             return
         await self._deliver(pending, body)
 
-    async def _deliver(self, pending: PendingCallback, body: bytes) -> None:
+    async def _deliver(self, pending: PendingCallback, body: CallbackBody) -> None:
         """Attempt until delivered, refused or out of attempts, storing each failure; then remove."""
         job_id = pending.job_id
         try:

@@ -11,6 +11,9 @@ A callback goes only where the operator allows: a public address, or a host or n
 ``spark.jobserver.callback.allowed-hosts``. The server itself, loopback, link-local (a cloud's
 metadata service) and private networks are refused unless listed, at submission (400) and again
 before each attempt (a name may resolve elsewhere by then).
+
+A large result (one that arrived in chunks) is posted chunk by chunk (``StreamedBody``, chunked
+transfer): the attempt's thread takes each chunk from the event loop as it sends.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import ipaddress
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -31,6 +34,7 @@ import structlog
 from jobserver.common.errors import BadRequest
 from jobserver.common.records import JobRecord
 from jobserver.common.states import JobState
+from jobserver.storage.results import Result, ResultStream
 
 log = structlog.get_logger(__name__)
 
@@ -84,11 +88,25 @@ def _network(host: str) -> _Network | None:
         return None
 
 
-def callback_body(job: JobRecord, result_json: bytes | None) -> bytes | None:
+@dataclass(frozen=True, slots=True)
+class StreamedBody:
+    """A callback body around a large result: ``head``, the result's chunks, ``tail``."""
+
+    head: bytes
+    result: ResultStream
+    tail: bytes = b"}"
+
+
+CallbackBody = bytes | StreamedBody
+
+
+def callback_body(job: JobRecord, result_json: Result | None) -> CallbackBody | None:
     """What the callback says about ``job``, or None when it gets no callback."""
     if job.state is JobState.FINISHED:
-        head = json.dumps({"jobId": job.id}, separators=(",", ":")).encode()
-        return head[:-1] + b',"result":' + (result_json or b"null") + b"}"
+        head = json.dumps({"jobId": job.id}, separators=(",", ":")).encode()[:-1] + b',"result":'
+        if isinstance(result_json, ResultStream):
+            return StreamedBody(head, result_json)
+        return head + (result_json or b"null") + b"}"
     if job.state is JobState.ERROR:
         body = {"jobId": job.id, "status": "ERROR", "result": dict(job.error or {})}
         return json.dumps(body, separators=(",", ":")).encode()
@@ -103,7 +121,7 @@ class Outcome(enum.Enum):
 
 async def post_callback(
     url: str,
-    body: bytes,
+    body: CallbackBody,
     job_id: str,
     attempt: int,
     policy: CallbackPolicy,
@@ -113,9 +131,10 @@ async def post_callback(
     """One attempt: POST ``body`` to ``url``, if it may still be called, within the policy's timeout."""
     try:
         await targets.check(url)
+        loop = asyncio.get_running_loop()
+        data = body if isinstance(body, bytes) else _blocking_chunks(body, loop)
         status = await asyncio.wait_for(
-            asyncio.get_running_loop().run_in_executor(threads, _post, url, body, policy.timeout_s),
-            policy.timeout_s,
+            loop.run_in_executor(threads, _post, url, data, policy.timeout_s), policy.timeout_s
         )
     except BadRequest as refused:
         log.error("callback_refused", job_id=job_id, reason=refused.message)
@@ -141,7 +160,20 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirects())
 
 
-def _post(url: str, body: bytes, timeout_s: float) -> int:
+def _blocking_chunks(body: StreamedBody, loop: asyncio.AbstractEventLoop) -> Iterator[bytes]:
+    """The body's bytes for the attempt's thread, each chunk read on the event loop."""
+    yield body.head
+    chunks = body.result.chunks()
+    while (data := asyncio.run_coroutine_threadsafe(_next_chunk(chunks), loop).result()) is not None:
+        yield data
+    yield body.tail
+
+
+async def _next_chunk(chunks: AsyncIterator[bytes]) -> bytes | None:
+    return await anext(chunks, None)
+
+
+def _post(url: str, body: bytes | Iterator[bytes], timeout_s: float) -> int:
     request = urllib.request.Request(
         url, data=body, method="POST", headers={"Content-Type": "application/json"}
     )

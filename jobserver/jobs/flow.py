@@ -29,6 +29,7 @@ from jobserver.jobs.slots import Slots
 from jobserver.jobs.submission import rejection, stops_on_job_error
 from jobserver.jobs.waiters import Waiters
 from jobserver.jobs.watch import JobWatch
+from jobserver.storage.results import Result
 from jobserver.storage.write_behind import WriteBehindStore
 
 log = structlog.get_logger(__name__)
@@ -132,11 +133,11 @@ class JobFlow:
             self.call_back(record, None)
         await self.release(job_id, record, None)
 
-    def call_back(self, record: JobRecord, result: bytes | None) -> None:
+    def call_back(self, record: JobRecord, result: Result | None) -> None:
         """``record``'s end is stored (with its pending callback, if it gets one)."""
         self.callbacks.job_ended(record, result)
 
-    async def release(self, job_id: str, record: JobRecord | None, result: bytes | None) -> None:
+    async def release(self, job_id: str, record: JobRecord | None, result: Result | None) -> None:
         """Wake whoever waits for this job (``record`` None: it was final already, say what is
         stored), and end its ad-hoc context."""
         self.watch.ended(job_id)

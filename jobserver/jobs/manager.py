@@ -36,6 +36,7 @@ from jobserver.jobs.reports import DriverReports
 from jobserver.jobs.slots import Admission, Slots
 from jobserver.jobs.submission import JobRequest, SubmitOutcome, is_uri, killed_error, what_to_run
 from jobserver.jobs.waiters import Waiter, Waiters
+from jobserver.storage.results import Result
 from jobserver.storage.write_behind import WriteBehindStore
 
 log = structlog.get_logger(__name__)
@@ -194,7 +195,7 @@ class JobManager:
 
     # --- queries and kill ------------------------------------------------------------------------------
 
-    async def get(self, job_id: str) -> tuple[JobRecord, bytes | None]:
+    async def get(self, job_id: str) -> tuple[JobRecord, Result | None]:
         job = await self._existing(job_id)
         result = await self._store.get_result(job_id) if job.state is JobState.FINISHED else None
         return job, result

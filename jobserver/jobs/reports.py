@@ -40,9 +40,11 @@ from jobserver.contexts.events import ContextEnding
 from jobserver.contexts.live import LiveContext
 from jobserver.drivers.bus import BusError
 from jobserver.jobs.flow import JobFlow
+from jobserver.jobs.incoming_results import IncomingResults, ResultTooLarge
 from jobserver.jobs.slots import Admission, Slots
 from jobserver.jobs.submission import killed_error
 from jobserver.jobs.waiters import Waiters
+from jobserver.storage.results import FileResult
 from jobserver.storage.write_behind import HeldFinish, WriteBehindStore
 
 log = structlog.get_logger(__name__)
@@ -68,7 +70,7 @@ class DriverReports:
         self._slots = slots
         self._waiters = waiters
         self._tasks = tasks
-        self._chunks: dict[str, list[bytes]] = {}  # result chunks of jobs still running
+        self.results = IncomingResults(settings)  # large results, spooled as their chunks come
         self._storing: set[asyncio.Task[None]] = set()  # answered finishes on their way to the store
 
     # --- reports -----------------------------------------------------------------------------------
@@ -127,16 +129,18 @@ class DriverReports:
             if waiter is not None:
                 waiter.wake(None, None)
         elif isinstance(report, JobResultChunk):
-            self._chunks.setdefault(report.job_id, []).append(report.data)
+            await self.results.add_chunk(context.id, report.job_id, report.data)
         elif isinstance(report, JobLog):
             await self._store_log(report)
         elif isinstance(report, JobFailed):
             self._slots.release(context.id, report.job_id)
+            self.results.discard(report.job_id)
             await self._flow.fail(report.job_id, report.error, kind=report.kind)
             self._acknowledge(context, report.job_id)
             await self._flow.after_job(context, failed=True)
         elif isinstance(report, JobKilled):
             self._slots.release(context.id, report.job_id)
+            self.results.discard(report.job_id)
             await self._flow.finalise(report.job_id, JobState.KILLED, killed_error(report.job_id))
             self._acknowledge(context, report.job_id)
             await self._flow.after_job(context, failed=False)
@@ -167,13 +171,17 @@ class DriverReports:
     async def _on_finished(self, context: LiveContext, report: JobFinished) -> None:
         job_id = report.job_id
         self._slots.release(context.id, job_id)
-        chunks = self._chunks.get(job_id)  # kept until stored: a retry after an outage needs them
-        result = b"".join([*chunks, report.result]) if chunks else report.result
+        try:  # a spooled result is kept until stored: a retry after an outage needs it
+            result = await self.results.complete(job_id, report.result)
+        except ResultTooLarge as error:
+            await self._flow.fail(job_id, error.error)
+            self._acknowledge(context, job_id)
+            await self._flow.after_job(context, failed=True)
+            return
         waiter = self._waiters.get(job_id)
         if waiter is not None and waiter.sync and not waiter.done.done():
             held = await self._store.hold_finish(waiter.job, result)
             if held is not None:
-                self._chunks.pop(job_id, None)
                 waiter.wake(held.record, result)  # answered now, stored a moment later
                 self._flow.answered(context, job_id)
                 await self._flow.start_queued(context)  # its slot is free
@@ -183,7 +191,7 @@ class DriverReports:
                 return
         # One transaction: a killed job gets no result, and a FINISHED job always has one.
         record = await self._store.finish_job(job_id, result)
-        self._chunks.pop(job_id, None)
+        self.results.discard(job_id)  # stored, or never to be (killed meanwhile)
         if record is not None and waiter is not None:
             waiter.wake(record, result)
             await asyncio.sleep(0)  # a sync request waiting for the result answers before the rest
@@ -198,12 +206,13 @@ class DriverReports:
             record = await retry_while_store_unavailable(
                 held.write, what="job_finished", limit_s=REPORT_RETRY_LIMIT_S, delay_first=True
             )
+        self.results.discard(held.record.id)
         if record is None:  # cannot be: a final state written meanwhile comes after the finish
             log.error("answered_job_not_stored", job_id=held.record.id)
         await self._ended(context, held.record.id, record, held.result)
 
     async def _ended(
-        self, context: LiveContext, job_id: str, record: JobRecord | None, result: bytes
+        self, context: LiveContext, job_id: str, record: JobRecord | None, result: bytes | FileResult
     ) -> None:
         if record is not None:
             log.info("job_ended", job_id=job_id, state=JobState.FINISHED.value)
@@ -233,13 +242,14 @@ class DriverReports:
     async def on_context_ended(self, context: LiveContext, ending: ContextEnding) -> None:
         """Every unfinished job of a context that ended (or is ending) becomes ERROR."""
         self._slots.close(context.id)
+        self.results.discard_context(context.id)
         for job in await self._store.jobs_in_context(context.id, ACTIVE_JOB_STATES):
             await self._flow.fail(job.id, ending.job_error)
 
     async def on_context_restarting(self, context: LiveContext, reason: str) -> None:
         """Supervise: the driver died and another is on its way; what it ran runs again then."""
         for job_id in sorted(self._slots.vacate(context.id)):
-            self._chunks.pop(job_id, None)
+            self.results.discard(job_id)
             self._flow.watch.ended(job_id)  # its progress starts over in the next driver
             if await self._store.update_job(job_id, JobState.RESTARTING) is not None:
                 log.info("job_restarting", job_id=job_id, context_id=context.id, reason=reason)

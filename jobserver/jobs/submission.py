@@ -30,6 +30,7 @@ from jobserver.common.errors import (
 )
 from jobserver.common.records import Caller, JobRecord
 from jobserver.common.values import string_list
+from jobserver.storage.results import Result
 
 KILLED_ERROR_CLASS = "spark.jobserver.JobManagerActor$JobKilledException"
 
@@ -62,7 +63,7 @@ class JobRequest:
 @dataclass(frozen=True, slots=True)
 class SubmitOutcome:
     job: JobRecord
-    result: bytes | None = None
+    result: Result | None = None  # bytes, or a large result's stream
     completed: bool = False  # a sync job that reached a final state within its timeout
 
 

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from jobserver.common.errors import JobServerError
 from jobserver.common.records import JobRecord
 from jobserver.contexts.live import LiveContext
+from jobserver.storage.results import Result
 
-Outcome = tuple[JobRecord, bytes | None]  # the final record and, when FINISHED, the result
+Outcome = tuple[JobRecord, Result | None]  # the final record and, when FINISHED, the result
 
 
 @dataclass(eq=False)
@@ -20,7 +21,7 @@ class Waiter:
     done: asyncio.Future[Outcome]
     adhoc_context: LiveContext | None  # ended with its job
 
-    def wake(self, record: JobRecord | None, result: bytes | None) -> None:
+    def wake(self, record: JobRecord | None, result: Result | None) -> None:
         """The job started, or (with ``record``) ended."""
         if not self.started.done():  # a short job reports its outcome without JobStarted
             self.started.set_result(None)

@@ -32,6 +32,7 @@ from jobserver.common.records import (
     ServerRecord,
 )
 from jobserver.common.states import ContextState, JobState
+from jobserver.storage.results import FileResult, Result
 
 # Retention spares unreferenced blobs younger than this: an upload puts its blob first and adds
 # the binary version that references it a moment later.
@@ -150,14 +151,17 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def finish_job(
-        self, job_id: str, result_json: bytes, *, end_time: datetime.datetime | None = None
+        self, job_id: str, result_json: bytes | FileResult, *, end_time: datetime.datetime | None = None
     ) -> JobRecord | None:
         """Store the result and move the job to FINISHED in one transaction, if it may still
         finish; otherwise (killed, failed meanwhile) store nothing and return None. ``end_time``
-        defaults to now (a caller that already told a client when the job ended passes that)."""
+        defaults to now (a caller that already told a client when the job ended passes that).
+        A ``FileResult`` (a spooled large result, results.py) is stored without reading it whole;
+        the caller removes its spool file afterwards."""
 
     @abc.abstractmethod
-    async def get_result(self, job_id: str) -> bytes | None: ...
+    async def get_result(self, job_id: str) -> Result | None:
+        """The stored result: ``bytes``, or a ``ResultStream`` for a result stored in chunks."""
 
     # --- job logs ------------------------------------------------------------------------------------
 

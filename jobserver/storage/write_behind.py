@@ -51,6 +51,7 @@ from jobserver.common.records import (
 )
 from jobserver.common.states import ContextState, JobState
 from jobserver.storage.base import Store
+from jobserver.storage.results import FileResult, Result
 
 _T = TypeVar("_T")
 
@@ -109,7 +110,7 @@ class HeldFinish:
     """A finish answered before it is stored: ``record`` is the answer, ``write`` stores it."""
 
     record: JobRecord
-    result: bytes
+    result: bytes | FileResult  # a large result's spool file until the write has stored it
     write: Callable[..., Awaitable[JobRecord | None]]
 
 
@@ -137,7 +138,7 @@ class WriteBehindStore(Store):
         held.on_settled = functools.partial(self._inserts.pop, job.id, None)
         return held
 
-    async def hold_finish(self, job: JobRecord, result: bytes) -> HeldFinish | None:
+    async def hold_finish(self, job: JobRecord, result: bytes | FileResult) -> HeldFinish | None:
         """Hold the finish of ``job`` (a record of it from before its end), to be answered now and
         stored by ``HeldFinish.write``; None when it must be stored first (``finish_job``)."""
         inserted = await self._complete_insert(job.id)
@@ -213,7 +214,7 @@ class WriteBehindStore(Store):
             return await self._store.update_job(job_id, target, error=error)
 
     async def finish_job(
-        self, job_id: str, result_json: bytes, *, end_time: datetime.datetime | None = None
+        self, job_id: str, result_json: bytes | FileResult, *, end_time: datetime.datetime | None = None
     ) -> JobRecord | None:
         async with self._final_write(job_id, JobState.FINISHED):
             return await self._store.finish_job(job_id, result_json, end_time=end_time)
@@ -228,8 +229,8 @@ class WriteBehindStore(Store):
         held = self._finishes.get(job_id) or self._inserts.get(job_id)
         return held.job if held is not None else await self._store.get_job(job_id)
 
-    async def get_result(self, job_id: str) -> bytes | None:
-        held = self._finishes.get(job_id)
+    async def get_result(self, job_id: str) -> Result | None:
+        held = self._finishes.get(job_id)  # a large result: read from its spool file
         return held.payload if held is not None else await self._store.get_result(job_id)
 
     async def job_log(self, job_id: str, start: int, size: int) -> tuple[int, list[str]]:

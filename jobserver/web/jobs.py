@@ -18,8 +18,7 @@ from jobserver.web.render import (
     json_response,
     log_page,
     progress_info,
-    raw_json_response,
-    with_result,
+    result_response,
 )
 from jobserver.web.streams import open_event_stream, send_event
 
@@ -77,7 +76,7 @@ async def submit_job(request: web.Request) -> web.Response:
         return json_response(job_report(outcome.job, status=JobState.STARTED.value), 202)
     job = outcome.job
     if job.state is JobState.FINISHED:
-        return raw_json_response(with_result({"jobId": job.id}, outcome.result or b"[]"))
+        return result_response({"jobId": job.id}, outcome.result or b"[]")
     return json_response({"jobId": job.id, "status": job.state.value, "result": dict(job.error or {})})
 
 
@@ -89,7 +88,7 @@ async def get_job(request: web.Request) -> web.Response:
     progress = jobs.following.progress(job)
     if progress is not None:
         report["progress"] = progress_info(*progress)
-    return raw_json_response(with_result(report, result))
+    return result_response(report, result)
 
 
 @routes.get("/jobs/{job_id}/logs")

@@ -8,7 +8,8 @@ knows it (``Caller``: the user and whom it may act as), and an HMAC-SHA256 over 
 the body's hash under a key derived from the key the servers share (``tokens.peer_signing_key``).
 The owner takes a request carrying these headers only with a valid signature less than a minute
 old (403 otherwise, whatever its own authentication), runs it as that caller without a login of
-its own, and never forwards it again. The owner's answer goes back to the client unchanged.
+its own, and never forwards it again. The owner's answer goes back to the client unchanged; one
+the owner sends in chunks (a large result) is passed on chunk by chunk, never held whole.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import AsyncIterator
 
 import aiohttp
 import structlog
@@ -110,20 +112,25 @@ class PeerRequests:
             }
         )
         try:
-            async with self._client().request(
+            answer = await self._client().request(
                 request.method,
                 served.url + request.path_qs,
                 data=body,
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(total=self._answer_within_s(request), sock_connect=10),
-            ) as answer:
+            )
+            kept = CIMultiDict(
+                (name, value)
+                for name, value in answer.headers.items()
+                if name.lower() not in DROPPED_ANSWER_HEADERS
+            )
+            if answer.content_length is None and answer.status == 200:
+                return web.Response(status=answer.status, body=_relayed(answer), headers=kept)
+            try:
                 payload = await answer.read()
-                kept = CIMultiDict(
-                    (name, value)
-                    for name, value in answer.headers.items()
-                    if name.lower() not in DROPPED_ANSWER_HEADERS
-                )
-                return web.Response(status=answer.status, body=payload, headers=kept)
+            finally:
+                answer.release()
+            return web.Response(status=answer.status, body=payload, headers=kept)
         except (aiohttp.ClientError, OSError, TimeoutError) as error:
             log.warning("request_forward_failed", peer=served.server_id, url=served.url, error=str(error))
             reason = str(error) or f"no answer within {self._answer_within_s(request):.0f} s"
@@ -146,3 +153,12 @@ class PeerRequests:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+async def _relayed(answer: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    """A peer's chunked answer, passed on as it arrives (a large job result)."""
+    try:
+        async for chunk in answer.content.iter_chunked(1 << 20):
+            yield chunk
+    finally:
+        answer.release()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -13,6 +13,7 @@ from aiohttp import web
 from jobserver.common.records import BinaryRecord, ContextRecord, JobRecord, LogPage
 from jobserver.common.states import JobState
 from jobserver.common.timeformat import instant, job_time
+from jobserver.storage.results import Result, ResultStream
 
 ADHOC_CONTEXT_NAME = "<<ad-hoc>>"
 
@@ -70,6 +71,24 @@ def with_result(document: dict[str, Any], result_json: bytes | None) -> bytes:
         return head
     separator = b"," if len(document) else b""
     return head[:-1] + separator + b'"result":' + result_json + b"}"
+
+
+def result_response(document: dict[str, Any], result: Result | None) -> web.Response:
+    """``document`` with the job's result spliced in (``with_result``). A large result (a
+    ``ResultStream``) goes with chunked transfer, read from where it is stored one chunk at a
+    time while the client takes it (aiohttp waits for the socket to drain between chunks), so
+    that the server never holds it whole; the body is the same bytes either way."""
+    if not isinstance(result, ResultStream):
+        return raw_json_response(with_result(document, result))
+    return web.Response(body=_spliced(document, result), content_type="application/json")
+
+
+async def _spliced(document: dict[str, Any], result: ResultStream) -> AsyncIterator[bytes]:
+    head = with_result(document, b"")  # ends in "result":}
+    yield head[:-1]
+    async for chunk in result.chunks():
+        yield chunk
+    yield b"}"
 
 
 def _duration(job: JobRecord) -> str:

@@ -37,6 +37,7 @@ from driver.protocol import (
     Reintroduce,
     Rejected,
     Rejoin,
+    ResultLimit,
     ServerEndpoints,
     ServerHeartbeat,
     SessionChecked,
@@ -72,6 +73,7 @@ SAMPLES: dict[str, Message] = {
     "reintroduce": Reintroduce(),
     "server_endpoints": ServerEndpoints(endpoints=["tcp://a:1", "tcp://b:2"]),
     "job_report_ack": JobReportAck(job_id="job-1"),
+    "result_limit": ResultLimit(max_result_bytes=1 << 30),
     "context_ready": ContextReady(
         application_id="local-1700000000000", web_ui_url=None, spark_version="4.0.1"
     ),

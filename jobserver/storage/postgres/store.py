@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import functools
 import os
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from pathlib import Path
@@ -49,7 +50,7 @@ from jobserver.common.states import (
 )
 from jobserver.storage.base import BLOB_GRACE_PERIOD_S, Store
 from jobserver.storage.blobs import BlobFolder, check_sha256
-from jobserver.storage.postgres import callbacks, servers
+from jobserver.storage.postgres import callbacks, results, servers
 from jobserver.storage.postgres.blobs import delete_unused_blobs, export_blob, store_blob
 from jobserver.storage.postgres.callbacks import queuing_callback
 from jobserver.storage.postgres.connection import (
@@ -62,6 +63,7 @@ from jobserver.storage.postgres.connection import (
     outages_reported,
     split_pool_settings,
 )
+from jobserver.storage.results import FileResult, Result
 from jobserver.storage.rows import (
     BINARY_COLUMNS,
     CONTEXT_COLUMNS,
@@ -85,6 +87,10 @@ _CONTEXTS = column_list(CONTEXT_COLUMNS)
 # A job row followed by its class path entries, in order.
 _JOBS = column_list(JOB_COLUMNS, "jobs") + (
     ", ARRAY(SELECT binary_id FROM job_binaries WHERE job_binaries.job_id = jobs.id ORDER BY position)"
+)
+_SAVE_RESULT = (
+    "INSERT INTO job_results (job_id, result) VALUES (%s, %s)"
+    " ON CONFLICT (job_id) DO UPDATE SET result = EXCLUDED.result, chunk_count = 0, size_bytes = 0"
 )
 _INSERT_JOB = (
     f"WITH job AS (INSERT INTO jobs ({column_list(JOB_COLUMNS)})"
@@ -358,7 +364,7 @@ class PostgresStore(Store):
         return None if row is None else json_value(row[0])
 
     async def finish_job(
-        self, job_id: str, result_json: bytes, *, end_time: datetime.datetime | None = None
+        self, job_id: str, result_json: bytes | FileResult, *, end_time: datetime.datetime | None = None
     ) -> JobRecord | None:
         sources = [state.value for state in job_sources(JobState.FINISHED)]
         async with self._connection() as connection, connection.transaction():
@@ -372,15 +378,26 @@ class PostgresStore(Store):
             row = await cursor.fetchone()
             if row is None:
                 return None
-            await connection.execute(
-                "INSERT INTO job_results (job_id, result) VALUES (%s, %s)"
-                " ON CONFLICT (job_id) DO UPDATE SET result = EXCLUDED.result",
-                (job_id, bytes(result_json)),
-            )
+            if isinstance(result_json, FileResult):
+                await results.store_chunks(connection, job_id, result_json)
+            else:
+                await connection.execute(_SAVE_RESULT, (job_id, bytes(result_json)))
         return self._job(row)
 
-    async def get_result(self, job_id: str) -> bytes | None:
-        row = await self._fetchone("SELECT result FROM job_results WHERE job_id = %s", (job_id,))
+    async def get_result(self, job_id: str) -> Result | None:
+        row = await self._fetchone(
+            "SELECT result, chunk_count, size_bytes FROM job_results WHERE job_id = %s", (job_id,)
+        )
+        if row is None:
+            return None
+        if row[1]:
+            return results.ChunkRowsResult(row[2], row[1], functools.partial(self._result_chunk, job_id))
+        return bytes(row[0])
+
+    async def _result_chunk(self, job_id: str, seq: int) -> bytes | None:
+        row = await self._fetchone(
+            "SELECT data FROM job_result_chunks WHERE job_id = %s AND seq = %s", (job_id, seq)
+        )
         return None if row is None else bytes(row[0])
 
     # --- pending callbacks -------------------------------------------------------------------------

@@ -17,8 +17,8 @@ from jobserver.storage.sqlite.connection import placeholders, transaction
 _JOBS = column_list(JOB_COLUMNS)
 _INSERT_JOB = f"INSERT INTO jobs ({_JOBS}) VALUES ({placeholders(len(JOB_COLUMNS))})"
 _SAVE_RESULT = (
-    "INSERT INTO job_results (job_id, result) VALUES (?, ?)"
-    " ON CONFLICT (job_id) DO UPDATE SET result = excluded.result"
+    "INSERT INTO job_results (job_id, result, result_file) VALUES (?, ?, ?)"
+    " ON CONFLICT (job_id) DO UPDATE SET result = excluded.result, result_file = excluded.result_file"
 )
 
 
@@ -101,9 +101,14 @@ def update_job(
 
 
 def finish_job(
-    connection: sqlite3.Connection, job_id: str, result_json: bytes, end_ms: int
+    connection: sqlite3.Connection,
+    job_id: str,
+    result_json: bytes,
+    end_ms: int,
+    result_file: str | None = None,
 ) -> JobRecord | None:
-    """Compare-and-set to FINISHED and store the result, in one transaction (base.Store.finish_job)."""
+    """Compare-and-set to FINISHED and store the result, in one transaction (base.Store.finish_job);
+    ``result_file``: the result is that file of the results folder (``result_json`` is empty)."""
     sources = tuple(state.value for state in job_sources(JobState.FINISHED))
     with transaction(connection):
         # RETURNING gives the updated row back: no second read of the job (a third of the cost).
@@ -114,7 +119,7 @@ def finish_job(
         ).fetchall()
         if not rows:
             return None
-        connection.execute(_SAVE_RESULT, (job_id, bytes(result_json)))
+        connection.execute(_SAVE_RESULT, (job_id, bytes(result_json), result_file))
         binary_ids = [
             binary_id
             for (binary_id,) in connection.execute(
@@ -134,6 +139,11 @@ def get_job_config(connection: sqlite3.Connection, job_id: str) -> Mapping[str, 
     return config
 
 
-def get_result(connection: sqlite3.Connection, job_id: str) -> bytes | None:
-    row = connection.execute("SELECT result FROM job_results WHERE job_id = ?", (job_id,)).fetchone()
-    return None if row is None else bytes(row[0])
+def get_result(connection: sqlite3.Connection, job_id: str) -> bytes | str | None:
+    """The result's bytes, or the name of its file in the results folder."""
+    row = connection.execute(
+        "SELECT result, result_file FROM job_results WHERE job_id = ?", (job_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    return str(row[1]) if row[1] is not None else bytes(row[0])

@@ -29,8 +29,18 @@ from jobserver.common.records import (
 from jobserver.common.states import ContextState, JobState
 from jobserver.storage.base import Store
 from jobserver.storage.blobs import BlobFolder
+from jobserver.storage.results import FileResult, Result
 from jobserver.storage.rows import to_json
-from jobserver.storage.sqlite import binaries, callbacks, contexts, job_logs, jobs, retention, servers
+from jobserver.storage.sqlite import (
+    binaries,
+    callbacks,
+    contexts,
+    job_logs,
+    jobs,
+    results,
+    retention,
+    servers,
+)
 from jobserver.storage.sqlite.connection import DEFAULT_BUSY_TIMEOUT_S
 from jobserver.storage.sqlite.database import Database
 
@@ -41,12 +51,14 @@ class SqliteStore(Store):
         process) holds before it fails with StoreUnavailable."""
         self._database = Database(path, busy_timeout_s=busy_timeout_s)
         self._blobs = BlobFolder(blob_dir)
+        self._results = BlobFolder(blob_dir.parent / "results")  # results that came in chunks
         self._memo = _BinaryMemo(self._database.others_commits)
 
     # --- life cycle --------------------------------------------------------------------------------
 
     async def open(self) -> None:
         await asyncio.to_thread(self._blobs.create)
+        await asyncio.to_thread(self._results.create)
         await self._database.open()
 
     async def close(self) -> None:
@@ -169,16 +181,25 @@ class SqliteStore(Store):
         return await self._database.read(lambda connection: jobs.get_job_config(connection, job_id))
 
     async def finish_job(
-        self, job_id: str, result_json: bytes, *, end_time: datetime.datetime | None = None
+        self, job_id: str, result_json: bytes | FileResult, *, end_time: datetime.datetime | None = None
     ) -> JobRecord | None:
         end_ms = to_epoch_ms(end_time or utc_now())
+        if isinstance(result_json, FileResult):
+            spooled = result_json
+            name = await self._database.in_worker(lambda _: results.keep_file(self._results, spooled))
+            return await self._database.in_worker(
+                lambda connection: jobs.finish_job(connection, job_id, b"", end_ms, result_file=name)
+            )
         return await self._database.write(
             lambda connection: jobs.finish_job(connection, job_id, result_json, end_ms),
             size_bytes=len(result_json),
         )
 
-    async def get_result(self, job_id: str) -> bytes | None:
-        return await self._database.read(lambda connection: jobs.get_result(connection, job_id))
+    async def get_result(self, job_id: str) -> Result | None:
+        stored = await self._database.read(lambda connection: jobs.get_result(connection, job_id))
+        if isinstance(stored, str):
+            return await asyncio.to_thread(results.open_file, self._results, stored)
+        return stored
 
     # --- job logs ------------------------------------------------------------------------------------
 
@@ -257,6 +278,9 @@ class SqliteStore(Store):
                 break
         counts = await self._database.in_worker(
             lambda connection: retention.delete_expired(connection, self._blobs, before_ms)
+        )
+        await self._database.in_worker(
+            lambda connection: results.delete_unused_files(connection, self._results)
         )
         return {**counts, "jobs": deleted_jobs}
 

@@ -1,0 +1,105 @@
+"""Results on their way in from the drivers.
+
+A result larger than ``result-chunk-size`` comes as ``JobResultChunk`` messages and then a
+``JobFinished`` carrying its last part. Each chunk is appended to a spool file (0600, under
+``<work-dir>/result-spool``) as it arrives, so the server holds one chunk at a time whatever the
+result's size; the spool becomes the stored result when the job finishes (``Store.finish_job``)
+and is removed once stored, or as soon as it never will be (the job killed or failed, its context
+gone, the result over ``max-result-size``). A spool left by a crash is removed at the next start:
+the driver holds its report until it is acknowledged and sends it again.
+
+A result in one message (the common case) never touches a file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import structlog
+
+from driver.protocol import result_too_large
+from jobserver.common.config import Settings
+from jobserver.storage.results import FileResult, ResultSpool, ResultSpools
+
+log = structlog.get_logger(__name__)
+
+SPOOL_FOLDER = "result-spool"
+
+
+class ResultTooLarge(Exception):
+    def __init__(self, size_bytes: int, max_bytes: int) -> None:
+        self.error = result_too_large(size_bytes, max_bytes)
+        super().__init__(self.error["message"])
+
+
+@dataclass(eq=False)
+class _Incoming:
+    context_id: str
+    spool: ResultSpool
+    result: FileResult | None = None  # once its last part is in
+
+
+class IncomingResults:
+    def __init__(self, settings: Settings) -> None:
+        self._spools = ResultSpools(settings.work_dir / SPOOL_FOLDER)
+        removed = self._spools.clear()  # the server starts: nothing is in transit
+        if removed:
+            log.info("result_spools_removed", count=removed)
+        self._max_bytes = settings.max_result_bytes
+        self._incoming: dict[str, _Incoming] = {}
+        self._refused: dict[str, int] = {}  # job id -> bytes seen, once over the limit
+
+    async def add_chunk(self, context_id: str, job_id: str, data: bytes) -> None:
+        """Append a chunk to the job's spool (or count it, when the result is refused)."""
+        if job_id in self._refused:
+            self._refused[job_id] += len(data)
+            return
+        incoming = self._incoming.get(job_id)
+        if incoming is None or incoming.result is not None:  # a report sent again starts over
+            self.discard(job_id)
+            spool = await asyncio.to_thread(self._spools.open, job_id)
+            incoming = self._incoming[job_id] = _Incoming(context_id, spool)
+        size_bytes = incoming.spool.size_bytes + len(data)
+        if size_bytes > self._max_bytes:
+            self.discard(job_id)
+            self._refused[job_id] = size_bytes
+            log.warning("job_result_refused", job_id=job_id, size_bytes=size_bytes, max_bytes=self._max_bytes)
+            return
+        await asyncio.to_thread(incoming.spool.append, data)
+
+    async def complete(self, job_id: str, last: bytes) -> bytes | FileResult:
+        """The whole result, given its last part: ``last`` itself when it came in one message,
+        else the spool (the same one again when asked again: a store outage retries). Raises
+        ResultTooLarge."""
+        refused = self._refused.pop(job_id, None)
+        incoming = self._incoming.get(job_id)
+        if refused is None and incoming is None:
+            if len(last) > self._max_bytes:
+                raise ResultTooLarge(len(last), self._max_bytes)
+            return last
+        if refused is not None:
+            raise ResultTooLarge(refused + len(last), self._max_bytes)
+        assert incoming is not None
+        if incoming.result is None:
+            if incoming.spool.size_bytes + len(last) > self._max_bytes:
+                self.discard(job_id)
+                raise ResultTooLarge(incoming.spool.size_bytes + len(last), self._max_bytes)
+            await asyncio.to_thread(incoming.spool.append, last)
+            incoming.result = incoming.spool.complete()
+        return incoming.result
+
+    def discard(self, job_id: str) -> None:
+        """The job's spool is stored, or never will be: its file goes (a reader that holds the
+        result still reads it to the end)."""
+        self._refused.pop(job_id, None)
+        incoming = self._incoming.pop(job_id, None)
+        if incoming is not None:
+            incoming.spool.discard()
+
+    def discard_context(self, context_id: str) -> None:
+        for job_id in [job_id for job_id, held in self._incoming.items() if held.context_id == context_id]:
+            self.discard(job_id)
+
+    def spool_files(self) -> list[str]:
+        return self._spools.listing()
