@@ -33,9 +33,10 @@ from jobserver.storage.rows import to_json
 from jobserver.storage.sqlite import binaries, callbacks, contexts, job_logs, jobs, retention, servers
 from jobserver.storage.sqlite.connection import DEFAULT_BUSY_TIMEOUT_S
 from jobserver.storage.sqlite.database import Database
+from jobserver.storage.sqlite.scheduling import SqliteScheduling
 
 
-class SqliteStore(Store):
+class SqliteStore(SqliteScheduling, Store):
     def __init__(self, path: str, *, blob_dir: Path, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> None:
         """``busy_timeout_s``: how long a write waits for a lock another connection (another
         process) holds before it fails with StoreUnavailable."""
