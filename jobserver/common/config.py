@@ -29,6 +29,7 @@ from jobserver.common.values import (
     parse_bool,
     parse_duration_s,
     parse_size_bytes,
+    plain_duration,
     render_timedelta,
     string_list,
 )
@@ -101,6 +102,12 @@ class Settings:
     job_log_batch_lines: int = 500
     job_log_batch_interval_s: float = 0.2
     job_progress_interval_s: float = 1.0
+    # Schedules and workflows (spark.jobserver.scheduler, spark.jobserver.workflows).
+    scheduler_enabled: bool = True
+    scheduler_refresh_interval_s: float = 30.0
+    scheduler_misfire_grace_s: float = 60.0
+    scheduler_max_catch_up_s: float = 86_400.0
+    workflow_reconcile_interval_s: float = 30.0
 
     @property
     def data_dir(self) -> Path:
@@ -199,6 +206,7 @@ def settings_from_tree(tree: ConfigTree) -> Settings:
         **_job_settings(jobserver),
         **_driver_settings(jobserver),
         **_peer_settings(jobserver, work_dir),
+        **_scheduling_settings(jobserver),
     )
 
 
@@ -276,6 +284,19 @@ def _job_settings(jobserver: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _scheduling_settings(jobserver: Mapping[str, Any]) -> dict[str, Any]:
+    scheduler = jobserver.get("scheduler", {})
+    return {
+        "scheduler_enabled": parse_bool(scheduler.get("enabled", True)),
+        "scheduler_refresh_interval_s": parse_duration_s(scheduler.get("refresh-interval", "30s")),
+        "scheduler_misfire_grace_s": parse_duration_s(scheduler.get("misfire-grace", "60s")),
+        "scheduler_max_catch_up_s": parse_duration_s(scheduler.get("max-catch-up", "1d")),
+        "workflow_reconcile_interval_s": parse_duration_s(
+            jobserver.get("workflows", {}).get("reconcile-interval", "30s")
+        ),
+    }
+
+
 def _driver_settings(jobserver: Mapping[str, Any]) -> dict[str, Any]:
     """How drivers reach the server (the bus), how the two watch each other, and how drivers run."""
     bus = jobserver.get("bus", {})
@@ -341,6 +362,8 @@ def to_plain(value: Any) -> Any:
         return [to_plain(item) for item in value]
     if isinstance(value, datetime.timedelta):
         return render_timedelta(value)
+    if type(value).__name__ == "relativedelta":  # pyhocon's durations once python-dateutil is installed
+        return render_timedelta(plain_duration(value))
     if value is None or isinstance(value, str | int | float | bool):
         return value
     # pyhocon's NoneValue and other markers

@@ -22,6 +22,7 @@ def parse_bool(value: Any) -> bool:
 
 def parse_duration_s(value: Any) -> float:
     """``10s``, ``500ms``, ``5m``, ``72h``, a bare number of seconds, or a timedelta."""
+    value = plain_duration(value)
     if isinstance(value, datetime.timedelta):
         return value.total_seconds()
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -34,6 +35,7 @@ def parse_duration_s(value: Any) -> float:
 
 def parse_size_bytes(value: Any) -> int:
     """``30m``, ``512k``, ``1g`` or a bare number of bytes."""
+    value = plain_duration(value)
     if isinstance(value, datetime.timedelta):  # an unquoted 30m arrives as thirty minutes
         value = render_timedelta(value)
     if isinstance(value, int) and not isinstance(value, bool):
@@ -43,6 +45,21 @@ def parse_size_bytes(value: Any) -> int:
         raise ConfigError(f"{value!r} is not a size (e.g. 512k, 30m, 1g)")
     exponent = " kmgt".index(match.group(2).lower() or " ")
     return int(match.group(1)) << (10 * exponent)
+
+
+def plain_duration(value: Any) -> Any:
+    """pyhocon's duration as a timedelta: with python-dateutil installed (croniter needs it)
+    pyhocon reads ``30s`` as a relativedelta; months and years (never a setting of ours) count
+    as 30 and 365 days. Anything else is returned as it is."""
+    if type(value).__name__ != "relativedelta":
+        return value
+    return datetime.timedelta(
+        days=value.days + 30 * value.months + 365 * value.years,
+        hours=value.hours,
+        minutes=value.minutes,
+        seconds=value.seconds,
+        microseconds=value.microseconds,
+    )
 
 
 def render_timedelta(value: datetime.timedelta) -> str:
