@@ -130,7 +130,9 @@ async def test_a_workflow_is_stored_with_its_steps_and_changes_by_compare_and_se
         ("report", StepState.ERROR, None),
     ]
     assert await store.update_workflow("wf-1", WorkflowState.KILLED) is None
-    await store.insert_workflow(dataclasses.replace(workflow, id="wf-2", owner="s2", steps=(), start_time=at(5)))
+    await store.insert_workflow(
+        dataclasses.replace(workflow, id="wf-2", owner="s2", steps=(), start_time=at(5))
+    )
     assert [w.id for w in await store.list_workflows(10)] == ["wf-2", "wf-1"]
     assert [w.id for w in await store.list_workflows(10, state=WorkflowState.RUNNING)] == ["wf-2"]
     assert [w.id for w in await store.list_workflows(10, owner="s1")] == ["wf-1"]
