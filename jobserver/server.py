@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from jobserver.common.clock import Clock, SystemClock
 from jobserver.common.config import Settings, redacted_url
 from jobserver.common.errors import StoreUnavailable
 from jobserver.common.records import utc_now
@@ -28,10 +29,12 @@ from jobserver.drivers import tokens
 from jobserver.drivers.bus import Bus
 from jobserver.drivers.launcher import DriverLaunch, build_bundle
 from jobserver.jobs.manager import JobManager
+from jobserver.schedules.scheduler import Scheduler
 from jobserver.storage import create_store
 from jobserver.storage.write_behind import WriteBehindStore
 from jobserver.uploads.binaries import BinaryManager
 from jobserver.uploads.datafiles import DataFiles
+from jobserver.workflows.engine import Workflows
 
 log = structlog.get_logger(__name__)
 
@@ -47,11 +50,14 @@ class JobServer:
     binaries: BinaryManager
     data: DataFiles
     context_logs: ContextLogs
+    workflows: Workflows
+    schedules: Scheduler
     # Set by SIGUSR1 (bin/server_stop.sh --keep-contexts): stop without stopping the drivers.
     keep_contexts: bool = False
 
     @classmethod
-    async def start(cls, settings: Settings) -> JobServer:
+    async def start(cls, settings: Settings, *, clock: Clock | None = None) -> JobServer:
+        """``clock``: the scheduler's time (tests move it on); the wall clock by default."""
         for folder in (settings.work_dir, settings.blob_dir, settings.data_dir, settings.log_dir):
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # the server's user's alone
         store = WriteBehindStore(
@@ -73,18 +79,22 @@ class JobServer:
         tasks = BackgroundTasks()
         data = DataFiles(settings.data_dir, max_upload_bytes=settings.max_upload_bytes)
         contexts = ContextManager(settings, store, bus, _driver_launch(settings), data, tasks)
+        jobs = JobManager(settings, store, contexts, tasks)
+        workflows = Workflows(settings, store, jobs, tasks)
         server = cls(
             settings=settings,
             store=store,
             bus=bus,
             tasks=tasks,
             contexts=contexts,
-            jobs=JobManager(settings, store, contexts, tasks),
+            jobs=jobs,
             binaries=BinaryManager(
                 store, blob_dir=settings.blob_dir, max_upload_bytes=settings.max_upload_bytes
             ),
             data=data,
             context_logs=ContextLogs(settings.log_dir, contexts),
+            workflows=workflows,
+            schedules=Scheduler(settings, store, jobs, workflows, tasks, clock or SystemClock()),
         )
         try:
             # A heartbeat before the recovery: no peer adopts what this server is recovering.
@@ -106,6 +116,10 @@ class JobServer:
         tasks.spawn(server._clean_periodically(), name="metadata-cleanup")
         await contexts.start_configured_contexts()
         contexts.pools.start()  # after the recovery: drivers rejoining count for their pools
+        # After the contexts' recovery: steps whose drivers rejoin go on, ended ones advance.
+        await workflows.recover()
+        tasks.spawn(workflows.keep_reconciling(), name="workflow-reconcile")
+        server.schedules.start()
         log.info(
             "jobserver_started", port=settings.port, bus=bus.endpoint, store=redacted_url(settings.store_url)
         )

@@ -23,6 +23,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from jobserver.common.clock import Clock
 from jobserver.common.config import Settings, load_settings
 from jobserver.common.records import PendingCallback
 from jobserver.storage import create_store
@@ -159,14 +160,16 @@ class Api:
 
 
 @asynccontextmanager
-async def running_server(work_dir: Path, overrides: Mapping[str, Any] | None = None) -> AsyncIterator[Api]:
+async def running_server(
+    work_dir: Path, overrides: Mapping[str, Any] | None = None, *, clock: Clock | None = None
+) -> AsyncIterator[Api]:
     """The real application from its factory, on an ephemeral port, with a real bus and store.
 
     On exit the server is stopped the way production stops it, and no process it started may
     outlive it.
     """
     settings = load_settings(None, {"spark.jobserver.work-dir": str(work_dir), **(overrides or {})})
-    server = TestServer(create_app(settings), host="127.0.0.1")
+    server = TestServer(create_app(settings, clock=clock), host="127.0.0.1")
     await server.start_server()
     try:
         async with aiohttp.ClientSession(base_url=str(server.make_url(""))) as session:
@@ -291,7 +294,14 @@ def build_jar(folder: Path) -> Path:
 
 
 # Values for the routes' placeholders (route_requests).
-CONCRETE = {"{name}": "x", "{job_id}": "no-such-job", "{tail}": "x", "{prefix}": "x", "{filename}": "x"}
+CONCRETE = {
+    "{name}": "x",
+    "{job_id}": "no-such-job",
+    "{tail}": "x",
+    "{prefix}": "x",
+    "{filename}": "x",
+    "{workflow_id}": "no-such-workflow",
+}
 
 
 def route_requests() -> list[tuple[str, str, str]]:

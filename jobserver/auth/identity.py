@@ -16,6 +16,8 @@ ACTIONS = {
     "contexts": ("read", "start", "delete", "reset"),
     "jobs": ("read", "start", "delete"),
     "data": ("read", "upload", "delete", "reset"),
+    "schedules": ("read", "write"),
+    "workflows": ("read", "start", "delete"),
 }
 PERMISSIONS = frozenset(
     {

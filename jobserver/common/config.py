@@ -102,6 +102,12 @@ class Settings:
     job_log_batch_lines: int = 500
     job_log_batch_interval_s: float = 0.2
     job_progress_interval_s: float = 1.0
+    # Schedules and workflows (spark.jobserver.scheduler, spark.jobserver.workflows).
+    scheduler_enabled: bool = True
+    scheduler_refresh_interval_s: float = 30.0
+    scheduler_misfire_grace_s: float = 60.0
+    scheduler_max_catch_up_s: float = 86_400.0
+    workflow_reconcile_interval_s: float = 30.0
 
     @property
     def data_dir(self) -> Path:
@@ -200,6 +206,7 @@ def settings_from_tree(tree: ConfigTree) -> Settings:
         **_job_settings(jobserver),
         **_driver_settings(jobserver),
         **_peer_settings(jobserver, work_dir),
+        **_scheduling_settings(jobserver),
     )
 
 
@@ -275,6 +282,19 @@ def _job_settings(jobserver: Mapping[str, Any]) -> dict[str, Any]:
         "job_log_batch_lines": _int(jobserver["job-logs"], "batch-lines"),
         "job_log_batch_interval_s": parse_duration_s(jobserver["job-logs"]["batch-interval"]),
         "job_progress_interval_s": parse_duration_s(jobserver["job-progress"]["interval"]),
+    }
+
+
+def _scheduling_settings(jobserver: Mapping[str, Any]) -> dict[str, Any]:
+    scheduler = jobserver.get("scheduler", {})
+    return {
+        "scheduler_enabled": parse_bool(scheduler.get("enabled", True)),
+        "scheduler_refresh_interval_s": parse_duration_s(scheduler.get("refresh-interval", "30s")),
+        "scheduler_misfire_grace_s": parse_duration_s(scheduler.get("misfire-grace", "60s")),
+        "scheduler_max_catch_up_s": parse_duration_s(scheduler.get("max-catch-up", "1d")),
+        "workflow_reconcile_interval_s": parse_duration_s(
+            jobserver.get("workflows", {}).get("reconcile-interval", "30s")
+        ),
     }
 
 

@@ -9,7 +9,7 @@ the callback, and the end of an ad-hoc context whose job is over.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -53,6 +53,12 @@ class JobFlow:
         self._tasks = tasks
         self.callbacks = CallbackQueue(settings, store, tasks)
         self.watch = JobWatch()  # progress, and news for those following a job
+        self._end_listeners: list[Callable[[str], None]] = []
+
+    def listen_for_ends(self, listener: Callable[[str], None]) -> None:
+        """``listener(job_id)`` after each job's end is stored (workflows and schedules advance
+        on it); it must not block: it is called on the job path."""
+        self._end_listeners.append(listener)
 
     # --- starts ------------------------------------------------------------------------------------
 
@@ -141,6 +147,8 @@ class JobFlow:
         """Wake whoever waits for this job (``record`` None: it was final already, say what is
         stored), and end its ad-hoc context."""
         self.watch.ended(job_id)
+        for listener in self._end_listeners:
+            listener(job_id)
         waiter = self._waiters.pop(job_id)
         if waiter is None:
             return

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import dataclasses
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -188,6 +188,10 @@ class JobManager:
                 raise NotFound(f"appName {entry} not found")
             binaries.append(binary)
         return binaries, uris
+
+    def listen_for_ends(self, listener: Callable[[str], None]) -> None:
+        """``listener(job_id)`` once a job's end is stored (``JobFlow.listen_for_ends``)."""
+        self._flow.listen_for_ends(listener)
 
     def occupancy(self) -> dict[str, tuple[int, int]]:
         """Jobs running and queued, by context id (for /metrics)."""

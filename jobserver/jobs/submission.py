@@ -18,6 +18,7 @@ from driver.protocol import (
     FAILURE_VALIDATION,
     SQL_MAIN_CLASS,
 )
+from jobserver.common.config import merge
 from jobserver.common.errors import (
     BadRequest,
     ErrorMap,
@@ -127,3 +128,44 @@ def rejection(kind: str, error: ErrorMap) -> JobServerError:
     if kind == FAILURE_LOADING:
         return JobLoadingFailed(message, details=dict(error))
     return JobServerError(message, details=dict(error))
+
+
+# POST /jobs's query parameters that say what a job is (not how its request waits for it): what
+# a schedule or a workflow step may name for the jobs it submits.
+JOB_PARAMETERS = frozenset(
+    {"appName", "classPath", "cp", "mainClass", "context", "cluster", "callbackUrl", "sql", "pool"}
+)
+
+
+def request_from_parameters(
+    parameters: Mapping[str, str],
+    config: Mapping[str, Any],
+    *,
+    sync: bool = False,
+    timeout_s: float | None = None,
+    caller: Caller | None = None,
+    proxy_user: str | None = None,
+    run_as: str | None = None,
+) -> JobRequest:
+    """A JobRequest from POST /jobs's parameters (``JOB_PARAMETERS``) and parsed body."""
+    if parameters.get("cluster"):  # the cluster of the job's own (ad-hoc) context
+        if parameters.get("context"):
+            raise BadRequest("cluster is for ad-hoc jobs: a context runs on the cluster it started on")
+        config = merge(config, {"spark": {"context-settings": {"cluster": parameters["cluster"]}}})
+    cp = parameters.get("cp")
+    return JobRequest(
+        posted_config=config,
+        app_name=parameters.get("appName"),
+        class_path=parameters.get("classPath"),
+        cp=[entry.strip() for entry in cp.split(",") if entry.strip()] if cp else None,
+        main_class=parameters.get("mainClass"),
+        context=parameters.get("context"),
+        sync=sync,
+        timeout_s=timeout_s,
+        callback_url=parameters.get("callbackUrl") or None,
+        proxy_user=proxy_user,
+        sql=parameters.get("sql"),
+        caller=caller,
+        run_as=run_as,
+        pool=parameters.get("pool") or None,
+    )

@@ -33,6 +33,7 @@ from jobserver.common.records import (
 )
 from jobserver.common.states import ContextState, JobState
 from jobserver.storage.results import FileResult, Result
+from jobserver.storage.scheduling import SchedulingStore
 
 # Retention spares unreferenced blobs younger than this: an upload puts its blob first and adds
 # the binary version that references it a moment later.
@@ -44,7 +45,9 @@ def store_unavailable(reason: str) -> StoreUnavailable:
     return StoreUnavailable(f"metadata store unavailable: {reason}")
 
 
-class Store(abc.ABC):
+class Store(SchedulingStore, abc.ABC):
+    """Schedules and workflows: ``SchedulingStore`` (storage/scheduling.py)."""
+
     # --- life cycle ------------------------------------------------------------------------------
 
     @abc.abstractmethod

@@ -52,6 +52,7 @@ from jobserver.common.records import (
 from jobserver.common.states import ContextState, JobState
 from jobserver.storage.base import Store
 from jobserver.storage.results import FileResult, Result
+from jobserver.storage.scheduling import SchedulingPassThrough
 
 _T = TypeVar("_T")
 
@@ -114,7 +115,9 @@ class HeldFinish:
     write: Callable[..., Awaitable[JobRecord | None]]
 
 
-class WriteBehindStore(Store):
+class WriteBehindStore(SchedulingPassThrough, Store):
+    _store: Store
+
     def __init__(self, store: Store, *, enabled: bool) -> None:
         self._store = store
         self.enabled = enabled

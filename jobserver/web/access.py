@@ -57,6 +57,18 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], str] = {
     ("POST", "/data/{prefix}"): "data:upload",
     ("DELETE", "/data/{filename}"): "data:delete",
     ("PUT", "/data"): "data:reset",
+    ("GET", "/schedules"): "schedules:read",
+    ("GET", "/schedules/{name}"): "schedules:read",
+    ("GET", "/schedules/{name}/runs"): "schedules:read",
+    ("POST", "/schedules"): "schedules:write",
+    ("PUT", "/schedules/{name}"): "schedules:write",
+    ("DELETE", "/schedules/{name}"): "schedules:write",
+    ("POST", "/schedules/{name}/pause"): "schedules:write",
+    ("POST", "/schedules/{name}/resume"): "schedules:write",
+    ("GET", "/workflows"): "workflows:read",
+    ("GET", "/workflows/{workflow_id}"): "workflows:read",
+    ("POST", "/workflows"): "workflows:start",
+    ("DELETE", "/workflows/{workflow_id}"): "workflows:delete",
 }
 
 NOT_PERMITTED = "The supplied authentication is not authorized to access this resource"

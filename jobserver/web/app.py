@@ -7,17 +7,32 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from jobserver.auth.authenticator import Authenticator
+from jobserver.common.clock import Clock
 from jobserver.common.config import Settings
 from jobserver.server import JobServer
-from jobserver.web import binaries, clusters, console, contexts, data, health, jobs, metrics, openapi, pools
+from jobserver.web import (
+    binaries,
+    clusters,
+    console,
+    contexts,
+    data,
+    health,
+    jobs,
+    metrics,
+    openapi,
+    pools,
+    schedules,
+    workflows,
+)
 from jobserver.web.access import Access
 from jobserver.web.keys import ACCESS, SERVER
 from jobserver.web.middleware import conventions
 from jobserver.web.peers import PeerRequests
 
 
-def create_app(settings: Settings) -> web.Application:
-    """The application; ConfigError when the authentication settings cannot work."""
+def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
+    """The application; ConfigError when the authentication settings cannot work. ``clock``:
+    the scheduler's (tests move it on)."""
     access = Access(Authenticator(settings.auth)) if settings.auth.enabled else None
     peers = PeerRequests(settings)
     app = web.Application(
@@ -30,10 +45,12 @@ def create_app(settings: Settings) -> web.Application:
         app[ACCESS] = access
     for module in (binaries, clusters, contexts, jobs, data, health, metrics, openapi, pools, console):
         app.router.add_routes(module.routes)
+    for module in (schedules, workflows):
+        app.router.add_routes(module.routes)
 
     async def job_server(app: web.Application) -> AsyncIterator[None]:
         # Recovery of what the store believed alive happens inside start(), before serving.
-        app[SERVER] = await JobServer.start(settings)
+        app[SERVER] = await JobServer.start(settings, clock=clock)
         yield
         await app[SERVER].stop()
         await peers.close()

@@ -5,11 +5,9 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from jobserver.common.config import merge
-from jobserver.common.errors import BadRequest
 from jobserver.common.states import JobState
 from jobserver.jobs.following import JobEvent
-from jobserver.jobs.submission import JobRequest
+from jobserver.jobs.submission import JOB_PARAMETERS, request_from_parameters
 from jobserver.web.access import caller
 from jobserver.web.keys import ACCESS, SERVER
 from jobserver.web.params import config_body, flag, number
@@ -44,31 +42,22 @@ async def submit_job(request: web.Request) -> web.Response:
     sync = flag(query, "sync", False)
     timeout_s = number(query, "timeout", maximum=MAX_SYNC_TIMEOUT_S)
     body = await config_body(request)
-    if query.get("cluster"):  # the cluster of the job's own (ad-hoc) context
-        if query.get("context"):
-            raise BadRequest("cluster is for ad-hoc jobs: a context runs on the cluster it started on")
-        body = merge(body, {"spark": {"context-settings": {"cluster": query["cluster"]}}})
-    cp = query.get("cp")
     callback = query.get("callbackUrl")
     proxy_user, run_as = query.get("spark.proxy.user"), None
     access = request.app.get(ACCESS)
     if access is not None and not query.get("context"):  # whom the ad-hoc context runs as
         proxy_user, run_as = None, access.run_as(request, proxy_user)
-    job_request = JobRequest(
-        posted_config=body,
-        app_name=query.get("appName"),
-        class_path=query.get("classPath"),
-        cp=[entry.strip() for entry in cp.split(",") if entry.strip()] if cp else None,
-        main_class=query.get("mainClass"),
-        context=query.get("context"),
+    parameters = {name: query[name] for name in JOB_PARAMETERS if name in query}
+    if callback:
+        parameters["callbackUrl"] = unquote(callback)
+    job_request = request_from_parameters(
+        parameters,
+        body,
         sync=sync,
         timeout_s=float(timeout_s) if timeout_s is not None else None,
-        callback_url=unquote(callback) if callback else None,
-        proxy_user=proxy_user,
-        sql=query.get("sql"),
         caller=caller(request),
+        proxy_user=proxy_user,
         run_as=run_as,
-        pool=query.get("pool") or None,
     )
     outcome = await request.app[SERVER].jobs.submit(job_request)
     if not outcome.completed:

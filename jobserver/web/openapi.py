@@ -21,6 +21,7 @@ from aiohttp import web
 
 from jobserver.common.records import BinaryType
 from jobserver.common.states import ContextState, JobState
+from jobserver.web import openapi_scheduling
 from jobserver.web.render import raw_json_response
 
 routes = web.RouteTableDef()
@@ -436,6 +437,8 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         "responses": {"200": _json(_ref("Success"), "Reset")},
     },
 }
+SCHEMAS.update(openapi_scheduling.SCHEMAS)
+OPERATIONS.update(openapi_scheduling.OPERATIONS)
 TWINS = {"/binaries/": "/binaries", "/contexts/": "/contexts", "/jobs/": "/jobs", "/data/": "/data"}
 
 

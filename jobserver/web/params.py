@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -62,3 +63,17 @@ async def config_body(request: web.Request) -> dict[str, Any]:
         return await parse_body(text)
     except BodyParseError as error:
         raise BadRequest(f"Cannot parse config: {error}") from error
+
+
+async def json_document(request: web.Request) -> dict[str, Any]:
+    """A body that must be one JSON object (schedules, workflows), or a 4xx saying why not."""
+    raw = await request.read()
+    if len(raw) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"a body may have at most {MAX_BODY_BYTES} bytes")
+    try:
+        document = json.loads(raw or b"null")
+    except ValueError as error:
+        raise BadRequest(f"the body is not JSON: {error}") from error
+    if not isinstance(document, dict):
+        raise BadRequest("the body must be a JSON object")
+    return document

@@ -9,7 +9,8 @@ Every database access goes through ``_connection``, which reports outages as Sto
 
 Past 400 lines on purpose: this is the one class that implements the Store contract for
 PostgreSQL, one short method per contract method, each holding its SQL; what takes more than a
-statement or two already lives beside it (``blobs.py``, ``callbacks.py``, ``connection.py``, ``servers.py``).
+statement or two already lives beside it (``blobs.py``, ``callbacks.py``, ``connection.py``,
+``servers.py``, and schedules and workflows in ``scheduling.py``).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ from jobserver.storage.postgres.connection import (
     outages_reported,
     split_pool_settings,
 )
+from jobserver.storage.postgres.scheduling import PostgresScheduling
 from jobserver.storage.results import FileResult, Result
 from jobserver.storage.rows import (
     BINARY_COLUMNS,
@@ -106,7 +108,7 @@ def _json(value: Any) -> Json:
     return Json(value, dumps=to_json)
 
 
-class PostgresStore(Store):
+class PostgresStore(PostgresScheduling, Store):
     def __init__(self, url: str, *, blob_dir: Path) -> None:
         self._pool_settings = split_pool_settings(url)
         self._cache = BlobFolder(blob_dir)

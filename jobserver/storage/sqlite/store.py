@@ -43,9 +43,10 @@ from jobserver.storage.sqlite import (
 )
 from jobserver.storage.sqlite.connection import DEFAULT_BUSY_TIMEOUT_S
 from jobserver.storage.sqlite.database import Database
+from jobserver.storage.sqlite.scheduling import SqliteScheduling
 
 
-class SqliteStore(Store):
+class SqliteStore(SqliteScheduling, Store):
     def __init__(self, path: str, *, blob_dir: Path, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> None:
         """``busy_timeout_s``: how long a write waits for a lock another connection (another
         process) holds before it fails with StoreUnavailable."""

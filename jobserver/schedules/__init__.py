@@ -1,0 +1,1 @@
+"""Schedules: a job or a workflow started at each due time of a cron expression."""

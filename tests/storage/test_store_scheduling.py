@@ -1,0 +1,138 @@
+"""Schedules, their runs and workflows in the store (checked on every backend): a due time is
+claimed once whoever claims it, and states change by compare-and-set."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+from jobserver.common.scheduling import (
+    CatchUp,
+    Overlap,
+    RunState,
+    ScheduleRecord,
+    ScheduleRun,
+    StepRecord,
+    StepState,
+    WorkflowRecord,
+    WorkflowState,
+)
+from jobserver.common.states import JobState
+from jobserver.storage import Store
+from tests.storage.factories import at, make_context, make_job
+
+
+def schedule(name: str = "nightly", **changes: object) -> ScheduleRecord:
+    record = ScheduleRecord(
+        name=name,
+        cron="0 2 * * *",
+        time_zone="Europe/Berlin",
+        target={"job": {"classPath": "a.B", "appName": "etl", "config": {"x": 1}}},
+        catch_up=CatchUp.LAST,
+        overlap=Overlap.SKIP,
+        paused=False,
+        next_due_at=at(60_000),
+        created_at=at(0),
+        user="ana",
+        acts_as=("ana",),
+    )
+    return dataclasses.replace(record, **changes)  # type: ignore[arg-type]
+
+
+async def test_a_schedule_is_stored_once_by_name_replaced_and_deleted_with_its_runs(store: Store) -> None:
+    assert await store.insert_schedule(schedule())
+    assert not await store.insert_schedule(schedule(cron="* * * * *"))
+    assert await store.get_schedule("nightly") == schedule()
+    changed = schedule(cron="*/5 * * * *", paused=True, overlap=Overlap.QUEUE, next_due_at=at(5))
+    assert await store.replace_schedule(changed)
+    assert not await store.replace_schedule(schedule("missing"))
+    assert await store.insert_schedule(schedule("early"))
+    assert [entry.name for entry in await store.list_schedules()] == ["early", "nightly"]
+    assert await store.get_schedule("nightly") == changed
+    assert await store.claim_run(ScheduleRun("nightly", at(5), RunState.CLAIMED, "s1"))
+
+    assert await store.delete_schedule("nightly")
+    assert not await store.delete_schedule("nightly")
+    assert await store.get_schedule("nightly") is None
+    assert await store.list_runs("nightly", 10) == []
+
+
+async def test_each_due_time_is_claimed_by_exactly_one_of_many_claimants(store: Store) -> None:
+    await store.insert_schedule(schedule())
+    claims = await asyncio.gather(
+        *(store.claim_run(ScheduleRun("nightly", at(60_000), RunState.CLAIMED, f"s{n}")) for n in range(6))
+    )
+    assert claims.count(True) == 1
+    # The schedule's next due time moves on once: the others' compare-and-set finds it moved.
+    moves = await asyncio.gather(
+        *(store.advance_schedule("nightly", from_due=at(60_000), to_due=at(120_000)) for _ in range(3))
+    )
+    assert moves.count(True) == 1
+    assert (await store.get_schedule("nightly")).next_due_at == at(120_000)  # type: ignore[union-attr]
+    assert not await store.claim_run(ScheduleRun("gone", at(1), RunState.CLAIMED, "s1"))
+
+
+async def test_runs_change_state_once_and_list_with_their_jobs_state(store: Store) -> None:
+    await store.insert_schedule(schedule())
+    await store.insert_context(make_context("ctx-1"))
+    await store.insert_job(make_job("job-1"), {})
+    for offset in (1, 2, 3):
+        await store.claim_run(ScheduleRun("nightly", at(offset), RunState.CLAIMED, "s1"))
+    assert await store.update_run("nightly", at(1), RunState.STARTED, job_id="job-1")
+    assert not await store.update_run("nightly", at(1), RunState.SKIPPED)
+    assert await store.update_run("nightly", at(2), RunState.QUEUED)
+    assert await store.update_run("nightly", at(3), RunState.FAILED, error="no such binary")
+    await store.update_job("job-1", JobState.FINISHED)
+
+    runs = await store.list_runs("nightly", 10)
+    assert [(run.due_at, run.state, run.job_id, run.outcome, run.error) for run in runs] == [
+        (at(3), RunState.FAILED, None, None, "no such binary"),
+        (at(2), RunState.QUEUED, None, None, None),
+        (at(1), RunState.STARTED, "job-1", "FINISHED", None),
+    ]
+    assert [run.due_at for run in await store.list_runs("nightly", 1)] == [at(3)]
+    queued = await store.list_runs("nightly", 10, states=[RunState.QUEUED])
+    assert [run.due_at for run in queued] == [at(2)]
+
+
+async def test_a_workflow_is_stored_with_its_steps_and_changes_by_compare_and_set(store: Store) -> None:
+    steps = (
+        StepRecord("wf-1", "ingest", StepState.PENDING),
+        StepRecord("wf-1", "report", StepState.PENDING),
+    )
+    workflow = WorkflowRecord(
+        id="wf-1",
+        name="daily",
+        state=WorkflowState.RUNNING,
+        spec={"steps": [{"name": "ingest"}, {"name": "report", "after": ["ingest"]}]},
+        owner="s1",
+        start_time=at(0),
+        schedule_name="nightly",
+        user="ana",
+        acts_as=("ana",),
+        steps=steps,
+    )
+    await store.insert_workflow(workflow)
+    assert await store.get_workflow("wf-1") == workflow
+    assert await store.get_workflow("nope") is None
+
+    assert await store.update_step("wf-1", "ingest", StepState.STARTING)
+    assert not await store.update_step("wf-1", "ingest", StepState.STARTING)  # claimed once
+    assert await store.update_step("wf-1", "ingest", StepState.STARTED, job_id="job-9")
+    error = {"message": "step ingest (job job-9) failed", "errorClass": "WorkflowStepFailed"}
+    assert await store.update_step("wf-1", "report", StepState.ERROR, error=error)
+    assert not await store.update_step("wf-1", "report", StepState.STARTING)
+
+    ended = await store.update_workflow("wf-1", WorkflowState.ERROR, error=error)
+    assert ended is not None and ended.end_time is not None and ended.error == error
+    assert [(s.name, s.state, s.job_id) for s in ended.steps] == [
+        ("ingest", StepState.STARTED, "job-9"),
+        ("report", StepState.ERROR, None),
+    ]
+    assert await store.update_workflow("wf-1", WorkflowState.KILLED) is None
+    await store.insert_workflow(
+        dataclasses.replace(workflow, id="wf-2", owner="s2", steps=(), start_time=at(5))
+    )
+    assert [w.id for w in await store.list_workflows(10)] == ["wf-2", "wf-1"]
+    assert [w.id for w in await store.list_workflows(10, state=WorkflowState.RUNNING)] == ["wf-2"]
+    assert [w.id for w in await store.list_workflows(10, owner="s1")] == ["wf-1"]
