@@ -47,6 +47,7 @@ from driver.protocol import (
     JobKilled,
     JobReportAck,
     JobResultChunk,
+    JobResultSize,
     Message,
     ProtocolError,
     Reintroduce,
@@ -62,7 +63,7 @@ log = logging.getLogger("driver.link")
 
 
 # The messages that make up a job's final report, held until the server acknowledges it.
-REPORT_TYPES = (JobResultChunk, JobFinished, JobFailed, JobKilled)
+REPORT_TYPES = (JobResultChunk, JobResultSize, JobFinished, JobFailed, JobKilled)
 
 # Heartbeat intervals of silence after which the link tries the next server it knows of.
 FAILOVER_INTERVALS = 3

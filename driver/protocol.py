@@ -144,6 +144,17 @@ class JobResultChunk(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class JobResultSize(Message):
+    """After a large result's last ``JobResultChunk``, before its ``JobFinished``: the whole
+    encoding's size, which the server checks its parts add up to. A message of its own rather than
+    a field, so that a server of an earlier release drops it (logged) and takes the rest."""
+
+    TYPE: ClassVar[str] = "job_result_size"
+    job_id: str
+    result_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class JobFinished(Message):
     """The job returned. ``result`` is (the last chunk of) its JSON encoding."""
 
@@ -363,6 +374,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         ContextInitFailed,
         JobStarted,
         JobResultChunk,
+        JobResultSize,
         JobFinished,
         JobFailed,
         JobKilled,
@@ -390,7 +402,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
 
 # What a driver says about one of its jobs (the server's job manager takes these).
 JOB_REPORTS: frozenset[type[Message]] = frozenset(
-    {JobStarted, JobResultChunk, JobFinished, JobFailed, JobKilled, JobLog, JobProgress}
+    {JobStarted, JobResultChunk, JobResultSize, JobFinished, JobFailed, JobKilled, JobLog, JobProgress}
 )
 
 # Each message type's field names, in order (dataclasses.fields() rebuilds its tuple per call).

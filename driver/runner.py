@@ -32,6 +32,7 @@ from driver.protocol import (
     JobFinished,
     JobKilled,
     JobResultChunk,
+    JobResultSize,
     Message,
     NamedObjectsChanged,
     StartJob,
@@ -268,6 +269,7 @@ class JobRunner:
         while len(payload) - offset > size:
             self._post(JobResultChunk(job_id=job_id, data=bytes(view[offset : offset + size])))
             offset += size
+        self._post(JobResultSize(job_id=job_id, result_bytes=len(payload)))
         return JobFinished(job_id=job_id, result=bytes(view[offset:]))
 
     def _release(self, job_id: str) -> None:

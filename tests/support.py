@@ -23,6 +23,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from driver.protocol import DriverSecrets
 from jobserver.common.clock import Clock
 from jobserver.common.config import Settings, load_settings
 from jobserver.common.records import PendingCallback
@@ -86,6 +87,13 @@ def wait_for(
     raise AssertionError(
         f"timed out after {timeout_s} s waiting for {what or condition}; last value {last!r}"
     )
+
+
+def driver_secrets(work_dir: Path, context_id: str) -> DriverSecrets:
+    """What the server gave a context's driver (the test runs as the server's user)."""
+    [path] = (work_dir / "drivers" / context_id).glob("driver-secrets-*.json")
+    assert path.stat().st_mode & 0o777 == 0o600
+    return DriverSecrets.from_json(path.read_text())
 
 
 def processes_mentioning(text: str) -> list[int]:

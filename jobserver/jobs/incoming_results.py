@@ -8,6 +8,11 @@ and is removed once stored, or as soon as it never will be (the job killed or fa
 gone, the result over ``max-result-size``). A spool left by a crash is removed at the next start:
 the driver holds its report until it is acknowledged and sends it again.
 
+``JobResultSize`` says how large the whole result is; a result whose parts do not add up to that
+(a chunk lost on the way) ends the job in ERROR (``ResultIncomplete``) rather than being stored
+cut. A driver that rejoins sends its held reports again from their first chunk, so what had come
+of them before is dropped (``restart``).
+
 A result in one message (the common case) never touches a file.
 """
 
@@ -20,6 +25,7 @@ import structlog
 
 from driver.protocol import result_too_large
 from jobserver.common.config import Settings
+from jobserver.common.errors import error_map
 from jobserver.storage.results import FileResult, ResultSpool, ResultSpools
 
 log = structlog.get_logger(__name__)
@@ -33,11 +39,22 @@ class ResultTooLarge(Exception):
         super().__init__(self.error["message"])
 
 
+class ResultIncomplete(Exception):
+    def __init__(self, received_bytes: int, expected_bytes: int) -> None:
+        self.error = error_map(
+            f"Job result arrived incomplete: {received_bytes} of its {expected_bytes} bytes reached the"
+            " server (a part was lost on the way from the driver); run the job again",
+            "ResultIncomplete",
+        )
+        super().__init__(self.error["message"])
+
+
 @dataclass(eq=False)
 class _Incoming:
     context_id: str
     spool: ResultSpool
     result: FileResult | None = None  # once its last part is in
+    expected_bytes: int = -1  # the whole result's size, as the driver said (-1: not said)
 
 
 class IncomingResults:
@@ -68,10 +85,17 @@ class IncomingResults:
             return
         await asyncio.to_thread(incoming.spool.append, data)
 
+    def expect(self, job_id: str, size_bytes: int) -> None:
+        """The driver's word on the whole result's size (``JobResultSize``, before its end)."""
+        incoming = self._incoming.get(job_id)
+        if incoming is not None and incoming.result is None:
+            incoming.expected_bytes = size_bytes
+
     async def complete(self, job_id: str, last: bytes) -> bytes | FileResult:
         """The whole result, given its last part: ``last`` itself when it came in one message,
         else the spool (the same one again when asked again: a store outage retries). Raises
-        ResultTooLarge."""
+        ResultTooLarge, or ResultIncomplete when the parts do not add up to the size the driver
+        said (a driver of an earlier release says none: not checked)."""
         refused = self._refused.pop(job_id, None)
         incoming = self._incoming.get(job_id)
         if refused is None and incoming is None:
@@ -85,9 +109,25 @@ class IncomingResults:
             if incoming.spool.size_bytes + len(last) > self._max_bytes:
                 self.discard(job_id)
                 raise ResultTooLarge(incoming.spool.size_bytes + len(last), self._max_bytes)
+            received_bytes, expected_bytes = incoming.spool.size_bytes + len(last), incoming.expected_bytes
+            if expected_bytes >= 0 and received_bytes != expected_bytes:
+                self.discard(job_id)
+                log.warning(
+                    "job_result_incomplete", job_id=job_id, received_bytes=received_bytes,
+                    expected_bytes=expected_bytes,
+                )  # fmt: skip
+                raise ResultIncomplete(received_bytes, expected_bytes)
             await asyncio.to_thread(incoming.spool.append, last)
             incoming.result = incoming.spool.complete()
         return incoming.result
+
+    def restart(self, job_ids: set[str]) -> None:
+        """A rejoined driver sends these jobs' reports again from the start: drop what had come
+        of them and is not complete (a complete one is being stored; its next chunk starts over)."""
+        for job_id in job_ids:
+            incoming = self._incoming.get(job_id)
+            if incoming is not None and incoming.result is None:
+                self.discard(job_id)
 
     def discard(self, job_id: str) -> None:
         """The job's spool is stored, or never will be: its file goes (a reader that holds the

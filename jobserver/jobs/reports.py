@@ -27,6 +27,7 @@ from driver.protocol import (
     JobProgress,
     JobReportAck,
     JobResultChunk,
+    JobResultSize,
     JobStarted,
     Message,
 )
@@ -40,7 +41,7 @@ from jobserver.contexts.events import ContextEnding
 from jobserver.contexts.live import LiveContext
 from jobserver.drivers.bus import BusError
 from jobserver.jobs.flow import JobFlow
-from jobserver.jobs.incoming_results import IncomingResults, ResultTooLarge
+from jobserver.jobs.incoming_results import IncomingResults, ResultIncomplete, ResultTooLarge
 from jobserver.jobs.slots import Admission, Slots
 from jobserver.jobs.submission import killed_error
 from jobserver.jobs.waiters import Waiters
@@ -130,6 +131,8 @@ class DriverReports:
                 waiter.wake(None, None)
         elif isinstance(report, JobResultChunk):
             await self.results.add_chunk(context.id, report.job_id, report.data)
+        elif isinstance(report, JobResultSize):
+            self.results.expect(report.job_id, report.result_bytes)
         elif isinstance(report, JobLog):
             await self._store_log(report)
         elif isinstance(report, JobFailed):
@@ -173,7 +176,7 @@ class DriverReports:
         self._slots.release(context.id, job_id)
         try:  # a spooled result is kept until stored: a retry after an outage needs it
             result = await self.results.complete(job_id, report.result)
-        except ResultTooLarge as error:
+        except (ResultTooLarge, ResultIncomplete) as error:
             await self._flow.fail(job_id, error.error)
             self._acknowledge(context, job_id)
             await self._flow.after_job(context, failed=True)
@@ -265,6 +268,7 @@ class DriverReports:
         """After a server restart: the driver's running jobs hold its slots again, its held final
         reports follow, and jobs it never received (queued or in flight) are sent again."""
         running, held = set(running_job_ids), set(held_job_ids)
+        self.results.restart(held)  # sent again from their first chunk
         self._slots.occupy(context.id, running)
         lost = []
         for job in await self._store.jobs_in_context(context.id, ACTIVE_JOB_STATES):

@@ -15,8 +15,15 @@ import structlog
 import zmq
 import zmq.asyncio
 
-from driver.protocol import DriverSecrets, Hello, JobFinished, Rejected, Welcome, decode, encode
-from tests.support import FAKE_SPARK_HOMES, Api, processes_mentioning, running_server, wait_until
+from driver.protocol import Hello, JobFinished, Rejected, Welcome, decode, encode
+from tests.support import (
+    FAKE_SPARK_HOMES,
+    Api,
+    driver_secrets,
+    processes_mentioning,
+    running_server,
+    wait_until,
+)
 
 
 def fake_spark(kind: str, **overrides: object) -> dict[str, object]:
@@ -316,13 +323,6 @@ async def test_a_job_that_ignores_its_kill_restarts_its_context_when_configured(
         await wait_until(lambda: _gone(before["id"]), timeout_s=10, what="the old driver gone")
 
 
-def driver_secrets(api: Api, context_id: str) -> DriverSecrets:
-    """What the server gave a context's driver (the test runs as the server's user)."""
-    [path] = (api.settings.work_dir / "drivers" / context_id).glob("driver-secrets-*.json")
-    assert path.stat().st_mode & 0o777 == 0o600
-    return DriverSecrets.from_json(path.read_text())
-
-
 async def _never_answered(socket: zmq.asyncio.Socket) -> bool:
     return not await socket.poll(500)
 
@@ -335,7 +335,7 @@ async def test_a_peer_knowing_a_contexts_id_and_token_but_not_its_key_is_never_h
         await api.upload("examples")
         assert (await api.call("POST", "/contexts/guarded"))[0] == 200
         _, info, _ = await api.call("GET", "/contexts/guarded")
-        stolen = driver_secrets(api, info["id"])
+        stolen = driver_secrets(api.settings.work_dir, info["id"])
         status, job, _ = await api.call(
             "POST",
             "/jobs?appName=examples&classPath=example_jobs.sleep_job.PythonSleepJob&context=guarded",
@@ -378,7 +378,10 @@ async def test_a_driver_with_one_contexts_key_cannot_speak_for_another(tmp_path:
             assert (await api.call("POST", f"/contexts/{name}"))[0] == 200
         a = (await api.call("GET", "/contexts/tenant-a"))[1]["id"]
         b = (await api.call("GET", "/contexts/tenant-b"))[1]["id"]
-        a_secrets, b_secrets = driver_secrets(api, a), driver_secrets(api, b)
+        a_secrets, b_secrets = (
+            driver_secrets(api.settings.work_dir, a),
+            driver_secrets(api.settings.work_dir, b),
+        )
         status, job, _ = await api.call(
             "POST",
             "/jobs?appName=examples&classPath=example_jobs.sleep_job.PythonSleepJob&context=tenant-b",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from jobserver.common.config import load_settings
-from jobserver.jobs.incoming_results import SPOOL_FOLDER, IncomingResults, ResultTooLarge
+from jobserver.jobs.incoming_results import SPOOL_FOLDER, IncomingResults, ResultIncomplete, ResultTooLarge
 from jobserver.storage.results import FileResult
 
 CHUNK = b"x" * 1024
@@ -54,3 +54,36 @@ async def test_results_under_the_limit_come_back_whole_and_spools_go_when_discar
     results.discard_context("ctx-2")
     assert results.spool_files() == []
     assert result.read_all() == CHUNK + b"end"  # a reader holding it reads on
+
+
+async def test_a_result_whose_parts_do_not_add_up_to_its_size_is_refused_not_stored_cut(
+    tmp_path: Path,
+) -> None:
+    results = incoming(tmp_path)
+    await results.add_chunk("ctx-1", "job-1", CHUNK)  # the driver sent two chunks; one was lost
+    results.expect("job-1", 2 * len(CHUNK) + 3)
+    with pytest.raises(ResultIncomplete) as incomplete:
+        await results.complete("job-1", b"end")
+    assert incomplete.value.error["errorClass"] == "ResultIncomplete"
+    assert incomplete.value.error["message"].startswith(
+        "Job result arrived incomplete: 1027 of its 2051 bytes reached the server"
+    )
+    assert results.spool_files() == []
+    await results.add_chunk("ctx-1", "unsaid", CHUNK)  # a driver of an earlier release: no size
+    unchecked = await results.complete("unsaid", b"end")
+    assert isinstance(unchecked, FileResult) and unchecked.read_all() == CHUNK + b"end"
+
+
+async def test_a_rejoined_drivers_report_sent_again_starts_over(tmp_path: Path) -> None:
+    results = incoming(tmp_path)
+    await results.add_chunk("ctx-1", "job-1", b"first ")  # then the connection broke
+    results.restart({"job-1", "unknown"})
+    assert results.spool_files() == []
+    for part in (b"first ", b"second "):  # the whole report again
+        await results.add_chunk("ctx-1", "job-1", part)
+    results.expect("job-1", 17)
+    result = await results.complete("job-1", b"last")
+    assert isinstance(result, FileResult)
+    assert result.read_all() == b"first second last"
+    results.restart({"job-1"})  # complete: being stored, kept
+    assert await results.complete("job-1", b"last") is result

@@ -111,7 +111,10 @@ def test_a_killed_job_still_unwinding_does_not_hold_up_the_next_job(tmp_path: Pa
         start(runner, "next", "quick")
         wait_for(lambda: len(posted.outcomes()) == 2, timeout_s=10, what="both outcomes")
         assert posted.outcomes() == [
-            JobFinished(job_id="next", result=b'"quick"'),
+            JobFinished(
+                job_id="next",
+                result=b'"quick"',
+            ),
             JobKilled(job_id="killed"),
         ]
     finally:
