@@ -7,6 +7,7 @@ one database, with stand-in spark-submits (tests/fakes/light: the real driver co
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -127,7 +128,8 @@ async def _upload_and_create(peer: Peer, name: str, headers: dict[str, str] | No
 async def test_jobs_and_a_stop_through_either_server_reach_the_context_the_other_runs(
     tmp_path: Path, fresh_postgres_url: str
 ) -> None:
-    with two_servers(tmp_path, fresh_postgres_url) as (a, b):
+    small_chunks = {"spark.jobserver.result-chunk-size": "64k"}
+    with two_servers(tmp_path, fresh_postgres_url, **small_chunks) as (a, b):
         key = tmp_path / "group.key"
         await a.server.start(a.base_url)
         await b.server.start(b.base_url)
@@ -139,6 +141,14 @@ async def test_jobs_and_a_stop_through_either_server_reach_the_context_the_other
             "POST", f"/jobs?appName=examples&classPath={ECHO}&context=shared&sync=true", '{"input": 7}'
         )
         assert (status, echoed["result"]) == (200, 7)
+        # a result of many chunks streams through the forwarding server as it comes
+        large = "".join(f"{n:07d}" for n in range(60_000))  # 420 kB: seven 64 kB chunks and more
+        path = f"/jobs?appName=examples&classPath={ECHO}&context=shared&sync=true"
+        streamed, big_id = await _streamed(b, "POST", path, json.dumps({"input": large}))
+        assert streamed["result"] == large
+        await b.wait_job(big_id, "FINISHED")  # the sync answer comes before the store has it
+        stored, _ = await _streamed(b, "GET", f"/jobs/{big_id}")
+        assert (stored["status"], stored["result"]) == ("FINISHED", large)
         # async, through it too: both servers answer the same about the job
         status, started = await b.call(
             "POST", f"/jobs?appName=examples&classPath={SLEEP}&context=shared", "sleep.seconds = 1"
@@ -292,6 +302,74 @@ async def test_a_forwarded_request_keeps_its_caller_and_a_client_cannot_pose_as_
         assert await b.server.stop(signal.SIGTERM) == 0
         assert await a.server.stop(signal.SIGTERM) == 0
         assert not a.drivers()
+
+
+async def test_an_idle_pooled_driver_of_a_killed_server_joins_the_adopters_pool_and_serves(
+    tmp_path: Path, fresh_postgres_url: str
+) -> None:
+    pool = {"warm": {"size": 1, "max-jobs": 10, "idle-timeout": "60s"}}
+    with two_servers(tmp_path, fresh_postgres_url, **{"spark.jobserver.pool": pool}) as (a, b):
+        await a.server.start(a.base_url)
+        await b.server.start(b.base_url)
+        headers = {"Content-Type": "text/x-python"}
+        assert (await a.call("POST", "/binaries/pid_jobs", PID_JOB, headers))[0] == 201
+        a_pool = await _idle_pool(a, 1)
+        b_pool = await _idle_pool(b, 1)
+        [adopted] = a_pool["contextIds"]
+        [pooled_pid] = processes_mentioning(adopted)
+
+        assert await a.server.stop(signal.SIGKILL) == -signal.SIGKILL
+        both = await _idle_pool(b, 2)  # its own, and server-a's, which outlived its server
+        assert set(both["contextIds"]) == {adopted, *b_pool["contextIds"]}
+        assert processes_mentioning(adopted) == [pooled_pid], "the same driver, not a new one"
+
+        # Two ad-hoc jobs at once: each takes one of the two warm drivers.
+        path = "/jobs?cp=pid_jobs&mainClass=pid_jobs:pid&sync=true&timeout=30"
+        answers = await asyncio.gather(*(b.call("POST", path, "wait.seconds = 2") for _ in range(2)))
+        assert [status for status, _ in answers] == [200, 200], answers
+        ran_on = {body["result"] for _, body in answers}
+        assert len(ran_on) == 2 and pooled_pid in ran_on
+
+        assert await b.server.stop(signal.SIGTERM) == 0
+        assert not processes_mentioning(adopted), "the adopter's stop stops the adopted pooled driver"
+
+
+# A single-module binary: the job says which driver process ran it, after a pause that keeps its
+# driver busy while a second job is taken.
+PID_JOB = b"""import os
+import time
+
+
+def pid(spark, config):
+    time.sleep(float(config.get("wait.seconds")))
+    return os.getpid()
+"""
+
+
+async def _idle_pool(peer: Peer, idle: int) -> dict[str, Any]:
+    async def settled() -> dict[str, Any] | None:
+        status, pools = await peer.call("GET", "/pools")
+        assert status == 200, pools
+        [warm] = pools
+        quiet = warm["busy"] == warm["launching"] == warm.get("rejoining", 0) == 0
+        return warm if warm["idle"] == idle and quiet and len(warm["contextIds"]) == idle else None
+
+    return await wait_until(settled, timeout_s=30, what=f"{idle} idle pooled driver(s) on {peer.name}")
+
+
+async def _streamed(
+    peer: Peer, method: str, path: str, data: str | None = None
+) -> tuple[dict[str, Any], str]:
+    """An answer sent with chunked transfer (no Content-Length), parsed, and its job id."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, peer.base_url + path, data=data) as response,
+    ):
+        assert response.status == 200, await response.text()
+        assert response.headers.get("Transfer-Encoding") == "chunked"
+        assert "Content-Length" not in response.headers
+        body = json.loads(await response.read())
+    return body, body["jobId"]
 
 
 async def _none_alive(pids: list[int]) -> bool:
