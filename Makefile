@@ -44,6 +44,7 @@ bench: install
 	$(BIN)/python bench/floor.py
 	$(BIN)/python bench/store_queries.py
 	$(BIN)/python bench/results.py
+	$(BIN)/python bench/throughput.py
 
 package: install
 	bin/server_package.sh
