@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import json
+import os
+import re
+import shlex
+import sys
+import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +25,7 @@ from jobserver_client.aio import AsyncJobServerClient
 from jobserver_client.calls import job_spec
 from tests.clock import ManualClock
 from tests.integration.test_client import cli, url
-from tests.support import FAKE_SPARK_HOMES, Api, running_server, wait_until
+from tests.support import FAKE_SPARK_HOMES, REPO, Api, running_server, wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -251,3 +257,103 @@ async def test_cli_starts_waits_shows_and_kills_workflows(api: Api, tmp_path: Pa
     assert code == 0 and out.splitlines()[0].split()[1:] == ["cli-slow", "KILLED"]
     code, _, err = await cli(api, "workflows", "show", "no-such-workflow")
     assert code == 3 and "404" in err
+
+
+ETL_JOBS = b'''
+"""Stand-ins for docs/workflows.md's etl.jobs: what each step got, so the test sees it."""
+
+
+def ingest(spark, config):
+    return {"path": config.get("input").get("path"), "rows": 3}
+
+
+def clean(spark, config):
+    return {"cleaned": config.get("input").get("ingested").get("rows")}
+
+
+def enrich(spark, config):
+    return {"enriched": config.get("input").get("ingested").get("rows")}
+'''
+
+
+def documented(page: str) -> tuple[str, list[list[str]], list[str]]:
+    """From a docs page: the daily.json it writes, its ``jobserver-cli`` commands (in order, with
+    their continuation lines joined) and its Python blocks."""
+    daily = page.split("cat > daily.json <<'JSON'\n", 1)[1].split("\nJSON\n", 1)[0]
+    commands, python = [], []
+    for block in re.findall(r"```(sh|python)\n(.*?)```", page, flags=re.S):
+        if block[0] == "python":
+            python.append(block[1])
+            continue
+        for line in block[1].replace("\\\n", " ").splitlines():
+            if line.startswith("jobserver-cli "):
+                commands.append(shlex.split(line, comments=True)[1:])
+    return daily, commands, python
+
+
+async def test_the_daily_etl_of_docs_workflows_runs_as_documented(
+    api: Api, clock: ManualClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    daily, commands, python = documented((REPO / "docs" / "workflows.md").read_text())
+    (tmp_path / "daily.json").write_text(daily)
+    archive = tmp_path / "etl.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("etl/__init__.py", "")
+        zipped.writestr("etl/jobs.py", ETL_JOBS)
+    await api.upload("etl", archive, "application/python-archive")
+    workflow_id = ""
+    for command in commands:
+        if command[:2] == ["schedules", "runs"]:  # let a night pass first: 02:00 in Berlin
+            clock.advance(days=1)
+            runs = functools.partial(asyncio.to_thread, client(api).schedule_runs, command[2])
+            await wait_until(runs, what=f"a run of {command[2]}")
+        arguments = [workflow_id if argument == "<workflowId>" else argument for argument in command]
+        code, out, err = await cli_in(api, tmp_path, *arguments)
+        # The stand-in driver has no Spark SQL: the report step (and so the workflow) ends ERROR,
+        # the steps before it run as documented; a workflow that ended cannot be killed.
+        expected = (1, "ended ERROR") if "wait" in command or "--wait" in command else (0, "")
+        if command[:2] == ["workflows", "kill"]:
+            expected = (3, "404")
+        assert code == expected[0] and expected[1] in err, (command, code, out, err)
+        if command[:2] == ["workflows", "start"]:
+            workflow_id = out.split()[0]
+        if "--wait" in command:
+            lines = out.splitlines()
+            assert lines[1:3] == [
+                "STEP    STATE     AFTER         JOB",
+                "------  --------  ------------  " + "-" * 36,
+            ]
+            assert [line.split()[:2] for line in lines[3:]] == [
+                ["ingest", "FINISHED"],
+                ["clean", "FINISHED"],
+                ["enrich", "FINISHED"],
+                ["report", "ERROR"],
+            ]
+    ran = await asyncio.to_thread(client(api).workflow, workflow_id)
+    jobs = {step["name"]: step["jobId"] for step in ran["steps"]}
+    results = [(await asyncio.to_thread(client(api).job, jobs[name]))["result"] for name in jobs]
+    assert results[:3] == [{"path": "/landing/today", "rows": 3}, {"cleaned": 3}, {"enriched": 3}]
+    assert "sql" in results[3]["message"]  # the stand-in's, not the workflow's, doing
+
+    await asyncio.to_thread(client(api).delete_schedule, "nightly-etl")  # the Python blocks make it anew
+    monkeypatch.chdir(tmp_path)
+    for block in python:
+        await asyncio.to_thread(exec, block.replace("http://localhost:8090", url(api)), {})
+    assert [s["name"] for s in await asyncio.to_thread(client(api).schedules)] == ["nightly-etl"]
+
+
+async def cli_in(api: Api, cwd: Path, *arguments: str) -> tuple[int, str, str]:
+    """``jobserver-cli`` run in ``cwd`` against the test server."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "jobserver_client.cli",
+        *arguments,
+        cwd=cwd,
+        env={**os.environ, "JOBSERVER_URL": url(api)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
