@@ -54,5 +54,5 @@ def _parse_hocon(text: str, source: str) -> Any:
     try:
         return ConfigFactory.parse_string(text).as_plain_ordered_dict()
     except Exception as error:  # pyhocon raises several kinds (parse, substitution)
-        hint = ' (quote step results: "${steps.<name>.result}")' if "steps." in str(error) else ""
+        hint = ' (quote step results: "${steps.<name>.result}")' if "${steps." in text else ""
         raise DocumentError(f"{source} is neither JSON nor HOCON: {error}{hint}") from error

@@ -277,6 +277,10 @@ async def test_cli_starts_waits_shows_and_kills_workflows(api: Api, tmp_path: Pa
     assert code == 0 and out.splitlines()[0].split()[1:] == ["cli-slow", "KILLED"]
     code, _, err = await cli(api, "workflows", "show", "no-such-workflow")
     assert code == 3 and "404" in err
+    unquoted = tmp_path / "unquoted.conf"
+    unquoted.write_text("steps = [{name = b, after = [a], job.config.input = ${steps.a.result}}]")
+    code, out, err = await cli(api, "workflows", "start", str(unquoted))
+    assert (code, out) == (2, "") and 'quote step results: "${steps.<name>.result}"' in err
 
 
 ETL_JOBS = b'''
