@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Any, TextIO
 
 from jobserver_client import calls
@@ -161,22 +162,40 @@ def finish_workflow(workflow: dict[str, Any], arguments: argparse.Namespace, out
     return EXIT_OK
 
 
+def watch_workflow(client: JobServerClient, workflow_id: str, timeout_s: float | None) -> dict[str, Any]:
+    """Wait for the workflow's end, with a live line (state, time, steps ended) on a terminal's
+    stderr, as ``jobs wait`` has for a job."""
+    started = time.monotonic()
+    live = sys.stderr.isatty()
+    while True:
+        workflow = client.workflow(workflow_id)
+        if workflow["state"] in calls.FINAL_STATES:
+            if live:
+                sys.stderr.write("\r\033[K")
+            return workflow
+        elapsed = time.monotonic() - started
+        if timeout_s is not None and elapsed >= timeout_s:
+            raise TimeoutError(f"workflow {workflow_id} still {workflow['state']} after {timeout_s} s")
+        if live:
+            ended = sum(step["state"] in calls.FINAL_STATES for step in workflow["steps"])
+            total = len(workflow["steps"])
+            sys.stderr.write(
+                f"\r\033[K{workflow_id} {workflow['state']} {elapsed:6.1f} s, {ended}/{total} steps ended"
+            )
+            sys.stderr.flush()
+        time.sleep(WAIT_INTERVAL_S)
+
+
 def workflows_start(client: JobServerClient, arguments: argparse.Namespace, out: TextIO) -> int:
     workflow = client.start_workflow(read_document(arguments.file))
     if not arguments.wait:
         out.write(f"{workflow['workflowId']} {workflow['state']}\n")
         return EXIT_OK
-    ended = client.wait_workflow(
-        workflow["workflowId"], timeout_s=arguments.timeout, interval_s=WAIT_INTERVAL_S
-    )
-    return finish_workflow(ended, arguments, out)
+    return finish_workflow(watch_workflow(client, workflow["workflowId"], arguments.timeout), arguments, out)
 
 
 def workflows_wait(client: JobServerClient, arguments: argparse.Namespace, out: TextIO) -> int:
-    ended = client.wait_workflow(
-        arguments.workflow_id, timeout_s=arguments.timeout, interval_s=WAIT_INTERVAL_S
-    )
-    return finish_workflow(ended, arguments, out)
+    return finish_workflow(watch_workflow(client, arguments.workflow_id, arguments.timeout), arguments, out)
 
 
 def workflows_list(client: JobServerClient, arguments: argparse.Namespace, out: TextIO) -> int:

@@ -156,6 +156,27 @@ async def test_asyncio_client_starts_waits_lists_and_kills_workflows(api: Api, t
             await flows.start_workflow({"steps": [echo_step("a", after=["b"]), echo_step("b", after=["a"])]})
         assert cyclic.value.status == 400
 
+        scheduled = await flows.create_schedule("aio-slow", "0 4 * * 1", workflow=hocon, paused=True)
+        assert scheduled["paused"] is True and scheduled["workflow"]["steps"][1]["job"]["config"] == {
+            "input": "${steps.nap.result}"
+        }
+        assert [s["name"] for s in await flows.schedules()].count("aio-slow") == 1
+        assert (await flows.resume_schedule("aio-slow"))["nextDueAt"].startswith("2024-01-01T04:00:00")
+        assert (await flows.pause_schedule("aio-slow"))["paused"] is True
+        replaced = await flows.replace_schedule(
+            "aio-slow", "0 5 * * *", job=calls.job_spec(ECHO, app_name="x")
+        )
+        assert (
+            (await flows.schedule("aio-slow"))["job"]
+            == replaced["job"]
+            == {"appName": "x", "classPath": ECHO, "config": {}}
+        )
+        assert await flows.schedule_runs("aio-slow", limit=5) == []
+        await flows.delete_schedule("aio-slow")
+        with pytest.raises(JobServerError) as gone:
+            await flows.schedule("aio-slow")
+        assert gone.value.status == 404
+
 
 @pytest.mark.xfail(
     strict=True,
