@@ -34,6 +34,7 @@ from jobserver_client.cli_output import (
     EXIT_SERVER,
     EXIT_USAGE,
     Command,
+    UsageError,
     action,
     show,
     table,
@@ -345,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except JobServerError as error:
         sys.stderr.write(f"jobserver-cli: {error}\n")
         return EXIT_SERVER
-    except DocumentError as error:
+    except (DocumentError, UsageError) as error:
         sys.stderr.write(f"jobserver-cli: {error}\n")
         return EXIT_USAGE
     except (OSError, TimeoutError) as error:

@@ -15,6 +15,10 @@ EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_SERVER = 0, 1, 2, 3
 Command = Callable[[JobServerClient, argparse.Namespace, TextIO], int]
 
 
+class UsageError(Exception):
+    """Flags that contradict each other: the message says how; the exit status is EXIT_USAGE."""
+
+
 def table(rows: Sequence[Sequence[Any]], header: Sequence[str], out: TextIO) -> None:
     """Columns as wide as their widest cell, a rule under the header."""
     cells = [[str(value) for value in row] for row in rows]

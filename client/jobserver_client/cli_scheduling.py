@@ -16,9 +16,9 @@ import time
 from typing import Any, TextIO
 
 from jobserver_client import calls
-from jobserver_client.cli_output import EXIT_JOB_FAILED, EXIT_OK, action, show, table
+from jobserver_client.cli_output import EXIT_JOB_FAILED, EXIT_OK, UsageError, action, show, table
 from jobserver_client.client import JobServerClient
-from jobserver_client.documents import DocumentError, read_document, read_text
+from jobserver_client.documents import read_document, read_text
 
 WAIT_INTERVAL_S = 0.25
 
@@ -69,7 +69,7 @@ def schedule_options(arguments: argparse.Namespace) -> dict[str, Any]:
     }
     if arguments.workflow is not None:
         if any(job_flags) or arguments.config_file or arguments.context:
-            raise DocumentError("give either --workflow or a job (--class-path, --sql, …), not both")
+            raise UsageError("give either --workflow or a job (--class-path, --sql, …), not both")
         options["workflow"] = read_document(arguments.workflow)
         return options
     config: str | None = arguments.conf
