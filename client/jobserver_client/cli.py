@@ -51,7 +51,7 @@ def settings_of(pairs: Sequence[str]) -> dict[str, str]:
     for pair in pairs:
         key, equals, value = pair.partition("=")
         if not equals or not key:
-            raise SystemExit(f"jobserver-cli: --set takes key=value, not {pair!r}")
+            raise UsageError(f"--set takes key=value, not {pair!r}")
         settings[key] = value
     return settings
 

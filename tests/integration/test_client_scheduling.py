@@ -241,6 +241,8 @@ async def test_cli_manages_a_schedule_and_lists_its_runs(
         api, "schedules", "create", "cli-bad", "--cron", "0 2 * * *", "--workflow", "nope"
     )
     assert code == 2 and "cannot read nope" in err
+    code, _, err = await cli(api, "contexts", "create", "cli-bad", "--set", "no-equals-sign")
+    assert (code, err) == (2, "jobserver-cli: --set takes key=value, not 'no-equals-sign'\n")  # as documented
     assert await cli(api, "schedules", "delete", "cli-nightly") == (0, "schedule cli-nightly deleted\n", "")
     code, _, err = await cli(api, "schedules", "show", "cli-nightly")
     assert code == 3 and "404" in err
