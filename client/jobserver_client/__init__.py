@@ -11,7 +11,7 @@
 ``AsyncJobServerClient`` (``jobserver_client.aio``) has the same methods as coroutines.
 """
 
-from jobserver_client.calls import FINAL_STATES, JobFailed, JobServerError
+from jobserver_client.calls import FINAL_STATES, JobFailed, JobServerError, job_spec
 from jobserver_client.client import JobServerClient
 
-__all__ = ["FINAL_STATES", "JobFailed", "JobServerClient", "JobServerError"]
+__all__ = ["FINAL_STATES", "JobFailed", "JobServerClient", "JobServerError", "job_spec"]

@@ -21,6 +21,7 @@ import aiohttp
 from jobserver_client import calls
 from jobserver_client.calls import FINAL_STATES, Call, JobServerError
 from jobserver_client.client import DEFAULT_TIMEOUT_S, JobServerClient
+from jobserver_client.documents import read_document
 
 
 class AsyncJobServerClient:
@@ -176,6 +177,63 @@ class AsyncJobServerClient:
         report = JobServerClient.raise_for_job(await self.wait(job_id, timeout_s=timeout_s))
         return report.get("result")
 
+    # Schedules
+
+    async def schedules(self) -> list[dict[str, Any]]:
+        return list(await self.send(calls.list_schedules()))
+
+    async def schedule(self, name: str) -> dict[str, Any]:
+        return dict(await self.send(calls.get_schedule(name)))
+
+    async def create_schedule(self, name: str, cron: str, **options: Any) -> dict[str, Any]:
+        document = await _schedule_document(cron, options)
+        return dict(await self.send(calls.create_schedule(name, document)))
+
+    async def replace_schedule(self, name: str, cron: str, **options: Any) -> dict[str, Any]:
+        document = await _schedule_document(cron, options)
+        return dict(await self.send(calls.replace_schedule(name, document)))
+
+    async def delete_schedule(self, name: str) -> None:
+        await self.send(calls.delete_schedule(name))
+
+    async def pause_schedule(self, name: str) -> dict[str, Any]:
+        return dict(await self.send(calls.pause_schedule(name)))
+
+    async def resume_schedule(self, name: str) -> dict[str, Any]:
+        return dict(await self.send(calls.resume_schedule(name)))
+
+    async def schedule_runs(self, name: str, *, limit: int | None = None) -> list[dict[str, Any]]:
+        return list(await self.send(calls.schedule_runs(name, limit=limit)))
+
+    # Workflows
+
+    async def start_workflow(self, workflow: Mapping[str, Any] | str | Path) -> dict[str, Any]:
+        document = (
+            workflow if isinstance(workflow, Mapping) else await asyncio.to_thread(read_document, workflow)
+        )
+        return dict(await self.send(calls.start_workflow(document)))
+
+    async def workflows(self, *, limit: int | None = None, status: str | None = None) -> list[dict[str, Any]]:
+        return list(await self.send(calls.list_workflows(limit=limit, status=status)))
+
+    async def workflow(self, workflow_id: str) -> dict[str, Any]:
+        return dict(await self.send(calls.get_workflow(workflow_id)))
+
+    async def kill_workflow(self, workflow_id: str) -> dict[str, Any]:
+        return dict(await self.send(calls.kill_workflow(workflow_id)))
+
+    async def wait_workflow(
+        self, workflow_id: str, *, timeout_s: float | None = None, interval_s: float = 0.5
+    ) -> dict[str, Any]:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            workflow = await self.workflow(workflow_id)
+            if workflow["state"] in FINAL_STATES:
+                return workflow
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"workflow {workflow_id} still {workflow['state']} after {timeout_s} s")
+            await asyncio.sleep(interval_s)
+
     # Data files
 
     async def data_files(self) -> list[str]:
@@ -188,3 +246,10 @@ class AsyncJobServerClient:
 
     async def delete_data(self, filename: str) -> None:
         await self.send(calls.delete_data(filename))
+
+
+async def _schedule_document(cron: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    workflow = options.get("workflow")
+    if workflow is not None and not isinstance(workflow, Mapping):
+        options = {**options, "workflow": await asyncio.to_thread(read_document, workflow)}
+    return calls.schedule_document(cron, **options)

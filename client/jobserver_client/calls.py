@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-FINAL_STATES = frozenset({"FINISHED", "ERROR", "KILLED"})
+FINAL_STATES = frozenset({"FINISHED", "ERROR", "KILLED"})  # a job's, and a workflow's
 
 # Content types the server takes for binaries, by file name suffix.
 BINARY_TYPES = {
@@ -141,6 +141,32 @@ def delete_context(name: str, *, force: bool = False) -> Call:
 # Jobs
 
 
+def job_parameters(
+    class_path: str | None,
+    app_name: str | None,
+    cp: list[str] | None,
+    context: str | None,
+    sql: str | None,
+    callback_url: str | None,
+) -> dict[str, str]:
+    """What a job runs, as POST /jobs's parameters: a class of ``app_name``, or a main class of
+    ``cp``, or ``sql``; in ``context`` or ad hoc."""
+    parameters: dict[str, str] = {}
+    if cp:
+        parameters["cp"] = ",".join(cp)
+        if class_path:
+            parameters["mainClass"] = class_path
+    else:
+        if app_name:
+            parameters["appName"] = app_name
+        if class_path:
+            parameters["classPath"] = class_path
+    for key, value in (("context", context), ("sql", sql), ("callbackUrl", callback_url)):
+        if value:
+            parameters[key] = value
+    return parameters
+
+
 def submit_job(
     class_path: str | None = None,
     *,
@@ -155,19 +181,7 @@ def submit_job(
 ) -> Call:
     """``POST /jobs``: a class (or ``module:function``) from ``app_name`` or ``cp``, or ``sql``;
     in ``context``, or ad hoc in a context of its own."""
-    query: dict[str, str] = {}
-    if cp:
-        query["cp"] = ",".join(cp)
-        if class_path:
-            query["mainClass"] = class_path
-    else:
-        if app_name:
-            query["appName"] = app_name
-        if class_path:
-            query["classPath"] = class_path
-    for key, value in (("context", context), ("sql", sql), ("callbackUrl", callback_url)):
-        if value:
-            query[key] = value
+    query = job_parameters(class_path, app_name, cp, context, sql, callback_url)
     if sync:
         query["sync"] = "true"
     if timeout_s is not None:
@@ -253,6 +267,115 @@ def job_outcome(answer: Mapping[str, Any]) -> Mapping[str, Any]:
     if "status" in answer:
         return answer
     return {**answer, "status": "FINISHED"}
+
+
+# Schedules and workflows (docs/workflows.md)
+
+
+def job_spec(
+    class_path: str | None = None,
+    *,
+    app_name: str | None = None,
+    cp: list[str] | None = None,
+    context: str | None = None,
+    config: Mapping[str, Any] | str | None = None,
+    sql: str | None = None,
+    callback_url: str | None = None,
+) -> dict[str, Any]:
+    """A job as a schedule or a workflow step names it: POST /jobs's parameters and ``config``
+    (an object, or HOCON text), the same options as ``submit_job``."""
+    spec: dict[str, Any] = job_parameters(class_path, app_name, cp, context, sql, callback_url)
+    if config is not None:
+        spec["config"] = config if isinstance(config, str) else dict(config)
+    return spec
+
+
+def schedule_document(
+    cron: str,
+    *,
+    job: Mapping[str, Any] | None = None,
+    workflow: Mapping[str, Any] | None = None,
+    time_zone: str | None = None,
+    catch_up: str | None = None,
+    overlap: str | None = None,
+    paused: bool | None = None,
+) -> dict[str, Any]:
+    """A schedule's body: ``job`` (see ``job_spec``) or ``workflow`` at each due time of ``cron``;
+    what is left out takes the server's default (UTC, catchUp last, overlap skip, not paused)."""
+    if (job is None) == (workflow is None):
+        raise ValueError("a schedule runs either a job or a workflow")
+    document: dict[str, Any] = {"cron": cron}
+    document["job" if job is not None else "workflow"] = dict(job or workflow or {})
+    for key, value in (
+        ("timeZone", time_zone),
+        ("catchUp", catch_up),
+        ("overlap", overlap),
+        ("paused", paused),
+    ):
+        if value is not None:
+            document[key] = value
+    return document
+
+
+def _json_call(method: str, path: str, document: Mapping[str, Any], expected: int) -> Call:
+    return Call(
+        method,
+        path,
+        body=json.dumps(document).encode(),
+        content_type="application/json",
+        expected=frozenset({expected}),
+    )
+
+
+def list_schedules() -> Call:
+    return Call("GET", "/schedules")
+
+
+def get_schedule(name: str) -> Call:
+    return Call("GET", f"/schedules/{_name(name)}")
+
+
+def create_schedule(name: str, document: Mapping[str, Any]) -> Call:
+    return _json_call("POST", "/schedules", {**document, "name": name}, 201)
+
+
+def replace_schedule(name: str, document: Mapping[str, Any]) -> Call:
+    return _json_call("PUT", f"/schedules/{_name(name)}", {**document, "name": name}, 200)
+
+
+def delete_schedule(name: str) -> Call:
+    return Call("DELETE", f"/schedules/{_name(name)}")
+
+
+def pause_schedule(name: str) -> Call:
+    return Call("POST", f"/schedules/{_name(name)}/pause")
+
+
+def resume_schedule(name: str) -> Call:
+    return Call("POST", f"/schedules/{_name(name)}/resume")
+
+
+def schedule_runs(name: str, *, limit: int | None = None) -> Call:
+    query = {"limit": str(limit)} if limit is not None else {}
+    return Call("GET", f"/schedules/{_name(name)}/runs", query=query)
+
+
+def start_workflow(workflow: Mapping[str, Any]) -> Call:
+    """``{"name", "steps": [{"name", "job", "after", "continue-on-failure"}]}``: 202 when started."""
+    return _json_call("POST", "/workflows", workflow, 202)
+
+
+def list_workflows(*, limit: int | None = None, status: str | None = None) -> Call:
+    query = {key: str(value) for key, value in (("limit", limit), ("status", status)) if value is not None}
+    return Call("GET", "/workflows", query=query)
+
+
+def get_workflow(workflow_id: str) -> Call:
+    return Call("GET", f"/workflows/{_name(workflow_id)}")
+
+
+def kill_workflow(workflow_id: str) -> Call:
+    return Call("DELETE", f"/workflows/{_name(workflow_id)}")
 
 
 # Data files

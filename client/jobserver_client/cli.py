@@ -6,46 +6,44 @@
         --conf 'input.strings = ["a", "b", "a"]' --wait
     jobserver-cli jobs list --status ERROR
     jobserver-cli jobs logs <job id> --follow
+    jobserver-cli schedules create nightly --cron '0 2 * * *' --time-zone Europe/Paris \
+        --app examples --class-path example_jobs.echo.EchoJob --context shared
+    jobserver-cli workflows start daily.json --wait
 
 The server and the login come from flags or the environment: ``--url``/``JOBSERVER_URL``
 (default http://localhost:8090), ``--user``/``JOBSERVER_USER`` with ``--password``/
 ``JOBSERVER_PASSWORD``, or ``--token``/``JOBSERVER_TOKEN``. Lists print as tables (``--json`` for
-JSON); a job's result prints as JSON. Exit status: 0 done, 1 the job ended ERROR or KILLED,
-2 a usage error, 3 the server refused the request or could not be reached.
+JSON); a job's result prints as JSON. Exit status: 0 done, 1 the job (or workflow) ended ERROR or
+KILLED, 2 a usage error, 3 the server refused the request or could not be reached.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from jobserver_client.calls import FINAL_STATES, JobServerError, progress_line
+from jobserver_client.cli_output import (
+    EXIT_JOB_FAILED,
+    EXIT_OK,
+    EXIT_SERVER,
+    EXIT_USAGE,
+    Command,
+    UsageError,
+    action,
+    show,
+    table,
+)
+from jobserver_client.cli_scheduling import add_scheduling_commands
 from jobserver_client.client import JobServerClient
+from jobserver_client.documents import DocumentError
 
-EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_SERVER = 0, 1, 2, 3
 DEFAULT_URL = "http://localhost:8090"
-
-Command = Callable[[JobServerClient, argparse.Namespace, TextIO], int]
-
-
-def table(rows: Sequence[Sequence[Any]], header: Sequence[str], out: TextIO) -> None:
-    """Columns as wide as their widest cell, a rule under the header."""
-    cells = [[str(value) for value in row] for row in rows]
-    widths = [max([len(name), *(len(row[index]) for row in cells)]) for index, name in enumerate(header)]
-    for row in [list(header), ["-" * width for width in widths], *cells]:
-        out.write(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n"
-        )
-
-
-def show(value: Any, out: TextIO) -> None:
-    out.write(json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
 def settings_of(pairs: Sequence[str]) -> dict[str, str]:
@@ -53,7 +51,7 @@ def settings_of(pairs: Sequence[str]) -> dict[str, str]:
     for pair in pairs:
         key, equals, value = pair.partition("=")
         if not equals or not key:
-            raise SystemExit(f"jobserver-cli: --set takes key=value, not {pair!r}")
+            raise UsageError(f"--set takes key=value, not {pair!r}")
         settings[key] = value
     return settings
 
@@ -276,11 +274,6 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("--json", action="store_true", help="lists as JSON, not tables")
     groups = root.add_subparsers(dest="group", required=True)
 
-    def action(group: Any, name: str, command: Command, help_text: str) -> argparse.ArgumentParser:
-        sub: argparse.ArgumentParser = group.add_parser(name, help=help_text)
-        sub.set_defaults(command=command)
-        return sub
-
     binaries = groups.add_parser("binaries", help="job packages").add_subparsers(dest="action", required=True)
     action(binaries, "list", binaries_list, "list binaries")
     upload = action(binaries, "upload", binaries_upload, "upload a wheel, egg, zip, jar or .py")
@@ -338,6 +331,7 @@ def parser() -> argparse.ArgumentParser:
     data_upload_parser.add_argument("prefix")
     data_upload_parser.add_argument("file")
     action(data, "delete", data_delete, "delete a data file").add_argument("filename")
+    add_scheduling_commands(groups)
     return root
 
 
@@ -352,6 +346,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except JobServerError as error:
         sys.stderr.write(f"jobserver-cli: {error}\n")
         return EXIT_SERVER
+    except (DocumentError, UsageError) as error:
+        sys.stderr.write(f"jobserver-cli: {error}\n")
+        return EXIT_USAGE
     except (OSError, TimeoutError) as error:
         sys.stderr.write(f"jobserver-cli: {arguments.url}: {error}\n")
         return EXIT_SERVER

@@ -13,6 +13,7 @@ from typing import Any
 
 from jobserver_client import calls
 from jobserver_client.calls import FINAL_STATES, Call, JobFailed, JobServerError
+from jobserver_client.documents import read_document
 
 DEFAULT_TIMEOUT_S = 60.0
 
@@ -178,6 +179,69 @@ class JobServerClient:
             raise JobFailed(report)
         return dict(report)
 
+    # Schedules (a job or a workflow at each due time of a cron expression)
+
+    def schedules(self) -> list[dict[str, Any]]:
+        return list(self.send(calls.list_schedules()))
+
+    def schedule(self, name: str) -> dict[str, Any]:
+        return dict(self.send(calls.get_schedule(name)))
+
+    def create_schedule(self, name: str, cron: str, **options: Any) -> dict[str, Any]:
+        """The schedule as created, ``nextDueAt`` included (options: job, a ``calls.job_spec``;
+        or workflow, a mapping or a JSON/HOCON file's path; time_zone, catch_up, overlap, paused)."""
+        return dict(self.send(calls.create_schedule(name, _schedule_document(cron, options))))
+
+    def replace_schedule(self, name: str, cron: str, **options: Any) -> dict[str, Any]:
+        """``PUT``: the whole schedule anew (what is left out takes its default); its next due time
+        counts from now."""
+        return dict(self.send(calls.replace_schedule(name, _schedule_document(cron, options))))
+
+    def delete_schedule(self, name: str) -> None:
+        self.send(calls.delete_schedule(name))
+
+    def pause_schedule(self, name: str) -> dict[str, Any]:
+        return dict(self.send(calls.pause_schedule(name)))
+
+    def resume_schedule(self, name: str) -> dict[str, Any]:
+        return dict(self.send(calls.resume_schedule(name)))
+
+    def schedule_runs(self, name: str, *, limit: int | None = None) -> list[dict[str, Any]]:
+        """Newest due time first: ``{"dueAt", "state", "jobId" | "workflowId", "status", …}``."""
+        return list(self.send(calls.schedule_runs(name, limit=limit)))
+
+    # Workflows (steps, each a job, after the steps they name)
+
+    def start_workflow(self, workflow: Mapping[str, Any] | str | Path) -> dict[str, Any]:
+        """Start ``workflow``: a mapping, or the path of a JSON or HOCON file. The workflow as
+        started: ``workflowId``, ``state`` and each step's ``state``."""
+        document = workflow if isinstance(workflow, Mapping) else read_document(workflow)
+        return dict(self.send(calls.start_workflow(document)))
+
+    def workflows(self, *, limit: int | None = None, status: str | None = None) -> list[dict[str, Any]]:
+        return list(self.send(calls.list_workflows(limit=limit, status=status)))
+
+    def workflow(self, workflow_id: str) -> dict[str, Any]:
+        return dict(self.send(calls.get_workflow(workflow_id)))
+
+    def kill_workflow(self, workflow_id: str) -> dict[str, Any]:
+        """Its running steps' jobs are killed, the others never start; the workflow, KILLED."""
+        return dict(self.send(calls.kill_workflow(workflow_id)))
+
+    def wait_workflow(
+        self, workflow_id: str, *, timeout_s: float | None = None, interval_s: float = 0.5
+    ) -> dict[str, Any]:
+        """Poll until the workflow ends (FINISHED, ERROR or KILLED); the workflow then.
+        TimeoutError after ``timeout_s``."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            workflow = self.workflow(workflow_id)
+            if workflow["state"] in FINAL_STATES:
+                return workflow
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"workflow {workflow_id} still {workflow['state']} after {timeout_s} s")
+            time.sleep(interval_s)
+
     # Data files
 
     def data_files(self) -> list[str]:
@@ -190,3 +254,10 @@ class JobServerClient:
 
     def delete_data(self, filename: str) -> None:
         self.send(calls.delete_data(filename))
+
+
+def _schedule_document(cron: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    workflow = options.get("workflow")
+    if workflow is not None and not isinstance(workflow, Mapping):
+        options = {**options, "workflow": read_document(workflow)}
+    return calls.schedule_document(cron, **options)
