@@ -94,7 +94,7 @@ class JobServer:
             data=data,
             context_logs=ContextLogs(settings.log_dir, contexts),
             workflows=workflows,
-            schedules=Scheduler(settings, store, jobs, workflows, tasks, clock or SystemClock()),
+            schedules=Scheduler(settings, store, jobs, workflows, tasks, clock or SystemClock(), contexts),
         )
         try:
             # A heartbeat before the recovery: no peer adopts what this server is recovering.

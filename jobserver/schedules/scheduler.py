@@ -8,6 +8,10 @@ moves on by compare-and-set. Due times that passed while no server ran (later th
 ``scheduler.misfire-grace``) are missed: ``catchUp: skip`` runs none of them, ``last`` runs the last
 one once if it is no older than ``scheduler.max-catch-up``. A due time while the previous run
 still goes is SKIPPED (``overlap: skip``) or QUEUED until it ends (``queue``).
+
+A job in a named context can be submitted only by the server that runs the context, so a due time
+of such a job is claimed only there: a server that finds the context run by a live peer leaves the
+due time to that peer (and looks again after ``refresh-interval``, should the peer not claim it).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import structlog
 
 from jobserver.common.clock import Clock
 from jobserver.common.config import Settings, merge
-from jobserver.common.errors import Conflict, JobServerError, NotFound, StoreUnavailable
+from jobserver.common.errors import Conflict, JobServerError, NotFound, ServedByPeer, StoreUnavailable
 from jobserver.common.records import Caller, utc_now
 from jobserver.common.scheduling import (
     CatchUp,
@@ -32,6 +36,7 @@ from jobserver.common.scheduling import (
     WorkflowRecord,
 )
 from jobserver.common.tasks import BackgroundTasks
+from jobserver.contexts.manager import ContextManager
 from jobserver.jobs.manager import JobManager
 from jobserver.jobs.submission import what_to_run
 from jobserver.schedules.timing import ScheduleSpec, last_due, next_due
@@ -60,10 +65,12 @@ class Scheduler:
         workflows: Workflows,
         tasks: BackgroundTasks,
         clock: Clock,
+        contexts: ContextManager,
     ) -> None:
         self._settings = settings
         self._store = store
         self._jobs = jobs
+        self._contexts = contexts
         self._workflows = workflows
         self._tasks = tasks
         self._clock = clock
@@ -180,7 +187,7 @@ class Scheduler:
         now = self._clock.now()
         wake_at = now + datetime.timedelta(seconds=self._settings.scheduler_refresh_interval_s)
         for schedule in await self._store.list_schedules():
-            if schedule.paused:
+            if schedule.paused or await self._left_to_peer(schedule):
                 continue
             if schedule.next_due_at <= now:
                 schedule = await self._due(schedule, now)
@@ -188,6 +195,21 @@ class Scheduler:
                 await self._start_queued(schedule)
             wake_at = min(wake_at, schedule.next_due_at)
         return wake_at
+
+    async def _left_to_peer(self, schedule: ScheduleRecord) -> bool:
+        """Whether the schedule's job names a context that a live peer runs (that peer's to start:
+        this server could not submit it there)."""
+        name = schedule.target.get("job", {}).get("context")
+        if not name:
+            return False
+        try:
+            record = await self._contexts.get(name)
+            await self._contexts.check_served_here(record.id, record.name)
+        except ServedByPeer:
+            return True
+        except JobServerError:  # none, or its owner is silent: the run's submission says so
+            return False
+        return False
 
     async def _due(self, schedule: ScheduleRecord, now: datetime.datetime) -> ScheduleRecord:
         due = last_due(schedule.cron, schedule.time_zone, now)

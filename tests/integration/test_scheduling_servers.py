@@ -1,0 +1,111 @@
+"""Schedules across servers and restarts, with the light driver and a clock the tests move on: two
+servers on one PostgreSQL database start each due time exactly once, and a server that starts
+again after a gap catches up as each schedule says.
+
+The servers run in the test's process (the app factory), so that one manual clock moves them both.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+from typing import Any
+
+from tests.clock import ManualClock
+from tests.support import FAKE_SPARK_HOMES, Api, running_server, wait_until
+
+ECHO = "example_jobs.echo.EchoJob"
+START = datetime.datetime(2024, 1, 1, 0, 0, 30, tzinfo=datetime.UTC)
+JSON = {"Content-Type": "application/json"}
+FINAL = ("FINISHED", "ERROR", "KILLED")
+
+
+def echo_schedule(name: str, context: str = "sched", **fields: Any) -> str:
+    job = {"appName": "examples", "classPath": ECHO, "config": {"input": name}}
+    if context:
+        job["context"] = context
+    return json.dumps({"name": name, "cron": "* * * * *", "job": job, **fields})
+
+
+async def runs(api: Api, name: str) -> list[dict[str, Any]]:
+    status, body, _ = await api.call("GET", f"/schedules/{name}/runs")
+    assert status == 200, body
+    return list(body)
+
+
+async def runs_settled(api: Api, name: str, count: int) -> list[dict[str, Any]]:
+    """The schedule's runs once there are ``count``, each with its job ended."""
+
+    async def settled() -> list[dict[str, Any]] | None:
+        listed = await runs(api, name)
+        done = len(listed) >= count and all(run.get("status") in FINAL for run in listed)
+        return listed if done else None
+
+    return await wait_until(settled, timeout_s=20, what=f"{count} runs of {name} ended")
+
+
+async def test_two_servers_on_one_database_start_each_due_time_exactly_once(
+    tmp_path: Path, fresh_postgres_url: str
+) -> None:
+    clock = ManualClock(START)
+    shared = {
+        "spark.home": str(FAKE_SPARK_HOMES / "light"),
+        "spark.jobserver.store.url": fresh_postgres_url,
+        "spark.jobserver.key-file": str(tmp_path / "group.key"),
+        "spark.jobserver.max-jobs-per-context": 4,
+    }
+    async with (
+        running_server(tmp_path / "a", {**shared, "spark.jobserver.server-id": "server-a"}, clock=clock) as a,
+        running_server(tmp_path / "b", {**shared, "spark.jobserver.server-id": "server-b"}, clock=clock) as b,
+    ):
+        await a.upload("examples")
+        assert (await a.call("POST", "/contexts/sched"))[0] == 200
+        # Either server may start an ad-hoc job; a job in a context only the server that runs it.
+        anywhere = echo_schedule("anywhere", "")
+        assert (await b.call("POST", "/schedules", data=anywhere, headers=JSON))[0] == 201
+        assert (await b.call("POST", "/schedules", data=echo_schedule("in-context"), headers=JSON))[0] == 201
+        idle = echo_schedule("idle", paused=True)
+        assert (await a.call("POST", "/schedules", data=idle, headers=JSON))[0] == 201
+
+        due_times = 4
+        for minute in range(1, due_times + 1):
+            clock.advance(minutes=1)  # both schedulers wake, and both try the due time
+            for name in ("anywhere", "in-context"):
+                listed = await runs_settled(a, name, minute)
+                assert len(listed) == minute, listed
+        started: list[str] = []
+        for name in ("anywhere", "in-context"):
+            listed = await runs(b, name)
+            assert [run["dueAt"][:16] for run in listed] == [
+                f"2024-01-01T00:0{minute}" for minute in range(due_times, 0, -1)
+            ]
+            assert {(run["state"], run["status"]) for run in listed} == {("STARTED", "FINISHED")}, listed
+            for run in listed:
+                assert (await b.call("GET", f"/jobs/{run['jobId']}"))[1]["result"] == name
+            started += [run["jobId"] for run in listed]
+        assert {run["claimedBy"] for run in await runs(a, "in-context")} == {"server-a"}
+        jobs = [job for job in (await a.call("GET", "/jobs"))[1] if job["classPath"] == ECHO]
+        assert sorted(job["jobId"] for job in jobs) == sorted(started), "one job per due time"
+        assert await runs(a, "idle") == [], "a paused schedule starts nothing on either server"
+
+
+async def test_after_a_restart_a_schedule_catches_up_its_last_missed_due_time_or_none(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock(START)
+    light = {"spark.home": str(FAKE_SPARK_HOMES / "light")}
+    async with running_server(tmp_path, light, clock=clock) as api:
+        await api.upload("examples")
+        for name, catch_up in (("skips", "skip"), ("catches-up", "last")):
+            body = echo_schedule(name, "", cron="0 * * * *", catchUp=catch_up)  # ad hoc
+            assert (await api.call("POST", "/schedules", data=body, headers=JSON))[0] == 201
+
+    clock.advance(hours=3)  # no server ran at 01:00, 02:00 and 03:00
+    async with running_server(tmp_path, light, clock=clock) as api:
+        [run] = await runs_settled(api, "catches-up", 1)
+        assert run["dueAt"].startswith("2024-01-01T03:00:00") and run["status"] == "FINISHED", run
+        assert await runs(api, "skips") == []
+        for name in ("skips", "catches-up"):
+            schedule = (await api.call("GET", f"/schedules/{name}"))[1]
+            assert schedule["nextDueAt"].startswith("2024-01-01T04:00:00"), schedule
