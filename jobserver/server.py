@@ -119,6 +119,7 @@ class JobServer:
         # After the contexts' recovery: steps whose drivers rejoin go on, ended ones advance.
         await workflows.recover()
         tasks.spawn(workflows.keep_reconciling(), name="workflow-reconcile")
+        tasks.spawn(workflows.keep_adopting(), name="workflow-adoption")
         server.schedules.start()
         log.info(
             "jobserver_started", port=settings.port, bus=bus.endpoint, store=redacted_url(settings.store_url)

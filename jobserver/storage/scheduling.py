@@ -112,6 +112,12 @@ class SchedulingStore(abc.ABC):
     ) -> bool:
         """Compare-and-set (``STEP_TRANSITIONS``); ``job_id`` and ``error`` set when given."""
 
+    @abc.abstractmethod
+    async def adopt_workflows(self, adopter_id: str, *, silent_since: datetime.datetime) -> list[str]:
+        """Move the RUNNING workflows of every server that ``adopter_id`` adopted (its
+        ``adopted_by``, see ``Store.adopt_contexts``) and whose heartbeat is still older than
+        ``silent_since`` to ``adopter_id``; their ids. One statement: no other server can take them."""
+
 
 class SchedulingPassThrough(SchedulingStore):
     """``SchedulingStore`` handed on to ``self._store`` unchanged (nothing of it is held)."""
@@ -186,3 +192,6 @@ class SchedulingPassThrough(SchedulingStore):
         error: ErrorMap | None = None,
     ) -> bool:
         return await self._store.update_step(workflow_id, name, target, job_id=job_id, error=error)
+
+    async def adopt_workflows(self, adopter_id: str, *, silent_since: datetime.datetime) -> list[str]:
+        return await self._store.adopt_workflows(adopter_id, silent_since=silent_since)

@@ -97,6 +97,12 @@ INSERT_STEP = (
     "INSERT INTO workflow_steps (workflow_id, position, name, state, job_id, error) VALUES (?, ?, ?, ?, ?, ?)"
 )
 GET_WORKFLOW = f"SELECT {_WORKFLOWS} FROM workflows WHERE id = ?"
+# The running workflows of servers this one adopted (``adopted_by``, set by the compare-and-set
+# of Store.adopt_contexts, names one adopter) move to it; none once their server beats again.
+ADOPT_WORKFLOWS = (
+    "UPDATE workflows SET owner = ? WHERE state = 'RUNNING' AND owner IN"
+    " (SELECT server_id FROM servers WHERE adopted_by = ? AND heartbeat_time < ?) RETURNING id"
+)
 STEPS_OF = f"SELECT {column_list(STEP_COLUMNS)} FROM workflow_steps WHERE workflow_id = ? ORDER BY position"
 
 

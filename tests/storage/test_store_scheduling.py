@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
+from jobserver.common.records import ServerRecord
 from jobserver.common.scheduling import (
     CatchUp,
     Overlap,
@@ -136,3 +137,47 @@ async def test_a_workflow_is_stored_with_its_steps_and_changes_by_compare_and_se
     assert [w.id for w in await store.list_workflows(10)] == ["wf-2", "wf-1"]
     assert [w.id for w in await store.list_workflows(10, state=WorkflowState.RUNNING)] == ["wf-2"]
     assert [w.id for w in await store.list_workflows(10, owner="s1")] == ["wf-1"]
+
+
+def workflow(
+    workflow_id: str, owner: str, state: WorkflowState = WorkflowState.RUNNING, **more: object
+) -> WorkflowRecord:
+    record = WorkflowRecord(
+        id=workflow_id,
+        name="daily",
+        state=state,
+        spec={"steps": [{"name": "only"}]},
+        owner=owner,
+        start_time=at(0),
+        steps=(StepRecord(workflow_id, "only", StepState.PENDING),),
+    )
+    return dataclasses.replace(record, **more)  # type: ignore[arg-type]
+
+
+def server(server_id: str, heartbeat_ms: int) -> ServerRecord:
+    return ServerRecord(server_id, f"http://{server_id}", f"tcp://{server_id}:1", "same", at(heartbeat_ms))
+
+
+async def test_the_running_workflows_of_an_adopted_server_move_to_its_one_adopter(store: Store) -> None:
+    await store.beat(server("dead", 0))
+    for adopter in ("p", "q"):
+        await store.beat(server(adopter, 60_000))
+    await store.insert_workflow(workflow("wf-running", "dead"))
+    await store.insert_workflow(workflow("wf-ended", "dead", WorkflowState.FINISHED, end_time=at(1)))
+    await store.insert_workflow(workflow("wf-other", "q"))
+    silent_since = at(30_000)
+    assert await store.adopt_workflows("p", silent_since=silent_since) == [], "not adopted yet"
+
+    await store.adopt_contexts("dead", "p", silent_since=silent_since)  # p wins the server
+    taken = await asyncio.gather(
+        *(store.adopt_workflows(adopter, silent_since=silent_since) for adopter in ("q", "p", "q"))
+    )
+    assert taken == [[], ["wf-running"], []]
+    assert await store.adopt_workflows("p", silent_since=silent_since) == []
+    owners = {w.id: w.owner for w in await store.list_workflows(10)}
+    assert owners == {"wf-running": "p", "wf-ended": "dead", "wf-other": "q"}
+
+    # A server that beats again is no longer adopted: what it still owns stays its own.
+    await store.insert_workflow(workflow("wf-later", "dead"))
+    await store.beat(server("dead", 60_000))
+    assert await store.adopt_workflows("p", silent_since=silent_since) == []

@@ -141,3 +141,7 @@ class PostgresScheduling(SchedulingStore):
     ) -> bool:
         statement, values = sql.update_step_sql(target, job_id, error)
         return await self._changed(statement, (*values, workflow_id, name))
+
+    async def adopt_workflows(self, adopter_id: str, *, silent_since: datetime.datetime) -> list[str]:
+        rows = await self._rows(sql.ADOPT_WORKFLOWS, (adopter_id, adopter_id, to_epoch_ms(silent_since)))
+        return [row[0] for row in rows]

@@ -166,3 +166,12 @@ class SqliteScheduling(SchedulingStore):
         return await self._database.in_worker(
             lambda connection: connection.execute(statement, params).rowcount > 0
         )
+
+    async def adopt_workflows(self, adopter_id: str, *, silent_since: datetime.datetime) -> list[str]:
+        params = (adopter_id, adopter_id, to_epoch_ms(silent_since))
+
+        def adopt(connection: sqlite3.Connection) -> list[str]:
+            with transaction(connection):
+                return [row[0] for row in connection.execute(sql.ADOPT_WORKFLOWS, params).fetchall()]
+
+        return await self._database.in_worker(adopt)
