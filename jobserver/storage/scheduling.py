@@ -118,6 +118,17 @@ class SchedulingStore(abc.ABC):
         ``adopted_by``, see ``Store.adopt_contexts``) and whose heartbeat is still older than
         ``silent_since`` to ``adopter_id``; their ids. One statement: no other server can take them."""
 
+    # --- retention ---------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def delete_expired_scheduling(
+        self, *, runs_before: datetime.datetime, workflows_before: datetime.datetime
+    ) -> dict[str, int]:
+        """Delete and count ``workflows`` in a final state that ended before ``workflows_before``
+        (with their steps) and ``schedule_runs`` due before ``runs_before`` that are over (skipped,
+        failed, or their job or workflow ended or is gone). Never a running workflow, nor a run
+        that waits or whose work still goes."""
+
 
 class SchedulingPassThrough(SchedulingStore):
     """``SchedulingStore`` handed on to ``self._store`` unchanged (nothing of it is held)."""
@@ -195,3 +206,10 @@ class SchedulingPassThrough(SchedulingStore):
 
     async def adopt_workflows(self, adopter_id: str, *, silent_since: datetime.datetime) -> list[str]:
         return await self._store.adopt_workflows(adopter_id, silent_since=silent_since)
+
+    async def delete_expired_scheduling(
+        self, *, runs_before: datetime.datetime, workflows_before: datetime.datetime
+    ) -> dict[str, int]:
+        return await self._store.delete_expired_scheduling(
+            runs_before=runs_before, workflows_before=workflows_before
+        )

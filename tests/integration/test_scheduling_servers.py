@@ -1,6 +1,7 @@
-"""Schedules across servers and restarts, with the light driver and a clock the tests move on: two
-servers on one PostgreSQL database start each due time exactly once, and a server that starts
-again after a gap catches up as each schedule says.
+"""Schedules and workflows across servers, restarts and time, with the light driver and a clock the
+tests move on: two servers on one PostgreSQL database start each due time exactly once, a server
+that starts again after a gap catches up as each schedule says, and ended workflows and runs
+that are over expire.
 
 The servers run in the test's process (the app factory), so that one manual clock moves them both.
 """
@@ -16,6 +17,7 @@ from tests.clock import ManualClock
 from tests.support import FAKE_SPARK_HOMES, Api, running_server, wait_until
 
 ECHO = "example_jobs.echo.EchoJob"
+SLEEP = "example_jobs.sleep_job.PythonSleepJob"
 START = datetime.datetime(2024, 1, 1, 0, 0, 30, tzinfo=datetime.UTC)
 JSON = {"Content-Type": "application/json"}
 FINAL = ("FINISHED", "ERROR", "KILLED")
@@ -109,3 +111,52 @@ async def test_after_a_restart_a_schedule_catches_up_its_last_missed_due_time_or
         for name in ("skips", "catches-up"):
             schedule = (await api.call("GET", f"/schedules/{name}"))[1]
             assert schedule["nextDueAt"].startswith("2024-01-01T04:00:00"), schedule
+
+
+async def test_ended_workflows_and_runs_that_are_over_expire_while_their_jobs_stay(tmp_path: Path) -> None:
+    clock = ManualClock(START)
+    retention = {
+        "spark.home": str(FAKE_SPARK_HOMES / "light"),
+        "spark.jobserver.dao-cleanup-interval": "200ms",
+        "spark.jobserver.workflows.cleanup-after": "100ms",
+        "spark.jobserver.scheduler.runs-cleanup-after": "1s",  # its due times are in 2024: old
+    }
+    async with running_server(tmp_path, retention, clock=clock) as api:
+        await api.upload("examples")
+        assert (await api.call("POST", "/contexts/sched"))[0] == 200
+        slow = {
+            "appName": "examples",
+            "classPath": SLEEP,
+            "context": "sched",
+            "config": {"sleep": {"seconds": 2}},
+        }
+        body = json.dumps({"name": "slow", "cron": "* * * * *", "job": slow})
+        assert (await api.call("POST", "/schedules", data=body, headers=JSON))[0] == 201
+        steps = [{"name": "only", "job": {**slow, "classPath": ECHO, "config": {"input": 1}}}]
+        status, workflow, _ = await api.call(
+            "POST", "/workflows", data=json.dumps({"steps": steps}), headers=JSON
+        )
+        assert status == 202, workflow
+
+        clock.advance(minutes=1)
+
+        async def started() -> list[dict[str, Any]] | None:
+            listed = await runs(api, "slow")
+            return listed if listed and "jobId" in listed[0] else None
+
+        [run] = await wait_until(started, what="the run's job")
+        await api.wait_job_state(run["jobId"], "RUNNING")
+
+        async def workflow_gone() -> bool:
+            return (await api.call("GET", f"/workflows/{workflow['workflowId']}"))[0] == 404
+
+        async def runs_gone() -> bool:
+            return await runs(api, "slow") == []
+
+        await wait_until(workflow_gone, timeout_s=10, what="the ended workflow deleted")
+        assert (await api.job_state(run["jobId"])) == "RUNNING"
+        assert [entry["jobId"] for entry in await runs(api, "slow")] == [run["jobId"]], "its run is kept"
+        await api.wait_job_state(run["jobId"], "FINISHED")
+        await wait_until(runs_gone, timeout_s=10, what="the run deleted once its job ended")
+        assert (await api.job_state(run["jobId"])) == "FINISHED", "jobs follow dao-cleanup-after"
+        assert (await api.call("GET", "/schedules/slow"))[0] == 200

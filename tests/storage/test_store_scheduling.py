@@ -181,3 +181,41 @@ async def test_the_running_workflows_of_an_adopted_server_move_to_its_one_adopte
     await store.insert_workflow(workflow("wf-later", "dead"))
     await store.beat(server("dead", 60_000))
     assert await store.adopt_workflows("p", silent_since=silent_since) == []
+
+
+async def test_ended_workflows_and_runs_that_are_over_expire_the_rest_stays(store: Store) -> None:
+    await store.insert_schedule(schedule())
+    await store.insert_context(make_context("ctx-1"))
+    await store.insert_job(make_job("job-ended"), {})
+    await store.update_job("job-ended", JobState.FINISHED)
+    await store.insert_job(make_job("job-running"), {})
+    await store.insert_workflow(workflow("wf-old", "s1", WorkflowState.FINISHED, end_time=at(1_000)))
+    await store.insert_workflow(workflow("wf-new", "s1", WorkflowState.ERROR, end_time=at(9_000)))
+    await store.insert_workflow(workflow("wf-running", "s1"))
+    runs = {
+        1: (RunState.SKIPPED, {}),
+        2: (RunState.FAILED, {"error": "no such binary"}),
+        3: (RunState.STARTED, {"job_id": "job-ended"}),
+        4: (RunState.STARTED, {"job_id": "job-gone"}),
+        5: (RunState.STARTED, {"job_id": "job-running"}),
+        6: (RunState.STARTED, {"workflow_id": "wf-running"}),
+        7: (RunState.STARTED, {"workflow_id": "wf-old"}),
+        8: (RunState.QUEUED, {}),
+        9: (RunState.CLAIMED, {}),
+        20: (RunState.SKIPPED, {}),  # not old enough
+    }
+    for offset, (state, fields) in runs.items():
+        assert await store.claim_run(ScheduleRun("nightly", at(offset), RunState.CLAIMED, "s1"))
+        if state is not RunState.CLAIMED:
+            assert await store.update_run("nightly", at(offset), state, **fields)  # type: ignore[arg-type]
+
+    counts = await store.delete_expired_scheduling(runs_before=at(10), workflows_before=at(5_000))
+    assert counts == {"workflows": 1, "schedule_runs": 5}
+    assert sorted(w.id for w in await store.list_workflows(10)) == ["wf-new", "wf-running"]
+    kept = sorted(run.due_at for run in await store.list_runs("nightly", 100))
+    assert kept == [at(offset) for offset in (5, 6, 8, 9, 20)]
+    assert await store.get_workflow("wf-old") is None
+    assert await store.delete_expired_scheduling(runs_before=at(10), workflows_before=at(5_000)) == {
+        "workflows": 0,
+        "schedule_runs": 0,
+    }

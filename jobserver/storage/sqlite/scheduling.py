@@ -175,3 +175,17 @@ class SqliteScheduling(SchedulingStore):
                 return [row[0] for row in connection.execute(sql.ADOPT_WORKFLOWS, params).fetchall()]
 
         return await self._database.in_worker(adopt)
+
+    async def delete_expired_scheduling(
+        self, *, runs_before: datetime.datetime, workflows_before: datetime.datetime
+    ) -> dict[str, int]:
+        def delete(connection: sqlite3.Connection) -> dict[str, int]:
+            with transaction(connection):
+                workflows = connection.execute(
+                    sql.DELETE_EXPIRED_WORKFLOWS, (to_epoch_ms(workflows_before),)
+                ).rowcount
+            with transaction(connection):
+                runs = connection.execute(sql.DELETE_EXPIRED_RUNS, (to_epoch_ms(runs_before),)).rowcount
+            return {"workflows": workflows, "schedule_runs": runs}
+
+        return await self._database.in_worker(delete)
