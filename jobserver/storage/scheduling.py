@@ -125,7 +125,8 @@ class SchedulingStore(abc.ABC):
         self, *, runs_before: datetime.datetime, workflows_before: datetime.datetime
     ) -> dict[str, int]:
         """Delete and count ``workflows`` in a final state that ended before ``workflows_before``
-        (with their steps) and ``schedule_runs`` due before ``runs_before`` that are over (skipped,
+        (with their steps) and ``schedule_runs`` claimed before ``runs_before`` (the wall clock's
+        time, not the due time) that are over (skipped,
         failed, or their job or workflow ended or is gone). Never a running workflow, nor a run
         that waits or whose work still goes."""
 

@@ -108,7 +108,7 @@ ADOPT_WORKFLOWS = (
 # that wait (CLAIMED, QUEUED) or whose work still goes are kept, whatever their age.
 DELETE_EXPIRED_WORKFLOWS = "DELETE FROM workflows WHERE state <> 'RUNNING' AND end_time < ?"
 DELETE_EXPIRED_RUNS = (
-    "DELETE FROM schedule_runs WHERE due_at < ? AND (state IN ('SKIPPED', 'FAILED') OR (state = 'STARTED'"
+    "DELETE FROM schedule_runs WHERE claimed_at < ? AND (state IN ('SKIPPED', 'FAILED') OR (state = 'STARTED'"
     " AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.id = schedule_runs.job_id"
     " AND jobs.state NOT IN ('FINISHED', 'ERROR', 'KILLED'))"
     " AND NOT EXISTS (SELECT 1 FROM workflows WHERE workflows.id = schedule_runs.workflow_id"

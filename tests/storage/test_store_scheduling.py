@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 
-from jobserver.common.records import ServerRecord
+from jobserver.common.records import ServerRecord, utc_now
 from jobserver.common.scheduling import (
     CatchUp,
     Overlap,
@@ -202,20 +203,24 @@ async def test_ended_workflows_and_runs_that_are_over_expire_the_rest_stays(stor
         7: (RunState.STARTED, {"workflow_id": "wf-old"}),
         8: (RunState.QUEUED, {}),
         9: (RunState.CLAIMED, {}),
-        20: (RunState.SKIPPED, {}),  # not old enough
     }
+    claimed_after = utc_now() - datetime.timedelta(seconds=1)
     for offset, (state, fields) in runs.items():
         assert await store.claim_run(ScheduleRun("nightly", at(offset), RunState.CLAIMED, "s1"))
         if state is not RunState.CLAIMED:
             assert await store.update_run("nightly", at(offset), state, **fields)  # type: ignore[arg-type]
 
-    counts = await store.delete_expired_scheduling(runs_before=at(10), workflows_before=at(5_000))
-    assert counts == {"workflows": 1, "schedule_runs": 5}
+    # Runs expire by the time they were claimed (the wall clock), whatever their due time.
+    counts = await store.delete_expired_scheduling(runs_before=claimed_after, workflows_before=at(5_000))
+    assert counts == {"workflows": 1, "schedule_runs": 0}
+    later = utc_now() + datetime.timedelta(seconds=1)
+    counts = await store.delete_expired_scheduling(runs_before=later, workflows_before=at(5_000))
+    assert counts == {"workflows": 0, "schedule_runs": 5}
     assert sorted(w.id for w in await store.list_workflows(10)) == ["wf-new", "wf-running"]
     kept = sorted(run.due_at for run in await store.list_runs("nightly", 100))
-    assert kept == [at(offset) for offset in (5, 6, 8, 9, 20)]
+    assert kept == [at(offset) for offset in (5, 6, 8, 9)]
     assert await store.get_workflow("wf-old") is None
-    assert await store.delete_expired_scheduling(runs_before=at(10), workflows_before=at(5_000)) == {
+    assert await store.delete_expired_scheduling(runs_before=later, workflows_before=at(5_000)) == {
         "workflows": 0,
         "schedule_runs": 0,
     }
