@@ -9,6 +9,10 @@ moves on by compare-and-set. Due times that passed while no server ran (later th
 one once if it is no older than ``scheduler.max-catch-up``. A due time while the previous run
 still goes is SKIPPED (``overlap: skip``) or QUEUED until it ends (``queue``).
 
+A due time this server claimed but had not submitted when it stopped (CLAIMED, no job, no
+workflow) is FAILED when it starts again: whether its work was accepted is not known, and a
+claim left so would count as a run still going, deferring every later due time for ever.
+
 A job in a named context can be submitted only by the server that runs the context, so a due time
 of such a job is claimed only there: a server that finds the context run by a live peer leaves the
 due time to that peer (and looks again after ``refresh-interval``, should the peer not claim it).
@@ -54,6 +58,7 @@ from jobserver.workflows.specs import (
 log = structlog.get_logger(__name__)
 
 ACTIVE_RUN_STATES = (RunState.CLAIMED, RunState.STARTED)
+INTERRUPTED = "the server stopped after claiming this due time, before submitting its run"
 
 
 class Scheduler:
@@ -165,6 +170,10 @@ class Scheduler:
             self._tasks.spawn(self._run(), name="scheduler")
 
     async def _run(self) -> None:
+        try:
+            await self._fail_interrupted_claims()
+        except StoreUnavailable as error:
+            log.warning("schedule_claims_not_recovered", error=error.message)
         while True:
             self._wake.clear()
             try:
@@ -181,6 +190,18 @@ class Scheduler:
             finally:
                 sleep.cancel()
                 woken.cancel()
+
+    async def _fail_interrupted_claims(self) -> None:
+        """At start-up, before any claim of this process: this server's claims still CLAIMED are
+        an earlier process's, which stopped before submitting them."""
+        for schedule in await self._store.list_schedules():
+            for run in await self._store.list_runs(schedule.name, 1_000, states=[RunState.CLAIMED]):
+                if run.claimed_by == self._settings.server_id and await self._store.update_run(
+                    schedule.name, run.due_at, RunState.FAILED, error=INTERRUPTED
+                ):
+                    log.warning(
+                        "schedule_run_interrupted", schedule=schedule.name, due_at=run.due_at.isoformat()
+                    )
 
     async def _tick(self) -> datetime.datetime:
         """Deal with every schedule due now; the time to look again."""

@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from jobserver.common.scheduling import RunState, ScheduleRun
+from jobserver.storage import create_store
 from tests.clock import ManualClock
 from tests.support import FAKE_SPARK_HOMES, Api, running_server, wait_until
 
@@ -37,11 +39,12 @@ async def runs(api: Api, name: str) -> list[dict[str, Any]]:
 
 
 async def runs_settled(api: Api, name: str, count: int) -> list[dict[str, Any]]:
-    """The schedule's runs once there are ``count``, each with its job ended."""
+    """The schedule's runs once there are ``count``, each over (its job ended, or none started)."""
 
     async def settled() -> list[dict[str, Any]] | None:
         listed = await runs(api, name)
-        done = len(listed) >= count and all(run.get("status") in FINAL for run in listed)
+        over = [run for run in listed if run.get("status") in FINAL or run["state"] in ("FAILED", "SKIPPED")]
+        done = len(listed) >= count and len(over) == len(listed)
         return listed if done else None
 
     return await wait_until(settled, timeout_s=20, what=f"{count} runs of {name} ended")
@@ -119,7 +122,7 @@ async def test_ended_workflows_and_runs_that_are_over_expire_while_their_jobs_st
         "spark.home": str(FAKE_SPARK_HOMES / "light"),
         "spark.jobserver.dao-cleanup-interval": "200ms",
         "spark.jobserver.workflows.cleanup-after": "100ms",
-        "spark.jobserver.scheduler.runs-cleanup-after": "1s",  # its due times are in 2024: old
+        "spark.jobserver.scheduler.runs-cleanup-after": "1s",
     }
     async with running_server(tmp_path, retention, clock=clock) as api:
         await api.upload("examples")
@@ -160,3 +163,33 @@ async def test_ended_workflows_and_runs_that_are_over_expire_while_their_jobs_st
         await wait_until(runs_gone, timeout_s=10, what="the run deleted once its job ended")
         assert (await api.job_state(run["jobId"])) == "FINISHED", "jobs follow dao-cleanup-after"
         assert (await api.call("GET", "/schedules/slow"))[0] == 200
+
+
+async def test_a_due_time_claimed_by_a_server_that_stopped_before_starting_it_does_not_block_the_next(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock(START)
+    light = {"spark.home": str(FAKE_SPARK_HOMES / "light")}
+    async with running_server(tmp_path, light, clock=clock) as api:
+        await api.upload("examples")
+        assert (await api.call("POST", "/schedules", data=echo_schedule("every", ""), headers=JSON))[0] == 201
+        settings = api.settings
+    # What a server leaves when it stops between claiming a due time and submitting its job.
+    store = create_store(settings.store_url, blob_dir=tmp_path / "probe-blobs")
+    await store.open()
+    try:
+        due = START + datetime.timedelta(seconds=30)
+        assert await store.claim_run(ScheduleRun("every", due, RunState.CLAIMED, settings.server_id))
+    finally:
+        await store.close()
+
+    clock.advance(seconds=31)  # 00:01:01: the due time is taken; the next one is at 00:02
+    async with running_server(tmp_path, light, clock=clock) as api:
+        clock.advance(minutes=1)
+        listed = await runs_settled(api, "every", 2)
+        assert [(run["dueAt"][:16], run["state"]) for run in listed] == [
+            ("2024-01-01T00:02", "STARTED"),
+            ("2024-01-01T00:01", "FAILED"),
+        ], listed
+        assert listed[0]["status"] == "FINISHED"
+        assert "stopped" in listed[1]["error"]
