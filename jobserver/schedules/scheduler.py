@@ -208,7 +208,11 @@ class Scheduler:
         now = self._clock.now()
         wake_at = now + datetime.timedelta(seconds=self._settings.scheduler_refresh_interval_s)
         for schedule in await self._store.list_schedules():
-            if schedule.paused or await self._left_to_peer(schedule):
+            if schedule.paused:
+                continue
+            # Only a schedule with something to start now costs the look-up of its context.
+            busy = schedule.next_due_at <= now or schedule.overlap is Overlap.QUEUE
+            if busy and await self._left_to_peer(schedule):
                 continue
             if schedule.next_due_at <= now:
                 schedule = await self._due(schedule, now)

@@ -169,6 +169,15 @@ class SqliteScheduling(SchedulingStore):
 
     async def adopt_workflows(self, adopter_id: str, *, silent_since: datetime.datetime) -> list[str]:
         params = (adopter_id, adopter_id, to_epoch_ms(silent_since))
+        # Asked every peer heartbeat, and nearly always for nothing: a read first, so that the
+        # write lock is taken only when this server adopted another.
+        adopted = await self._database.read(
+            lambda connection: connection.execute(
+                "SELECT 1 FROM servers WHERE adopted_by = ? LIMIT 1", (adopter_id,)
+            ).fetchone()
+        )
+        if adopted is None:
+            return []
 
         def adopt(connection: sqlite3.Connection) -> list[str]:
             with transaction(connection):
