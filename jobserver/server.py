@@ -94,7 +94,7 @@ class JobServer:
             data=data,
             context_logs=ContextLogs(settings.log_dir, contexts),
             workflows=workflows,
-            schedules=Scheduler(settings, store, jobs, workflows, tasks, clock or SystemClock()),
+            schedules=Scheduler(settings, store, jobs, workflows, tasks, clock or SystemClock(), contexts),
         )
         try:
             # A heartbeat before the recovery: no peer adopts what this server is recovering.
@@ -119,6 +119,7 @@ class JobServer:
         # After the contexts' recovery: steps whose drivers rejoin go on, ended ones advance.
         await workflows.recover()
         tasks.spawn(workflows.keep_reconciling(), name="workflow-reconcile")
+        tasks.spawn(workflows.keep_adopting(), name="workflow-adoption")
         server.schedules.start()
         log.info(
             "jobserver_started", port=settings.port, bus=bus.endpoint, store=redacted_url(settings.store_url)
@@ -140,11 +141,17 @@ class JobServer:
 
     async def _clean_periodically(self) -> None:
         """Retention (``dao-cleanup-after``): old finished jobs (their log lines with them) and
-        contexts, their driver logs, unreferenced blobs."""
+        contexts, their driver logs, unreferenced blobs; schedule runs that are over and ended
+        workflows (``scheduler.runs-cleanup-after``, ``workflows.cleanup-after``)."""
         while True:
-            before = utc_now() - datetime.timedelta(seconds=self.settings.dao_cleanup_after_s)
+            now = utc_now()
+            before = now - datetime.timedelta(seconds=self.settings.dao_cleanup_after_s)
             try:
                 counts = await self.store.delete_expired(before)
+                counts |= await self.store.delete_expired_scheduling(
+                    runs_before=now - datetime.timedelta(seconds=self.settings.schedule_runs_cleanup_after_s),
+                    workflows_before=now - datetime.timedelta(seconds=self.settings.workflow_cleanup_after_s),
+                )
                 counts["context_logs"] = await self.context_logs.remove_expired(
                     self.settings.dao_cleanup_after_s
                 )

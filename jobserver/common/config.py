@@ -108,6 +108,8 @@ class Settings:
     scheduler_misfire_grace_s: float = 60.0
     scheduler_max_catch_up_s: float = 86_400.0
     workflow_reconcile_interval_s: float = 30.0
+    schedule_runs_cleanup_after_s: float = 259_200.0  # retention, as dao_cleanup_after_s for jobs
+    workflow_cleanup_after_s: float = 259_200.0
 
     @property
     def data_dir(self) -> Path:
@@ -292,6 +294,10 @@ def _scheduling_settings(jobserver: Mapping[str, Any]) -> dict[str, Any]:
         "scheduler_refresh_interval_s": parse_duration_s(scheduler.get("refresh-interval", "30s")),
         "scheduler_misfire_grace_s": parse_duration_s(scheduler.get("misfire-grace", "60s")),
         "scheduler_max_catch_up_s": parse_duration_s(scheduler.get("max-catch-up", "1d")),
+        "schedule_runs_cleanup_after_s": parse_duration_s(scheduler.get("runs-cleanup-after", "72h")),
+        "workflow_cleanup_after_s": parse_duration_s(
+            jobserver.get("workflows", {}).get("cleanup-after", "72h")
+        ),
         "workflow_reconcile_interval_s": parse_duration_s(
             jobserver.get("workflows", {}).get("reconcile-interval", "30s")
         ),

@@ -8,6 +8,14 @@ moves on by compare-and-set. Due times that passed while no server ran (later th
 ``scheduler.misfire-grace``) are missed: ``catchUp: skip`` runs none of them, ``last`` runs the last
 one once if it is no older than ``scheduler.max-catch-up``. A due time while the previous run
 still goes is SKIPPED (``overlap: skip``) or QUEUED until it ends (``queue``).
+
+A due time this server claimed but had not submitted when it stopped (CLAIMED, no job, no
+workflow) is FAILED when it starts again: whether its work was accepted is not known, and a
+claim left so would count as a run still going, deferring every later due time for ever.
+
+A job in a named context can be submitted only by the server that runs the context, so a due time
+of such a job is claimed only there: a server that finds the context run by a live peer leaves the
+due time to that peer (and looks again after ``refresh-interval``, should the peer not claim it).
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import structlog
 
 from jobserver.common.clock import Clock
 from jobserver.common.config import Settings, merge
-from jobserver.common.errors import Conflict, JobServerError, NotFound, StoreUnavailable
+from jobserver.common.errors import Conflict, JobServerError, NotFound, ServedByPeer, StoreUnavailable
 from jobserver.common.records import Caller, utc_now
 from jobserver.common.scheduling import (
     CatchUp,
@@ -32,6 +40,7 @@ from jobserver.common.scheduling import (
     WorkflowRecord,
 )
 from jobserver.common.tasks import BackgroundTasks
+from jobserver.contexts.manager import ContextManager
 from jobserver.jobs.manager import JobManager
 from jobserver.jobs.submission import what_to_run
 from jobserver.schedules.timing import ScheduleSpec, last_due, next_due
@@ -49,6 +58,7 @@ from jobserver.workflows.specs import (
 log = structlog.get_logger(__name__)
 
 ACTIVE_RUN_STATES = (RunState.CLAIMED, RunState.STARTED)
+INTERRUPTED = "the server stopped after claiming this due time, before submitting its run"
 
 
 class Scheduler:
@@ -60,10 +70,12 @@ class Scheduler:
         workflows: Workflows,
         tasks: BackgroundTasks,
         clock: Clock,
+        contexts: ContextManager,
     ) -> None:
         self._settings = settings
         self._store = store
         self._jobs = jobs
+        self._contexts = contexts
         self._workflows = workflows
         self._tasks = tasks
         self._clock = clock
@@ -158,6 +170,10 @@ class Scheduler:
             self._tasks.spawn(self._run(), name="scheduler")
 
     async def _run(self) -> None:
+        try:
+            await self._fail_interrupted_claims()
+        except StoreUnavailable as error:
+            log.warning("schedule_claims_not_recovered", error=error.message)
         while True:
             self._wake.clear()
             try:
@@ -175,6 +191,18 @@ class Scheduler:
                 sleep.cancel()
                 woken.cancel()
 
+    async def _fail_interrupted_claims(self) -> None:
+        """At start-up, before any claim of this process: this server's claims still CLAIMED are
+        an earlier process's, which stopped before submitting them."""
+        for schedule in await self._store.list_schedules():
+            for run in await self._store.list_runs(schedule.name, 1_000, states=[RunState.CLAIMED]):
+                if run.claimed_by == self._settings.server_id and await self._store.update_run(
+                    schedule.name, run.due_at, RunState.FAILED, error=INTERRUPTED
+                ):
+                    log.warning(
+                        "schedule_run_interrupted", schedule=schedule.name, due_at=run.due_at.isoformat()
+                    )
+
     async def _tick(self) -> datetime.datetime:
         """Deal with every schedule due now; the time to look again."""
         now = self._clock.now()
@@ -182,12 +210,31 @@ class Scheduler:
         for schedule in await self._store.list_schedules():
             if schedule.paused:
                 continue
+            # Only a schedule with something to start now costs the look-up of its context.
+            busy = schedule.next_due_at <= now or schedule.overlap is Overlap.QUEUE
+            if busy and await self._left_to_peer(schedule):
+                continue
             if schedule.next_due_at <= now:
                 schedule = await self._due(schedule, now)
             if schedule.overlap is Overlap.QUEUE:
                 await self._start_queued(schedule)
             wake_at = min(wake_at, schedule.next_due_at)
         return wake_at
+
+    async def _left_to_peer(self, schedule: ScheduleRecord) -> bool:
+        """Whether the schedule's job names a context that a live peer runs (that peer's to start:
+        this server could not submit it there)."""
+        name = schedule.target.get("job", {}).get("context")
+        if not name:
+            return False
+        try:
+            record = await self._contexts.get(name)
+            await self._contexts.check_served_here(record.id, record.name)
+        except ServedByPeer:
+            return True
+        except JobServerError:  # none, or its owner is silent: the run's submission says so
+            return False
+        return False
 
     async def _due(self, schedule: ScheduleRecord, now: datetime.datetime) -> ScheduleRecord:
         due = last_due(schedule.cron, schedule.time_zone, now)

@@ -112,6 +112,24 @@ class SchedulingStore(abc.ABC):
     ) -> bool:
         """Compare-and-set (``STEP_TRANSITIONS``); ``job_id`` and ``error`` set when given."""
 
+    @abc.abstractmethod
+    async def adopt_workflows(self, adopter_id: str, *, silent_since: datetime.datetime) -> list[str]:
+        """Move the RUNNING workflows of every server that ``adopter_id`` adopted (its
+        ``adopted_by``, see ``Store.adopt_contexts``) and whose heartbeat is still older than
+        ``silent_since`` to ``adopter_id``; their ids. One statement: no other server can take them."""
+
+    # --- retention ---------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def delete_expired_scheduling(
+        self, *, runs_before: datetime.datetime, workflows_before: datetime.datetime
+    ) -> dict[str, int]:
+        """Delete and count ``workflows`` in a final state that ended before ``workflows_before``
+        (with their steps) and ``schedule_runs`` claimed before ``runs_before`` (the wall clock's
+        time, not the due time) that are over (skipped,
+        failed, or their job or workflow ended or is gone). Never a running workflow, nor a run
+        that waits or whose work still goes."""
+
 
 class SchedulingPassThrough(SchedulingStore):
     """``SchedulingStore`` handed on to ``self._store`` unchanged (nothing of it is held)."""
@@ -186,3 +204,13 @@ class SchedulingPassThrough(SchedulingStore):
         error: ErrorMap | None = None,
     ) -> bool:
         return await self._store.update_step(workflow_id, name, target, job_id=job_id, error=error)
+
+    async def adopt_workflows(self, adopter_id: str, *, silent_since: datetime.datetime) -> list[str]:
+        return await self._store.adopt_workflows(adopter_id, silent_since=silent_since)
+
+    async def delete_expired_scheduling(
+        self, *, runs_before: datetime.datetime, workflows_before: datetime.datetime
+    ) -> dict[str, int]:
+        return await self._store.delete_expired_scheduling(
+            runs_before=runs_before, workflows_before=workflows_before
+        )

@@ -97,6 +97,23 @@ INSERT_STEP = (
     "INSERT INTO workflow_steps (workflow_id, position, name, state, job_id, error) VALUES (?, ?, ?, ?, ?, ?)"
 )
 GET_WORKFLOW = f"SELECT {_WORKFLOWS} FROM workflows WHERE id = ?"
+# The running workflows of servers this one adopted (``adopted_by``, set by the compare-and-set
+# of Store.adopt_contexts, names one adopter) move to it; none once their server beats again.
+ADOPT_WORKFLOWS = (
+    "UPDATE workflows SET owner = ? WHERE state = 'RUNNING' AND owner IN"
+    " (SELECT server_id FROM servers WHERE adopted_by = ? AND heartbeat_time < ?) RETURNING id"
+)
+# Retention: ended workflows (their steps go with them, ON DELETE CASCADE), and runs that are
+# over: skipped, failed, or started with a job or workflow that ended (or was deleted). Runs
+# that wait (CLAIMED, QUEUED) or whose work still goes are kept, whatever their age.
+DELETE_EXPIRED_WORKFLOWS = "DELETE FROM workflows WHERE state <> 'RUNNING' AND end_time < ?"
+DELETE_EXPIRED_RUNS = (
+    "DELETE FROM schedule_runs WHERE claimed_at < ? AND (state IN ('SKIPPED', 'FAILED') OR (state = 'STARTED'"
+    " AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.id = schedule_runs.job_id"
+    " AND jobs.state NOT IN ('FINISHED', 'ERROR', 'KILLED'))"
+    " AND NOT EXISTS (SELECT 1 FROM workflows WHERE workflows.id = schedule_runs.workflow_id"
+    " AND workflows.state = 'RUNNING')))"
+)
 STEPS_OF = f"SELECT {column_list(STEP_COLUMNS)} FROM workflow_steps WHERE workflow_id = ? ORDER BY position"
 
 

@@ -8,11 +8,18 @@ stopped (claimed, no job id stored) is ERROR: whether its job was accepted is no
 check every ``workflows.reconcile-interval`` catches ends this server did not hear (a job a peer
 server ended). A step is claimed (PENDING -> STARTING, compare-and-set) before its job is
 submitted, so it is submitted once.
+
+A server that never comes back leaves its workflows to the peer that adopted its contexts
+(``Peers``: the one server whose compare-and-set set the dead server's ``adopted_by``): every
+``peers.heartbeat-interval`` each server moves to itself the running workflows of the servers it
+adopted (``Store.adopt_workflows``, one statement) and takes them up as after a restart. A
+server that finds one of its workflows owned by another lets go of it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -161,12 +168,33 @@ class Workflows:
         for workflow in await self._store.list_workflows(
             RECOVER_LIMIT, state=WorkflowState.RUNNING, owner=self._settings.server_id
         ):
-            for step in workflow.steps:
-                if step.state is StepState.STARTING:
-                    error = error_map("the server stopped while it started this step", STEP_FAILED_CLASS)
-                    await self._store.update_step(workflow.id, step.name, StepState.ERROR, error=error)
+            await self._take_up(workflow)
             log.info("workflow_recovered", workflow_id=workflow.id)
-            self._spawn_advance(workflow.id)
+
+    async def _take_up(self, workflow: WorkflowRecord) -> None:
+        """A workflow an earlier server process (this one's, or a dead peer's) drove."""
+        for step in workflow.steps:
+            if step.state is StepState.STARTING:  # whether its job was accepted is not known
+                error = error_map("the server stopped while it started this step", STEP_FAILED_CLASS)
+                await self._store.update_step(workflow.id, step.name, StepState.ERROR, error=error)
+        self._spawn_advance(workflow.id)
+
+    async def keep_adopting(self) -> None:
+        """Every peer heartbeat interval: the running workflows of the servers this one adopted."""
+        while True:
+            await asyncio.sleep(self._settings.peer_heartbeat_interval_s)
+            silent_since = utc_now() - datetime.timedelta(seconds=self._settings.peer_timeout_s)
+            try:
+                adopted = await self._store.adopt_workflows(
+                    self._settings.server_id, silent_since=silent_since
+                )
+                for workflow_id in adopted:
+                    workflow = await self._store.get_workflow(workflow_id)
+                    if workflow is not None:
+                        await self._take_up(workflow)
+                        log.warning("workflow_adopted", workflow_id=workflow_id)
+            except StoreUnavailable as error:
+                log.warning("workflow_adoption_failed", error=error.message)
 
     async def keep_reconciling(self) -> None:
         while True:
@@ -195,8 +223,9 @@ class Workflows:
     async def _advance(self, workflow_id: str) -> None:
         async with self._lock(workflow_id):
             workflow = await self._store.get_workflow(workflow_id)
-            if workflow is None or workflow.state.is_final:
-                self._locks.pop(workflow_id, None)
+            if workflow is None or workflow.state.is_final or workflow.owner != self._settings.server_id:
+                # Ended, or adopted by a peer (this server was taken for dead): not this one's.
+                self._forget(workflow_id)
                 return
             spec = parse_workflow(workflow.spec)
             steps = {step.name: step for step in workflow.steps}
@@ -312,6 +341,11 @@ class Workflows:
             log.info("workflow_ended", workflow_id=workflow.id, state=target.value)
             self._ended(ended)
         self._locks.pop(workflow.id, None)
+
+    def _forget(self, workflow_id: str) -> None:
+        self._locks.pop(workflow_id, None)
+        for job_id in [job for job, owner in self._steps_of_jobs.items() if owner == workflow_id]:
+            del self._steps_of_jobs[job_id]
 
     def _ended(self, workflow: WorkflowRecord) -> None:
         for listener in self._end_listeners:

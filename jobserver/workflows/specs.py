@@ -26,6 +26,7 @@ from jobserver.common.records import Caller
 from jobserver.jobs.submission import JOB_PARAMETERS, JobRequest, request_from_parameters
 
 REFERENCE = re.compile(r"\$\{steps\.([A-Za-z0-9_-]+)\.result\}")
+SUBSTITUTION = re.compile(r"\$\{\??[^}]*\}")  # any of HOCON's, ours included
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 MAX_STEPS = 200
 
@@ -189,5 +190,12 @@ async def job_request(
 
 
 async def check_job(spec: JobSpec) -> JobRequest:
-    """A job's request with every referenced result null: it must parse (400 when it does not)."""
+    """A job's request with every referenced result null: it must parse (400 when it does not).
+
+    HOCON text that refers to a result may read into it with substitutions of its own
+    (``r = ${steps.a.result}`` then ``input = ${r.rows}``), which cannot resolve before the
+    result exists: there every substitution is null for the check, which then checks the
+    syntax, and they resolve when the step starts."""
+    if isinstance(spec.config, str) and spec.references():
+        spec = JobSpec(spec.parameters, SUBSTITUTION.sub("null", spec.config))
     return await job_request(spec, results={name: None for name in spec.references()})

@@ -135,10 +135,35 @@ async def test_overlap_skips_or_queues_a_due_time_while_the_previous_run_goes(
     clock.advance(minutes=1)
     skipped = await runs_until(api, "skips", 1, "SKIPPED")
     assert [run["state"] for run in skipped] == ["SKIPPED", "STARTED"]
-    queued = await runs_until(api, "queues", 2, "FINISHED")  # the second starts after the first
-    first, second = await api.wait_job_state(queued[1]["jobId"], "FINISHED"), queued[0]
-    second_job = await api.wait_job_state(second["jobId"], "FINISHED")
-    assert second_job["startTime"] >= first["startTime"]
+    # The queued due time waits, without a job, while the first run's job still runs.
+    waiting, first_run = await runs_until(api, "queues", 2)
+    assert waiting["state"] == "QUEUED" and "jobId" not in waiting, waiting
+    assert (await api.job_state(first_run["jobId"])) == "RUNNING"
+    first = await api.wait_job_state(first_run["jobId"], "FINISHED")
+    second_run, _ = await runs_until(api, "queues", 2, "FINISHED")
+    assert second_run["state"] == "STARTED" and second_run["dueAt"].startswith("2024-01-01T00:02:00")
+    second = await api.wait_job_state(second_run["jobId"], "FINISHED")
+    assert _started_at(second) >= _started_at(first) + _duration_s(first), "started after the first ended"
+    # Once: one job per due time, and nothing more starts (the next due time is a minute away).
+    await wait_until(lambda: _no_job_running(api), what="every job ended")
+    sleeps = [job for job in (await api.call("GET", "/jobs"))[1] if job["classPath"] == SLEEP]
+    assert sorted(job["jobId"] for job in sleeps) == sorted(
+        [first["jobId"], second["jobId"], skipped[1]["jobId"]]
+    )
+    assert [run["state"] for run in (await api.call("GET", "/schedules/queues/runs"))[1]] == ["STARTED"] * 2
+
+
+def _started_at(job: dict[str, Any]) -> float:
+    return datetime.datetime.fromisoformat(job["startTime"]).timestamp()
+
+
+def _duration_s(job: dict[str, Any]) -> float:
+    return float(job["duration"].split()[0])
+
+
+async def _no_job_running(api: Api) -> bool:
+    jobs = (await api.call("GET", "/jobs"))[1]
+    return all(job["status"] in ("FINISHED", "ERROR", "KILLED") for job in jobs)
 
 
 async def test_a_schedule_may_run_a_workflow(api: Api, clock: ManualClock) -> None:

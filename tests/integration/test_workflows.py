@@ -60,18 +60,21 @@ async def test_steps_run_after_their_predecessors_and_get_their_results(api: Api
         step("ingest", config={"input": {"rows": 3}}),
         step("left", config={"input": {"got": "${steps.ingest.result}"}}, after=["ingest"]),
         step("right", config="input = ${steps.ingest.result}", after=["ingest"]),  # HOCON text
+        # HOCON text reading into the result: its own substitution resolves once the result is there
+        step("pick", config="ingested = ${steps.ingest.result}\ninput = ${ingested.rows}", after=["ingest"]),
         step(
             "report",
             config={"input": "${steps.left.result} and ${steps.right.result}"},
             after=["left", "right"],
         ),
     )
-    assert [s["state"] for s in started["steps"]][1:] == ["PENDING", "PENDING", "PENDING"]
+    assert [s["state"] for s in started["steps"]][1:] == ["PENDING"] * 4
     done = await ended(api, started["workflowId"])
     assert done["state"] == "FINISHED", done
     jobs = {s["name"]: s["jobId"] for s in done["steps"]}
     assert await result(api, jobs["left"]) == {"got": {"rows": 3}}
     assert await result(api, jobs["right"]) == {"rows": 3}
+    assert await result(api, jobs["pick"]) == 3
     assert await result(api, jobs["report"]) == '{"got":{"rows":3}} and {"rows":3}'
     listed = (await api.call("GET", "/workflows?status=finished"))[1]
     assert started["workflowId"] in [w["workflowId"] for w in listed]

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 
+from jobserver.common.records import ServerRecord, utc_now
 from jobserver.common.scheduling import (
     CatchUp,
     Overlap,
@@ -136,3 +138,89 @@ async def test_a_workflow_is_stored_with_its_steps_and_changes_by_compare_and_se
     assert [w.id for w in await store.list_workflows(10)] == ["wf-2", "wf-1"]
     assert [w.id for w in await store.list_workflows(10, state=WorkflowState.RUNNING)] == ["wf-2"]
     assert [w.id for w in await store.list_workflows(10, owner="s1")] == ["wf-1"]
+
+
+def workflow(
+    workflow_id: str, owner: str, state: WorkflowState = WorkflowState.RUNNING, **more: object
+) -> WorkflowRecord:
+    record = WorkflowRecord(
+        id=workflow_id,
+        name="daily",
+        state=state,
+        spec={"steps": [{"name": "only"}]},
+        owner=owner,
+        start_time=at(0),
+        steps=(StepRecord(workflow_id, "only", StepState.PENDING),),
+    )
+    return dataclasses.replace(record, **more)  # type: ignore[arg-type]
+
+
+def server(server_id: str, heartbeat_ms: int) -> ServerRecord:
+    return ServerRecord(server_id, f"http://{server_id}", f"tcp://{server_id}:1", "same", at(heartbeat_ms))
+
+
+async def test_the_running_workflows_of_an_adopted_server_move_to_its_one_adopter(store: Store) -> None:
+    await store.beat(server("dead", 0))
+    for adopter in ("p", "q"):
+        await store.beat(server(adopter, 60_000))
+    await store.insert_workflow(workflow("wf-running", "dead"))
+    await store.insert_workflow(workflow("wf-ended", "dead", WorkflowState.FINISHED, end_time=at(1)))
+    await store.insert_workflow(workflow("wf-other", "q"))
+    silent_since = at(30_000)
+    assert await store.adopt_workflows("p", silent_since=silent_since) == [], "not adopted yet"
+
+    await store.adopt_contexts("dead", "p", silent_since=silent_since)  # p wins the server
+    taken = await asyncio.gather(
+        *(store.adopt_workflows(adopter, silent_since=silent_since) for adopter in ("q", "p", "q"))
+    )
+    assert taken == [[], ["wf-running"], []]
+    assert await store.adopt_workflows("p", silent_since=silent_since) == []
+    owners = {w.id: w.owner for w in await store.list_workflows(10)}
+    assert owners == {"wf-running": "p", "wf-ended": "dead", "wf-other": "q"}
+
+    # A server that beats again is no longer adopted: what it still owns stays its own.
+    await store.insert_workflow(workflow("wf-later", "dead"))
+    await store.beat(server("dead", 60_000))
+    assert await store.adopt_workflows("p", silent_since=silent_since) == []
+
+
+async def test_ended_workflows_and_runs_that_are_over_expire_the_rest_stays(store: Store) -> None:
+    await store.insert_schedule(schedule())
+    await store.insert_context(make_context("ctx-1"))
+    await store.insert_job(make_job("job-ended"), {})
+    await store.update_job("job-ended", JobState.FINISHED)
+    await store.insert_job(make_job("job-running"), {})
+    await store.insert_workflow(workflow("wf-old", "s1", WorkflowState.FINISHED, end_time=at(1_000)))
+    await store.insert_workflow(workflow("wf-new", "s1", WorkflowState.ERROR, end_time=at(9_000)))
+    await store.insert_workflow(workflow("wf-running", "s1"))
+    runs = {
+        1: (RunState.SKIPPED, {}),
+        2: (RunState.FAILED, {"error": "no such binary"}),
+        3: (RunState.STARTED, {"job_id": "job-ended"}),
+        4: (RunState.STARTED, {"job_id": "job-gone"}),
+        5: (RunState.STARTED, {"job_id": "job-running"}),
+        6: (RunState.STARTED, {"workflow_id": "wf-running"}),
+        7: (RunState.STARTED, {"workflow_id": "wf-old"}),
+        8: (RunState.QUEUED, {}),
+        9: (RunState.CLAIMED, {}),
+    }
+    claimed_after = utc_now() - datetime.timedelta(seconds=1)
+    for offset, (state, fields) in runs.items():
+        assert await store.claim_run(ScheduleRun("nightly", at(offset), RunState.CLAIMED, "s1"))
+        if state is not RunState.CLAIMED:
+            assert await store.update_run("nightly", at(offset), state, **fields)  # type: ignore[arg-type]
+
+    # Runs expire by the time they were claimed (the wall clock), whatever their due time.
+    counts = await store.delete_expired_scheduling(runs_before=claimed_after, workflows_before=at(5_000))
+    assert counts == {"workflows": 1, "schedule_runs": 0}
+    later = utc_now() + datetime.timedelta(seconds=1)
+    counts = await store.delete_expired_scheduling(runs_before=later, workflows_before=at(5_000))
+    assert counts == {"workflows": 0, "schedule_runs": 5}
+    assert sorted(w.id for w in await store.list_workflows(10)) == ["wf-new", "wf-running"]
+    kept = sorted(run.due_at for run in await store.list_runs("nightly", 100))
+    assert kept == [at(offset) for offset in (5, 6, 8, 9)]
+    assert await store.get_workflow("wf-old") is None
+    assert await store.delete_expired_scheduling(runs_before=later, workflows_before=at(5_000)) == {
+        "workflows": 0,
+        "schedule_runs": 0,
+    }

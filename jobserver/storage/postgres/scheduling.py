@@ -141,3 +141,17 @@ class PostgresScheduling(SchedulingStore):
     ) -> bool:
         statement, values = sql.update_step_sql(target, job_id, error)
         return await self._changed(statement, (*values, workflow_id, name))
+
+    async def adopt_workflows(self, adopter_id: str, *, silent_since: datetime.datetime) -> list[str]:
+        rows = await self._rows(sql.ADOPT_WORKFLOWS, (adopter_id, adopter_id, to_epoch_ms(silent_since)))
+        return [row[0] for row in rows]
+
+    async def delete_expired_scheduling(
+        self, *, runs_before: datetime.datetime, workflows_before: datetime.datetime
+    ) -> dict[str, int]:
+        async with self._connection() as connection:  # autocommit: each statement on its own
+            workflows = await connection.execute(
+                _pg(sql.DELETE_EXPIRED_WORKFLOWS), (to_epoch_ms(workflows_before),)
+            )
+            runs = await connection.execute(_pg(sql.DELETE_EXPIRED_RUNS), (to_epoch_ms(runs_before),))
+        return {"workflows": max(workflows.rowcount, 0), "schedule_runs": max(runs.rowcount, 0)}

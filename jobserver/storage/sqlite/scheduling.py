@@ -166,3 +166,35 @@ class SqliteScheduling(SchedulingStore):
         return await self._database.in_worker(
             lambda connection: connection.execute(statement, params).rowcount > 0
         )
+
+    async def adopt_workflows(self, adopter_id: str, *, silent_since: datetime.datetime) -> list[str]:
+        params = (adopter_id, adopter_id, to_epoch_ms(silent_since))
+        # Asked every peer heartbeat, and nearly always for nothing: a read first, so that the
+        # write lock is taken only when this server adopted another.
+        adopted = await self._database.read(
+            lambda connection: connection.execute(
+                "SELECT 1 FROM servers WHERE adopted_by = ? LIMIT 1", (adopter_id,)
+            ).fetchone()
+        )
+        if adopted is None:
+            return []
+
+        def adopt(connection: sqlite3.Connection) -> list[str]:
+            with transaction(connection):
+                return [row[0] for row in connection.execute(sql.ADOPT_WORKFLOWS, params).fetchall()]
+
+        return await self._database.in_worker(adopt)
+
+    async def delete_expired_scheduling(
+        self, *, runs_before: datetime.datetime, workflows_before: datetime.datetime
+    ) -> dict[str, int]:
+        def delete(connection: sqlite3.Connection) -> dict[str, int]:
+            with transaction(connection):
+                workflows = connection.execute(
+                    sql.DELETE_EXPIRED_WORKFLOWS, (to_epoch_ms(workflows_before),)
+                ).rowcount
+            with transaction(connection):
+                runs = connection.execute(sql.DELETE_EXPIRED_RUNS, (to_epoch_ms(runs_before),)).rowcount
+            return {"workflows": workflows, "schedule_runs": runs}
+
+        return await self._database.in_worker(delete)
