@@ -81,6 +81,9 @@ def parse_job(value: Any, where: str = "job") -> JobSpec:
 def parse_workflow(value: Any) -> WorkflowSpec:
     if not isinstance(value, Mapping) or not isinstance(value.get("steps"), list) or not value["steps"]:
         raise BadRequest("a workflow is an object with a non-empty list of steps")
+    unknown = sorted(set(value) - {"name", "steps"})
+    if unknown:  # a typo ("nmae") would otherwise start a workflow that is not the one meant
+        raise BadRequest(f"unknown workflow field {', '.join(unknown)}")
     name = value.get("name", "workflow")
     if not isinstance(name, str) or not NAME.match(name):
         raise BadRequest("a workflow's name is 1 to 100 letters, digits, - or _")
