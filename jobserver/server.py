@@ -34,7 +34,7 @@ from jobserver.storage import create_store
 from jobserver.storage.write_behind import WriteBehindStore
 from jobserver.uploads.binaries import BinaryManager
 from jobserver.uploads.datafiles import DataFiles
-from jobserver.workflows.engine import Workflows
+from jobserver.workflows.engine import PeerCall, Workflows
 
 log = structlog.get_logger(__name__)
 
@@ -56,8 +56,12 @@ class JobServer:
     keep_contexts: bool = False
 
     @classmethod
-    async def start(cls, settings: Settings, *, clock: Clock | None = None) -> JobServer:
-        """``clock``: the scheduler's time (tests move it on); the wall clock by default."""
+    async def start(
+        cls, settings: Settings, *, clock: Clock | None = None, peer_call: PeerCall | None = None
+    ) -> JobServer:
+        """``clock``: the scheduler's time (tests move it on); the wall clock by default.
+        ``peer_call``: how a workflow step reaches the server that runs its context (the web
+        layer's signed requests); without it such a step fails."""
         for folder in (settings.work_dir, settings.blob_dir, settings.data_dir, settings.log_dir):
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # the server's user's alone
         store = WriteBehindStore(
@@ -81,6 +85,8 @@ class JobServer:
         contexts = ContextManager(settings, store, bus, _driver_launch(settings), data, tasks)
         jobs = JobManager(settings, store, contexts, tasks)
         workflows = Workflows(settings, store, jobs, tasks)
+        if peer_call is not None:
+            workflows.reach_peers_with(peer_call)
         server = cls(
             settings=settings,
             store=store,

@@ -50,7 +50,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
 
     async def job_server(app: web.Application) -> AsyncIterator[None]:
         # Recovery of what the store believed alive happens inside start(), before serving.
-        app[SERVER] = await JobServer.start(settings, clock=clock)
+        app[SERVER] = await JobServer.start(settings, clock=clock, peer_call=peers.call)
         yield
         await app[SERVER].stop()
         await peers.close()

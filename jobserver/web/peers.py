@@ -10,6 +10,9 @@ The owner takes a request carrying these headers only with a valid signature les
 old (403 otherwise, whatever its own authentication), runs it as that caller without a login of
 its own, and never forwards it again. The owner's answer goes back to the client unchanged; one
 the owner sends in chunks (a large result) is passed on chunk by chunk, never held whole.
+
+The server's own requests about a peer's context (a workflow step whose job runs in it, the kill
+of that job) go the same way, signed the same (``call``), as the workflow's user.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import hmac
 import json
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import structlog
@@ -27,7 +31,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from jobserver.common.config import Settings
-from jobserver.common.errors import Forbidden, ServedByPeer
+from jobserver.common.errors import Forbidden, PeerUnavailable, ServedByPeer
 from jobserver.common.records import Caller
 from jobserver.drivers import tokens
 from jobserver.web.access import FORWARDED_CALLER as FORWARDED_CALLER_KEY
@@ -95,22 +99,8 @@ class PeerRequests:
     ) -> web.Response:
         """Send the request to the server that runs its context; its answer, unchanged."""
         body = await request.read() if request.can_read_body or request.body_exists else b""
-        caller_text = (
-            "" if caller is None else json.dumps({"user": caller.user, "actsAs": sorted(caller.acts_as)})
-        )
-        at = str(int(time.time() * 1000))
-        by = self._settings.server_id
         headers = {name: request.headers[name] for name in PASSED_HEADERS if name in request.headers}
-        headers.update(
-            {
-                FORWARDED_BY: by,
-                FORWARDED_TIME: at,
-                FORWARDED_CALLER: caller_text,
-                FORWARDED_SIGNATURE: self._signature(
-                    request.method, request.path_qs, by=by, at=at, caller=caller_text, body=body
-                ),
-            }
-        )
+        headers.update(self._signed(request.method, request.path_qs, body, caller))
         try:
             answer = await self._client().request(
                 request.method,
@@ -136,6 +126,44 @@ class PeerRequests:
             reason = str(error) or f"no answer within {self._answer_within_s(request):.0f} s"
             message = f"{served.message}, which cannot be reached: {reason}"
             return json_response({"status": "ERROR", "result": message}, 502)
+
+    async def call(
+        self,
+        served: ServedByPeer,
+        method: str,
+        path_qs: str,
+        body: bytes,
+        content_type: str,
+        caller: Caller | None,
+    ) -> tuple[int, Any]:
+        """A request of this server's own (a workflow's step) to the server that runs its context,
+        signed as a forwarded one, as ``caller``: the answer's status and JSON. A peer that cannot
+        be reached raises PeerUnavailable."""
+        headers = {"Content-Type": content_type, **self._signed(method, path_qs, body, caller)}
+        timeout = aiohttp.ClientTimeout(total=self._settings.context_deletion_timeout_s + ANSWER_MARGIN_S)
+        try:
+            async with self._client().request(
+                method, served.url + path_qs, data=body, headers=headers, timeout=timeout
+            ) as answer:
+                return answer.status, await answer.json(content_type=None)
+        except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as error:
+            log.warning("peer_call_failed", peer=served.server_id, url=served.url, error=str(error))
+            raise PeerUnavailable(f"{served.message}, which cannot be reached: {error}") from error
+
+    def _signed(self, method: str, path_qs: str, body: bytes, caller: Caller | None) -> dict[str, str]:
+        """The headers that make a request a peer's: who, when, as whom, and their signature."""
+        caller_text = (
+            "" if caller is None else json.dumps({"user": caller.user, "actsAs": sorted(caller.acts_as)})
+        )
+        at = str(int(time.time() * 1000))
+        by = self._settings.server_id
+        signature = self._signature(method, path_qs, by=by, at=at, caller=caller_text, body=body)
+        return {
+            FORWARDED_BY: by,
+            FORWARDED_TIME: at,
+            FORWARDED_CALLER: caller_text,
+            FORWARDED_SIGNATURE: signature,
+        }
 
     def _answer_within_s(self, request: web.Request) -> float:
         try:

@@ -14,20 +14,27 @@ A server that never comes back leaves its workflows to the peer that adopted its
 ``peers.heartbeat-interval`` each server moves to itself the running workflows of the servers it
 adopted (``Store.adopt_workflows``, one statement) and takes them up as after a restart. A
 server that finds one of its workflows owned by another lets go of it.
+
+A step whose job names a context another live server runs (``ServedByPeer``) is submitted to that
+server (``PeerCall``, given by the web layer: a signed request as the workflow's user), and a kill
+of such a job goes there too; its end is seen at the next reconcile, since the job ends on the
+peer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import structlog
 
 from jobserver.common.config import Settings, merge
-from jobserver.common.errors import JobServerError, NotFound, StoreUnavailable, error_map
+from jobserver.common.errors import JobServerError, NotFound, ServedByPeer, StoreUnavailable, error_map
 from jobserver.common.records import Caller, ErrorMap, utc_now
 from jobserver.common.scheduling import StepRecord, StepState, WorkflowRecord, WorkflowState
 from jobserver.common.states import JobState
@@ -36,15 +43,23 @@ from jobserver.jobs.manager import JobManager
 from jobserver.jobs.submission import what_to_run
 from jobserver.storage.write_behind import WriteBehindStore
 from jobserver.workflows.specs import (
+    JobSpec,
     StepSpec,
     WorkflowSpec,
     check_job,
     job_request,
     job_spec_json,
     parse_workflow,
+    substitute,
 )
 
 log = structlog.get_logger(__name__)
+
+# A request to the server that runs a context: (where, method, path and query, body, content type,
+# as whom) -> the answer's status and JSON.
+PeerCall = Callable[[ServedByPeer, str, str, bytes, str, Caller | None], Awaitable[tuple[int, Any]]]
+# What of a step's job parameters a peer is not sent: the step's job is always asynchronous.
+_NOT_FORWARDED = frozenset({"sync", "timeout"})
 
 STEP_FAILED_CLASS = "WorkflowStepFailed"
 RECOVER_LIMIT = 100_000
@@ -80,7 +95,12 @@ class Workflows:
         self._steps_of_jobs: dict[str, str] = {}  # job id -> its workflow's id (running steps)
         self._locks: dict[str, asyncio.Lock] = {}  # one advance of a workflow at a time
         self._end_listeners: list[Callable[[WorkflowRecord], None]] = []
+        self._peer_call: PeerCall | None = None
         jobs.listen_for_ends(self._job_ended)
+
+    def reach_peers_with(self, peer_call: PeerCall) -> None:
+        """How steps whose context another server runs are submitted (and killed) there."""
+        self._peer_call = peer_call
 
     def listen_for_ends(self, listener: Callable[[WorkflowRecord], None]) -> None:
         self._end_listeners.append(listener)
@@ -156,7 +176,12 @@ class Workflows:
         if step.job_id is not None:
             self._steps_of_jobs.pop(step.job_id, None)
             try:
-                await self._jobs.kill(step.job_id)
+                try:
+                    await self._jobs.kill(step.job_id)
+                except ServedByPeer as served:
+                    if self._peer_call is None:
+                        raise
+                    await self._peer_call(served, "DELETE", f"/jobs/{quote(step.job_id)}", b"", "", None)
             except JobServerError as error:  # it had ended, or its context is a peer's
                 log.info("workflow_step_not_killed", job_id=step.job_id, reason=error.message)
         await self._store.update_step(step.workflow_id, step.name, StepState.KILLED)
@@ -295,15 +320,40 @@ class Workflows:
         try:
             results = {name: await self._result(steps[name].job_id) for name in step.job.references()}
             request = await job_request(step.job, results=results, caller=caller, run_as=workflow.run_as)
-            outcome = await self._jobs.submit(request)
+            try:
+                job_id = (await self._jobs.submit(request)).job.id
+            except ServedByPeer as served:
+                job_id = await self._submit_on_peer(served, step.job, results, caller)
         except JobServerError as error:
             failure = dict(error.details) if isinstance(error.details, Mapping) else error_map(error.message)
             await self._store.update_step(workflow.id, step.name, StepState.ERROR, error=failure)
             log.info("workflow_step_refused", workflow_id=workflow.id, step=step.name, error=error.message)
         else:
-            await self._store.update_step(workflow.id, step.name, StepState.STARTED, job_id=outcome.job.id)
-            log.info("workflow_step_started", workflow_id=workflow.id, step=step.name, job_id=outcome.job.id)
+            await self._store.update_step(workflow.id, step.name, StepState.STARTED, job_id=job_id)
+            log.info("workflow_step_started", workflow_id=workflow.id, step=step.name, job_id=job_id)
         await self._advance(workflow.id)
+
+    async def _submit_on_peer(
+        self, served: ServedByPeer, job: JobSpec, results: Mapping[str, bytes | None], caller: Caller | None
+    ) -> str:
+        """The step's job submitted to the server that runs its context: its job id."""
+        if self._peer_call is None:
+            raise served
+        config = substitute(job.config, results)
+        body, content_type = (
+            (config.encode(), "text/plain")
+            if isinstance(config, str)
+            else (json.dumps(config).encode(), "application/json")
+        )
+        parameters = {key: value for key, value in job.parameters.items() if key not in _NOT_FORWARDED}
+        status, answer = await self._peer_call(
+            served, "POST", "/jobs?" + urlencode(parameters), body, content_type, caller
+        )
+        if status == 202 and isinstance(answer, Mapping) and isinstance(answer.get("jobId"), str):
+            return str(answer["jobId"])
+        result = answer.get("result") if isinstance(answer, Mapping) else answer
+        details = result if isinstance(result, dict) else None
+        raise JobServerError(f"{served.message}, which answered {status}: {result}", details=details)
 
     async def _result(self, job_id: str | None) -> bytes | None:
         if job_id is None:

@@ -163,3 +163,56 @@ async def test_the_workflow_of_a_server_that_never_returns_is_adopted_and_finish
 
         assert await b.server.stop(signal.SIGTERM) == 0
         assert not a.drivers()
+
+
+async def test_steps_in_a_context_another_server_runs_are_sent_there_and_killed_there(
+    tmp_path: Path, fresh_postgres_url: str
+) -> None:
+    quick = {"spark.jobserver.workflows.reconcile-interval": "300ms"}
+    with two_servers(tmp_path, fresh_postgres_url, **quick) as (a, b):
+        await a.server.start(a.base_url)
+        await b.server.start(b.base_url)
+        assert (await call(a.base_url, "POST", "/binaries/examples", EXAMPLES_WHEEL.read_bytes()))[0] == 201
+        assert (await call(a.base_url, "POST", "/contexts/on-a"))[0] == 200
+        context = (await call(a.base_url, "GET", "/contexts/on-a"))[1]
+
+        # Posted to server-b, run in server-a's context: both steps' jobs go to server-a.
+        status, started = await call(b.base_url, "POST", "/workflows", long_then_short("on-a", 0.5))
+        assert status == 202, started
+        done = await finished_once(
+            b.base_url, started["workflowId"], await _first_job(b.base_url, started), 0.5
+        )
+        for step in done["steps"]:
+            job = (await call(a.base_url, "GET", f"/jobs/{step['jobId']}"))[1]
+            assert job["contextId"] == context["id"]
+
+        # A kill through server-b kills the running step's job where it runs.
+        status, started = await call(b.base_url, "POST", "/workflows", long_then_short("on-a", 60))
+        assert status == 202, started
+        long_job = await _first_job(b.base_url, started)
+        await wait_until(
+            lambda: _job_in(a.base_url, long_job, "RUNNING"), timeout_s=15, what="the long step running on a"
+        )
+        status, killed = await call(b.base_url, "DELETE", f"/workflows/{started['workflowId']}")
+        assert (status, killed["state"]) == (200, "KILLED"), killed
+        await wait_until(lambda: _job_in(a.base_url, long_job, "KILLED"), timeout_s=15, what="its job killed")
+        steps = (await call(b.base_url, "GET", f"/workflows/{started['workflowId']}"))[1]["steps"]
+        assert [step["state"] for step in steps] == ["KILLED", "KILLED"]
+        assert "jobId" not in steps[1] or steps[1]["jobId"] is None, "the next step never started"
+
+        assert await b.server.stop(signal.SIGTERM) == 0
+        assert await a.server.stop(signal.SIGTERM) == 0
+
+
+async def _first_job(base_url: str, started: dict[str, Any]) -> str:
+    async def submitted() -> str | None:
+        body = (await call(base_url, "GET", f"/workflows/{started['workflowId']}"))[1]
+        job_id = body["steps"][0].get("jobId")
+        return job_id if isinstance(job_id, str) else None
+
+    return await wait_until(submitted, timeout_s=15, what="the first step's job")
+
+
+async def _job_in(base_url: str, job_id: str, state: str) -> bool:
+    status, job = await call(base_url, "GET", f"/jobs/{job_id}")
+    return status == 200 and job["status"] == state
