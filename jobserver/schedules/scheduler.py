@@ -24,6 +24,7 @@ import asyncio
 import builtins
 import dataclasses
 import datetime
+from collections.abc import Callable
 
 import structlog
 
@@ -59,6 +60,7 @@ log = structlog.get_logger(__name__)
 
 ACTIVE_RUN_STATES = (RunState.CLAIMED, RunState.STARTED)
 INTERRUPTED = "the server stopped after claiming this due time, before submitting its run"
+DEAD_CLAIMER = "the server that claimed this due time went silent before submitting its run (peers.timeout)"
 
 
 class Scheduler:
@@ -81,6 +83,7 @@ class Scheduler:
         self._clock = clock
         self._wake = asyncio.Event()
         self._run_jobs: set[str] = set()  # jobs of runs this server started, while they run
+        self._peer_claims_checked_at = 0.0  # loop time of the last look for dead servers' claims
         jobs.listen_for_ends(self._job_ended)
         workflows.listen_for_ends(self._workflow_ended)
 
@@ -194,17 +197,42 @@ class Scheduler:
     async def _fail_interrupted_claims(self) -> None:
         """At start-up, before any claim of this process: this server's claims still CLAIMED are
         an earlier process's, which stopped before submitting them."""
+        await self._fail_claims(lambda server_id: server_id == self._settings.server_id, INTERRUPTED)
+
+    async def _fail_claims_of_dead_peers(self) -> None:
+        """Every ``peers.timeout``: claims still CLAIMED by a server silent for that long (or gone
+        from the store) will never be submitted, and would hold their schedule's later due times
+        (a run still going) until that server came back: they are FAILED. Any live server may do
+        it; the update is a compare-and-set on CLAIMED."""
+        now = asyncio.get_running_loop().time()
+        if now - self._peer_claims_checked_at < self._settings.peer_timeout_s:
+            return
+        self._peer_claims_checked_at = now
+        silent_since = utc_now() - datetime.timedelta(seconds=self._settings.peer_timeout_s)
+        live = {
+            server.server_id
+            for server in await self._store.list_servers()
+            if server.heartbeat_time >= silent_since
+        }
+        live.add(self._settings.server_id)
+        await self._fail_claims(lambda server_id: server_id not in live, DEAD_CLAIMER)
+
+    async def _fail_claims(self, stopped: Callable[[str], bool], reason: str) -> None:
         for schedule in await self._store.list_schedules():
             for run in await self._store.list_runs(schedule.name, 1_000, states=[RunState.CLAIMED]):
-                if run.claimed_by == self._settings.server_id and await self._store.update_run(
-                    schedule.name, run.due_at, RunState.FAILED, error=INTERRUPTED
+                if stopped(run.claimed_by) and await self._store.update_run(
+                    schedule.name, run.due_at, RunState.FAILED, error=reason
                 ):
                     log.warning(
-                        "schedule_run_interrupted", schedule=schedule.name, due_at=run.due_at.isoformat()
+                        "schedule_run_interrupted",
+                        schedule=schedule.name,
+                        due_at=run.due_at.isoformat(),
+                        claimed_by=run.claimed_by,
                     )
 
     async def _tick(self) -> datetime.datetime:
         """Deal with every schedule due now; the time to look again."""
+        await self._fail_claims_of_dead_peers()
         now = self._clock.now()
         wake_at = now + datetime.timedelta(seconds=self._settings.scheduler_refresh_interval_s)
         for schedule in await self._store.list_schedules():

@@ -193,3 +193,32 @@ async def test_a_due_time_claimed_by_a_server_that_stopped_before_starting_it_do
         ], listed
         assert listed[0]["status"] == "FINISHED"
         assert "stopped" in listed[1]["error"]
+
+
+async def test_a_due_time_claimed_by_a_server_that_went_silent_is_failed_by_a_live_one(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock(START)
+    light = {"spark.home": str(FAKE_SPARK_HOMES / "light")}
+    async with running_server(tmp_path, light, clock=clock) as api:
+        await api.upload("examples")
+        assert (await api.call("POST", "/schedules", data=echo_schedule("every", ""), headers=JSON))[0] == 201
+        settings = api.settings
+    # A peer claimed 00:01 and died before submitting it: it never comes back to fail it itself.
+    store = create_store(settings.store_url, blob_dir=tmp_path / "probe-blobs")
+    await store.open()
+    try:
+        due = START + datetime.timedelta(seconds=30)
+        assert await store.claim_run(ScheduleRun("every", due, RunState.CLAIMED, "server-gone"))
+    finally:
+        await store.close()
+
+    clock.advance(seconds=31)
+    async with running_server(tmp_path, light, clock=clock) as api:
+        clock.advance(minutes=1)
+        listed = await runs_settled(api, "every", 2)
+        assert [(run["dueAt"][:16], run["state"]) for run in listed] == [
+            ("2024-01-01T00:02", "STARTED"),
+            ("2024-01-01T00:01", "FAILED"),
+        ], listed
+        assert "went silent" in listed[1]["error"]
