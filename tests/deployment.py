@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tarfile
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,11 +65,14 @@ def healthy(port: int) -> bool:
         return False
 
 
-def run(command: list[str], *, timeout_s: float = 300, **environment: str) -> subprocess.CompletedProcess[str]:
-    """A script run to its end, its output kept (stderr folded into stdout, in order)."""
+def run(
+    command: list[str], environment: Mapping[str, str] | None = None, *, timeout_s: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """A script run to its end with ``environment`` added to ours, its output kept (stderr folded
+    into stdout, in order)."""
     return subprocess.run(
         command,
-        env={**os.environ, **environment},
+        env={**os.environ, **(environment or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -116,11 +119,11 @@ def running_sshd(folder: Path) -> Iterator[SshServer]:
     )
     server = SshServer(port=port, identity=folder / "client_key")
     try:
-        probe = ["ssh", "-p", str(port), "-o", "BatchMode=yes", *server.ssh_options.split(), "127.0.0.1", "true"]
+        probe = ["ssh", "-p", str(port), "-o", "BatchMode=yes", *server.ssh_options.split(), "127.0.0.1"]
 
         def lets_in() -> bool:
             assert sshd.poll() is None, (folder / "sshd.log").read_text()
-            return subprocess.run(probe, capture_output=True, timeout=30).returncode == 0
+            return subprocess.run([*probe, "true"], capture_output=True, timeout=30).returncode == 0
 
         wait_for(lets_in, timeout_s=30, interval_s=0.1, what="sshd to let the test's key in")
         yield server

@@ -18,7 +18,8 @@ def test_the_package_holds_the_server_its_runtime_dependencies_and_the_scripts(s
     assert {"install.sh", "VERSION", "bin/server.sh", "bin/server_common.sh", "bin/server_start.sh",
             "bin/server_stop.sh", "conf/defaults.conf", "conf/env.sh.template"} <= names  # fmt: skip
     assert "spark_jobserver_python-0.1.0-py3-none-any.whl" in names
-    dependencies = {name.split("/")[1].split("-")[0].lower() for name in names if name.startswith("wheelhouse/")}
+    wheels = [name.split("/")[1] for name in names if name.startswith("wheelhouse/")]
+    dependencies = {wheel.split("-")[0].lower() for wheel in wheels}
     assert {"aiohttp", "pyspark", "pyzmq", "msgpack", "pyhocon", "structlog", "psycopg"} <= dependencies
     assert not dependencies & {"pytest", "pytest_asyncio", "ruff", "mypy", "import_linter", "playwright"}
     assert not [name for name in names if "sjs_python_examples" in name], "example jobs are not the server's"
@@ -32,10 +33,9 @@ async def test_install_sh_installs_a_release_without_an_index_and_serves_from_it
     port = free_port()
     config = light_config(tmp_path / "server.conf", port)  # the default work dir: INSTALL_DIR's
     # install.sh takes the package's wheels only, whatever the machine's pip settings say.
-    installed = await asyncio.to_thread(
-        run, [str(package / "install.sh"), "--config", str(config), str(install_dir)],
-        PYTHON=str(BASE_PYTHON), PIP_INDEX_URL="http://127.0.0.1:9/unreachable",
-    )  # fmt: skip
+    command = [str(package / "install.sh"), "--config", str(config), str(install_dir)]
+    pip_settings = {"PYTHON": str(BASE_PYTHON), "PIP_INDEX_URL": "http://127.0.0.1:9/unreachable"}
+    installed = await asyncio.to_thread(run, command, pip_settings)
     server = install_dir / "current" / "bin" / "server.sh"
     try:
         assert installed.returncode == 0, installed.stdout
