@@ -54,17 +54,44 @@ name=$(basename "$release")
 previous=''
 [ ! -L "$install_dir/current" ] || previous=$(readlink -f "$install_dir/current")
 
+# What the venv is made of besides the server: the interpreter and the dependencies' wheels.
+dependencies=$(realpath "$(command -v "$python" || echo "$python")")$'\n'$(
+  cd "$package_dir/wheelhouse" && find . -name '*.whl' -printf '%f %s\n' | sort
+)
+
+# --no-compile: pyspark alone is 450 MB; Python writes the byte code at first import instead.
+install_venv() {
+  "$python" -m venv "$release/venv" &&
+    "$release/venv/bin/python" -m pip install --quiet --no-compile --no-index \
+      --find-links "$package_dir/wheelhouse" "$package_dir"/spark_jobserver_python-*.whl
+}
+
+# An upgrade whose dependencies are the previous release's (the same interpreter and wheels, as
+# when only the server changed) hard-links the previous venv's files instead of unpacking 450 MB
+# again, points its scripts at the new venv and installs the new server wheel over it. Nothing of
+# the previous release changes: pip and Python replace files (unlink, rename), never write into
+# them, and a link removed leaves the other in place.
+link_previous_venv() {
+  [ -n "$previous" ] && [ -f "$previous/DEPENDENCIES" ] && [ "$(cat "$previous/DEPENDENCIES")" = "$dependencies" ] ||
+    return 1
+  cp -al "$previous/venv" "$release/venv" &&
+    { grep -lF "$previous/venv" -r "$release/venv/bin" "$release/venv/pyvenv.cfg" || true; } |
+    xargs -r sed -i "s|$previous/venv|$release/venv|g" &&
+    "$release/venv/bin/python" -m pip install --quiet --no-compile --no-index --no-deps \
+      --force-reinstall "$package_dir"/spark_jobserver_python-*.whl
+}
+
 echo "installing $name into $install_dir"
 mkdir "$release"
 date -u +%Y%m%dT%H%M%S.%NZ >"$release/INSTALLED_AT"
-# --no-compile: pyspark alone is 450 MB; Python writes the byte code at first import instead.
-if ! "$python" -m venv "$release/venv" ||
-  ! "$release/venv/bin/python" -m pip install --quiet --no-compile --no-index \
-    --find-links "$package_dir/wheelhouse" "$package_dir"/spark_jobserver_python-*.whl; then
+if link_previous_venv; then
+  echo "dependencies unchanged: linked $(basename "$previous")'s"
+elif rm -rf "$release/venv" && ! install_venv; then
   rm -rf "$release"
   echo "installing $name failed; nothing changed" >&2
   exit 1
 fi
+echo "$dependencies" >"$release/DEPENDENCIES"
 cp -R "$package_dir/bin" "$package_dir/conf" "$release/"
 for carried in jobserver.conf settings.sh; do
   if [ -n "$previous" ] && [ -f "$previous/$carried" ]; then cp -p "$previous/$carried" "$release/"; fi

@@ -109,6 +109,7 @@ async def test_deploy_installs_then_upgrades_keeping_a_running_context(
         assert status == 0, output
         second = fleet.current_release()
         assert second != first
+        assert f"dependencies unchanged: linked {first.name}'s" in output
         assert "stopping the running server (keeping its contexts)" in output
         assert f"127.0.0.1: installed {second.name}: serving" in output
         assert processes_mentioning(str(fleet.work_dir)) == drivers, "the same driver, never restarted"
