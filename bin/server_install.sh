@@ -93,6 +93,8 @@ elif rm -rf "$release/venv" && ! install_venv; then
 fi
 echo "$dependencies" >"$release/DEPENDENCIES"
 cp -R "$package_dir/bin" "$package_dir/conf" "$release/"
+# The operator's files in conf/ (env files for -e) go along; the package's own win.
+[ -z "$previous" ] || [ ! -d "$previous/conf" ] || cp -Rn "$previous/conf/." "$release/conf/" || true
 for carried in jobserver.conf settings.sh; do
   if [ -n "$previous" ] && [ -f "$previous/$carried" ]; then cp -p "$previous/$carried" "$release/"; fi
 done
