@@ -54,6 +54,22 @@ name=$(basename "$release")
 previous=''
 [ ! -L "$install_dir/current" ] || previous=$(readlink -f "$install_dir/current")
 
+# One install at a time per INSTALL_DIR (two deploys at once would race on current).
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$install_dir/.install.lock"
+  flock -n 9 || { echo "another install into $install_dir is running" >&2; exit 1; }
+fi
+# A server there that no release of install.sh started (an earlier layout) is not stopped here:
+# there would be nothing to roll back to.
+if [ -z "$previous" ] && [ -f "$install_dir/jobserver.pid" ]; then
+  read -r old_pid _ <"$install_dir/jobserver.pid" || true
+  if [[ "${old_pid:-}" =~ ^[0-9]+$ ]] && kill -0 "$old_pid" 2>/dev/null; then
+    echo "a job server not installed by install.sh runs from $install_dir (pid $old_pid): stop it" \
+      "first (bin/server_stop.sh --keep-contexts keeps its contexts), then install again" >&2
+    exit 1
+  fi
+fi
+
 # What the venv is made of besides the server: the interpreter and the dependencies' wheels.
 dependencies=$(realpath "$(command -v "$python" || echo "$python")")$'\n'$(
   cd "$package_dir/wheelhouse" && find . -name '*.whl' -printf '%f %s\n' | sort
@@ -101,6 +117,13 @@ done
 [ -z "$config_file" ] || cp "$config_file" "$release/jobserver.conf"
 [ -z "$settings_file" ] || cp "$settings_file" "$release/settings.sh"
 
+# RELEASE's bin/server.sh; the install lock (fd 9) stays with install.sh, not with the server.
+server() {
+  local release_dir=$1
+  shift
+  "$release_dir/bin/server.sh" "$@" 9>&-
+}
+
 switch_current() {
   ln -sfn "$1" "$install_dir/current.new"
   mv -T "$install_dir/current.new" "$install_dir/current"
@@ -109,7 +132,7 @@ switch_current() {
 # What runs now, and with which config: the rollback starts the previous release with it again.
 running_config=''
 was_running=false
-if [ -n "$previous" ] && status=$("$previous/bin/server.sh" status 2>/dev/null); then
+if [ -n "$previous" ] && status=$(server "$previous" status 2>/dev/null); then
   was_running=true
   running_config=$(sed -n 's/^config: //p' <<<"$status")
   [ "$running_config" != "(defaults)" ] || running_config=''
@@ -141,14 +164,14 @@ fi
 
 if [ "$was_running" = true ]; then
   echo "stopping the running server${keep_contexts:+ (keeping its contexts)}"
-  "$previous/bin/server.sh" stop ${keep_contexts:+"$keep_contexts"} || true # killed: gone all the same
+  server "$previous" stop ${keep_contexts:+"$keep_contexts"} || true # killed: gone all the same
 fi
 switch_current "$release"
 
 rollback() {
   echo "upgrade to $name failed: $1" >&2
   # A server that started but does not answer may hold kept drivers: leave them for the rollback.
-  "$release/bin/server.sh" stop ${keep_contexts:+"$keep_contexts"} >/dev/null 2>&1 || true
+  server "$release" stop ${keep_contexts:+"$keep_contexts"} >/dev/null 2>&1 || true
   if [ -z "$previous" ]; then
     rm -f "$install_dir/current"
     rm -rf "$release"
@@ -157,8 +180,8 @@ rollback() {
   fi
   switch_current "$previous"
   rm -rf "$release"
-  if "$previous/bin/server.sh" start ${running_config:+"$running_config"} >&2 &&
-    "$previous/bin/server.sh" health "$health_timeout_s" >&2; then
+  if server "$previous" start ${running_config:+"$running_config"} >&2 &&
+    server "$previous" health "$health_timeout_s" >&2; then
     echo "rolled back to $(basename "$previous"), which serves again" >&2
   else
     echo "rolled back to $(basename "$previous"), which does not answer either: see $previous/bin/server.sh log" >&2
@@ -166,8 +189,8 @@ rollback() {
   exit 1
 }
 
-"$release/bin/server.sh" start ${new_config:+"$new_config"} || rollback "the new server did not start"
-"$release/bin/server.sh" health "$health_timeout_s" ||
+server "$release" start ${new_config:+"$new_config"} || rollback "the new server did not start"
+server "$release" health "$health_timeout_s" ||
   rollback "the new server did not answer /healthz within ${health_timeout_s}s"
 prune_releases
 echo "installed $name: serving"
