@@ -63,7 +63,7 @@ fi
 # there would be nothing to roll back to.
 if [ -z "$previous" ] && [ -f "$install_dir/jobserver.pid" ]; then
   read -r old_pid _ <"$install_dir/jobserver.pid" || true
-  if [[ "${old_pid:-}" =~ ^[0-9]+$ ]] && kill -0 "$old_pid" 2>/dev/null; then
+  if [[ "${old_pid:-}" =~ ^[0-9]+$ ]] && tr '\0' ' ' <"/proc/$old_pid/cmdline" 2>/dev/null | grep -q jobserver; then
     echo "a job server not installed by install.sh runs from $install_dir (pid $old_pid): stop it" \
       "first (bin/server_stop.sh --keep-contexts keeps its contexts), then install again" >&2
     exit 1
