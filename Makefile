@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CONFIG ?=
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint examples jvm-api bench package deploy clean
+.PHONY: install run test lint examples jvm-api bench package deploy image clean
 
 install: $(STAMP) examples jvm-api
 
@@ -35,6 +35,8 @@ lint: install
 	$(BIN)/ruff check jobserver driver sparkjobserver client tests bench examples jvm
 	$(BIN)/lint-imports
 	$(BIN)/mypy
+	@if command -v shellcheck >/dev/null 2>&1; then shellcheck bin/*.sh; \
+	else echo "shellcheck not found: bin/*.sh not checked (apt-get install shellcheck)"; fi
 
 bench: install
 	$(BIN)/python bench/latency.py
@@ -46,11 +48,20 @@ bench: install
 	$(BIN)/python bench/results.py
 	$(BIN)/python bench/throughput.py
 
+# dist/spark-jobserver-python-<version>.tar: the server's wheel, its runtime dependencies'
+# wheels, bin/ and conf/, and install.sh (see docs/operations.md).
 package: install
 	bin/server_package.sh
 
+# Install the package on hosts over ssh, one after the other, keeping running contexts:
+#   make deploy DEPLOY_ENV=prod            (conf/prod.sh, from conf/deploy.sh.template)
+#   make deploy DEPLOY_HOSTS="a b c"       (and/or; variables given here win over the file)
 deploy: package
-	bin/server_deploy.sh $(DEPLOY_HOST) $(DEPLOY_DIR)
+	bin/server_deploy.sh $(DEPLOY_ENV)
+
+# The server's image, from the package (Dockerfile).
+image: package
+	docker build -t spark-jobserver-python:$$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml) .
 
 clean:
 	rm -rf $(VENV) examples/dist driver/jars jobserver-work .pytest_cache .bench

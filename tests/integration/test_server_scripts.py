@@ -118,3 +118,156 @@ async def _healthy(session: aiohttp.ClientSession) -> bool:
             return response.status == 200
     except aiohttp.ClientError:
         return False
+
+
+def _server(*arguments: str, cwd: Path, **environment: str) -> subprocess.CompletedProcess[str]:
+    """bin/server.sh with ``arguments``, run in ``cwd`` (where its pid and log files go)."""
+    return subprocess.run(
+        [str(REPO / "bin" / "server.sh"), *arguments],
+        cwd=cwd,
+        env={**os.environ, "JOBSERVER_STOP_TIMEOUT": "60", **environment},
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+
+def _pid_file(folder: Path) -> tuple[int, str, str]:
+    """The pid file's "PID START_TIME CONFIG"."""
+    pid, start_time, config = (folder / "jobserver.pid").read_text().rstrip("\n").split(" ", 2)
+    return int(pid), start_time, config
+
+
+def _start_time(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+
+
+async def test_status_log_and_restart_as_an_operator_sees_them(tmp_path: Path) -> None:
+    port, config = _light_config(tmp_path)
+    not_running = _server("status", cwd=tmp_path)
+    assert (not_running.returncode, not_running.stdout) == (3, "job server not running\n")
+    assert _server("start", str(config), cwd=tmp_path).returncode == 0
+    try:
+        pid, start_time, recorded = _pid_file(tmp_path)
+        assert (start_time, recorded) == (_start_time(pid), str(config))
+        async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{port}") as session:
+            await wait_until(lambda: _healthy(session), timeout_s=30, what="server answering /healthz")
+        status = _server("status", cwd=tmp_path)
+        assert status.returncode == 0, status.stderr
+        assert f"job server running (pid {pid}), up " in status.stdout
+        assert f"config: {config}\n" in status.stdout
+        assert f"health: http://127.0.0.1:{port}/healthz answers" in status.stdout
+        assert "Running on" in _server("log", cwd=tmp_path).stdout
+        following = subprocess.Popen(
+            [str(REPO / "bin" / "server.sh"), "log", "-f"], cwd=tmp_path, stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert following.stdout is not None
+            lines = iter(following.stdout.readline, "")
+            assert any("Running on" in line for line in lines), "log -f shows the log so far"
+        finally:
+            following.terminate()
+            following.wait(30)
+
+        restarted = await asyncio.to_thread(_server, "restart", cwd=tmp_path)
+        assert restarted.returncode == 0, restarted.stderr
+        assert "job server stopped" in restarted.stdout and "job server started" in restarted.stdout
+        new_pid, _, recorded = _pid_file(tmp_path)
+        assert new_pid != pid and recorded == str(config)
+        async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{port}") as session:
+            await wait_until(lambda: _healthy(session), timeout_s=30, what="restarted server answering")
+    finally:
+        stopped = await asyncio.to_thread(_server, "stop", cwd=tmp_path)
+    assert stopped.returncode == 0, stopped.stderr
+    assert _server("status", cwd=tmp_path).returncode == 3
+    assert not processes_mentioning(str(tmp_path / "work"))
+
+
+async def test_restart_keeping_contexts_keeps_the_drivers_running(tmp_path: Path) -> None:
+    port, config = _light_config(tmp_path)
+    assert _server("start", str(config), cwd=tmp_path).returncode == 0
+    try:
+        async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{port}") as session:
+            await wait_until(lambda: _healthy(session), timeout_s=30, what="server answering /healthz")
+            async with session.post("/contexts/kept") as response:
+                assert response.status == 200, await response.text()
+            drivers = processes_mentioning(str(tmp_path / "work"))
+            pid, _, _ = _pid_file(tmp_path)
+
+            restarted = await asyncio.to_thread(_server, "restart", "--keep-contexts", cwd=tmp_path)
+            assert restarted.returncode == 0, restarted.stderr
+            assert _pid_file(tmp_path)[0] != pid
+            assert processes_mentioning(str(tmp_path / "work")) == drivers, "the same drivers"
+
+            async def rejoined() -> bool:
+                if not await _healthy(session):
+                    return False
+                async with session.get("/contexts/kept") as response:
+                    return bool((await response.json())["state"] == "RUNNING")
+
+            await wait_until(rejoined, timeout_s=30, what="the context RUNNING on the new server")
+    finally:
+        stopped = await asyncio.to_thread(_server, "stop", cwd=tmp_path)
+    assert stopped.returncode == 0, stopped.stderr
+    assert not processes_mentioning(str(tmp_path / "work"))
+
+
+async def test_a_pid_file_naming_another_process_is_stale_and_that_process_never_signalled(
+    tmp_path: Path,
+) -> None:
+    _, config = _light_config(tmp_path)
+    bystander = subprocess.Popen(["sleep", "600"])
+    pid_file = tmp_path / "jobserver.pid"
+    wrong_start = str(int(_start_time(bystander.pid)) - 1)
+    try:
+        pid_file.write_text(f"{bystander.pid} {wrong_start} {config}\n")
+        status = _server("status", cwd=tmp_path)
+        assert status.returncode == 3
+        assert f"stale pid file {pid_file} (pid {bystander.pid} is not the job server" in status.stderr
+        assert not pid_file.exists()
+
+        pid_file.write_text(f"{bystander.pid}\n")  # an earlier release's file: a pid alone
+        stopped = _server("stop", cwd=tmp_path)
+        assert stopped.returncode == 0 and "stale pid file" in stopped.stderr
+        assert not pid_file.exists()
+
+        pid_file.write_text(f"{bystander.pid} {wrong_start} {config}\n")
+        started = await asyncio.to_thread(_server, "start", str(config), cwd=tmp_path)
+        assert started.returncode == 0, started.stderr
+        assert "stale pid file" in started.stderr
+        pid, start_time, _ = _pid_file(tmp_path)
+        assert pid != bystander.pid and start_time == _start_time(pid)
+        assert (await asyncio.to_thread(_server, "stop", cwd=tmp_path)).returncode == 0
+        assert bystander.poll() is None, "the bystander was never signalled"
+    finally:
+        bystander.kill()
+        bystander.wait(30)
+    assert not processes_mentioning(str(tmp_path / "work"))
+
+
+async def test_an_environment_names_its_settings_and_config(tmp_path: Path) -> None:
+    port, config = _light_config(tmp_path)
+    conf_dir = tmp_path / "conf"
+    conf_dir.mkdir()
+    config.rename(conf_dir / "staging.conf")
+    (conf_dir / "staging.sh").write_text(
+        f"JOBSERVER_PID_FILE={tmp_path}/run/staging.pid\nJOBSERVER_LOG_FILE={tmp_path}/logs/staging.log\n"
+    )
+    environment = {"JOBSERVER_CONF_DIR": str(conf_dir)}
+    unknown = _server("-e", "nowhere", "status", cwd=tmp_path, **environment)
+    assert unknown.returncode == 2 and "no environment 'nowhere'" in unknown.stderr
+    started = await asyncio.to_thread(_server, "-e", "staging", "start", cwd=tmp_path, **environment)
+    assert started.returncode == 0, started.stderr
+    try:
+        assert f"log: {tmp_path}/logs/staging.log" in started.stdout
+        pid, _, recorded = (tmp_path / "run" / "staging.pid").read_text().rstrip("\n").split(" ", 2)
+        assert recorded == str(conf_dir / "staging.conf")
+        assert not (tmp_path / "jobserver.pid").exists()
+        assert _server("status", cwd=tmp_path).returncode == 3, "another environment's server"
+        status = _server("-e", "staging", "status", cwd=tmp_path, **environment)
+        assert status.returncode == 0 and f"(pid {pid})" in status.stdout
+        assert f"health: http://127.0.0.1:{port}/healthz answers" in status.stdout
+    finally:
+        stopped = await asyncio.to_thread(_server, "-e", "staging", "stop", cwd=tmp_path, **environment)
+    assert stopped.returncode == 0, stopped.stderr
+    assert not processes_mentioning(str(tmp_path / "work"))
