@@ -55,8 +55,7 @@ from jobserver.workflows.specs import (
 
 log = structlog.get_logger(__name__)
 
-# A request to the server that runs a context: (where, method, path and query, body, content type,
-# as whom) -> the answer's status and JSON.
+# A request to a context's server: (where, method, path, body, content type, as whom) -> status, JSON
 PeerCall = Callable[[ServedByPeer, str, str, bytes, str, Caller | None], Awaitable[tuple[int, Any]]]
 # What of a step's job parameters a peer is not sent: the step's job is always asynchronous.
 _NOT_FORWARDED = frozenset({"sync", "timeout"})
@@ -340,11 +339,10 @@ class Workflows:
         if self._peer_call is None:
             raise served
         config = substitute(job.config, results)
-        body, content_type = (
-            (config.encode(), "text/plain")
-            if isinstance(config, str)
-            else (json.dumps(config).encode(), "application/json")
+        text, content_type = (
+            (config, "text/plain") if isinstance(config, str) else (json.dumps(config), "application/json")
         )
+        body = text.encode()
         parameters = {key: value for key, value in job.parameters.items() if key not in _NOT_FORWARDED}
         status, answer = await self._peer_call(
             served, "POST", "/jobs?" + urlencode(parameters), body, content_type, caller
