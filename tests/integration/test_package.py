@@ -4,6 +4,8 @@ package's own wheels (no index) and starts the server from it (stand-in drivers,
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -59,3 +61,44 @@ async def test_install_sh_installs_a_release_without_an_index_and_serves_from_it
         return not processes_mentioning(str(install_dir))
 
     await wait_until(all_gone, timeout_s=30, what="no process of the install left")
+
+
+async def test_install_sh_refuses_an_unknown_server_and_a_second_install_and_keeps_the_newest_releases(
+    server_package: Path, tmp_path: Path
+) -> None:
+    package = unpack(server_package, tmp_path / "unpacked")
+    install_dir = tmp_path / "jobserver"
+    install_dir.mkdir()
+    environment = {"PYTHON": str(BASE_PYTHON)}
+
+    def install(*options: str) -> subprocess.CompletedProcess[str]:
+        return run([str(package / "install.sh"), *options, "--no-start", str(install_dir)], environment)
+
+    # A server of the earlier checkout layout runs from the folder: left alone, nothing installed.
+    stranger = subprocess.Popen(["bash", "-c", "exec -a jobserver sleep 60"])
+    try:
+        (install_dir / "jobserver.pid").write_text(f"{stranger.pid}\n")
+        refused = await asyncio.to_thread(install)
+        assert refused.returncode == 1 and "not installed by install.sh" in refused.stdout, refused.stdout
+        assert stranger.poll() is None, "never signalled"
+    finally:
+        stranger.kill()
+        stranger.wait()
+    (install_dir / "jobserver.pid").unlink()
+    assert not any((install_dir / "releases").glob("*")), "nothing installed"
+
+    # One install at a time: another holding the folder's lock makes this one give up at once.
+    with open(install_dir / ".install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        busy = await asyncio.to_thread(install)
+    assert busy.returncode == 1 and "another install into" in busy.stdout, busy.stdout
+
+    # The newest releases are kept (here 2), current is the last one.
+    installed_releases = []
+    for _ in range(3):
+        installed = await asyncio.to_thread(install, "--keep-releases", "2")
+        assert installed.returncode == 0, installed.stdout
+        installed_releases.append((install_dir / "current").resolve())
+    assert sorted((install_dir / "releases").iterdir()) == sorted(installed_releases[1:])
+    assert (install_dir / "current").resolve() == installed_releases[-1]
+    assert all((release / "venv" / "bin" / "jobserver").is_file() for release in installed_releases[1:])
