@@ -32,6 +32,10 @@ class ContextEvents(Protocol):
 
     async def on_context_restarted(self, context: LiveContext) -> None: ...
 
+    def on_context_released(self, context: LiveContext) -> None:
+        """Another server took the context over: what this one kept about its jobs goes (the
+        jobs themselves are the other server's now)."""
+
     async def on_driver_rejoined(
         self, context: LiveContext, running_job_ids: list[str], held_job_ids: list[str]
     ) -> None:
@@ -65,6 +69,10 @@ class EventRelay:
     async def on_context_restarted(self, context: LiveContext) -> None:
         if self._listener is not None:
             await self._listener.on_context_restarted(context)
+
+    def on_context_released(self, context: LiveContext) -> None:
+        if self._listener is not None:
+            self._listener.on_context_released(context)
 
     async def on_driver_rejoined(
         self, context: LiveContext, running_job_ids: list[str], held_job_ids: list[str]

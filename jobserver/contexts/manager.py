@@ -414,6 +414,7 @@ class ContextManager:
             self._registry.remove(context)
             self._lifecycle.release(context)
             self.pools.forget(context)
+            self._events.on_context_released(context)
             context.fail_waiters(PeerUnavailable(f"context {context.name} was taken over by another server"))
 
     async def recover(self) -> None:

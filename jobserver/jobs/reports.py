@@ -257,6 +257,12 @@ class DriverReports:
             if await self._store.update_job(job_id, JobState.RESTARTING) is not None:
                 log.info("job_restarting", job_id=job_id, context_id=context.id, reason=reason)
 
+    def on_context_released(self, context: LiveContext) -> None:
+        """Another server took the context over: its slots and result spools here go; its jobs,
+        queued ones too, are that server's to run and record (it sends them again)."""
+        self._slots.close(context.id)
+        self.results.discard_context(context.id)
+
     async def on_context_restarted(self, context: LiveContext) -> None:
         restarting = await self._store.jobs_in_context(context.id, frozenset({JobState.RESTARTING}))
         await self._resubmit(context, restarting)
