@@ -194,28 +194,48 @@ class JobRunner:
         if output is not None:
             output.begin(job_id)
         kept: list[object] = []  # what the job made, freed at its acknowledgement (on_acknowledged)
+        outcome: Message | None = None
+        failure: BaseException | None = None
         try:
             outcome = self._execute(request, kept)
-        except JobKilledError:
-            outcome = JobKilled(job_id=job_id)
-        except BaseException as error:  # the job's own code may raise anything
-            if self._was_killed(job_id):
+        except BaseException as error:  # the job's own code may raise anything; so may a kill
+            failure = error  # nothing called here, where a late kill's exception would escape
+        self._stop_interrupts(job_id)
+        killed = self._was_killed(job_id)
+        if failure is not None:
+            if killed or isinstance(failure, JobKilledError):
                 outcome = JobKilled(job_id=job_id)
             else:
-                outcome = JobFailed(job_id=job_id, kind=FAILURE_ERROR, error=describe_exception(error))
-        finally:
-            self._job_groups.leave()
-            if output is not None:
-                output.end()  # its last lines before its outcome: the server has them all then
-            self._announcements.ended(job_id)  # it ends before it was announced: say only that
-            with self._lock:
-                self._reporting.add(job_id)
+                outcome = JobFailed(job_id=job_id, kind=FAILURE_ERROR, error=describe_exception(failure))
+            del failure  # its traceback holds the job's frames
+        assert outcome is not None
+        self._job_groups.leave()
+        if killed:
+            self._spark.drop_thread_connection()
+        if output is not None:
+            output.end()  # its last lines before its outcome: the server has them all then
+        self._announcements.ended(job_id)  # it ends before it was announced: say only that
         try:
             self._post(outcome)
             with self._lock:
                 self._ended[job_id] = (outcome.TYPE, kept, time.monotonic())
         finally:
-            self._release(job_id)
+            self._release(job_id, killed=killed)
+
+    def _stop_interrupts(self, job_id: str) -> None:
+        """From here on, a kill of this job raises nothing in its thread, and none is pending.
+
+        A kill that came as the job's code ended may still land here: the outcome stands, and the
+        end of the job (its report above all) runs uninterrupted.
+        """
+        while True:
+            try:
+                with self._lock:
+                    self._reporting.add(job_id)  # kill() no longer interrupts the thread
+                _set_async_exception(threading.get_ident(), None)  # one it set before is dropped
+                return
+            except JobKilledError:
+                continue
 
     def _execute(self, request: StartJob, kept: list[object]) -> Message:
         """Load, prepare and run the job; returns its outcome. What it made goes to ``kept``."""
@@ -272,24 +292,16 @@ class JobRunner:
         self._post(JobResultSize(job_id=job_id, result_bytes=len(payload)))
         return JobFinished(job_id=job_id, result=bytes(view[offset:]))
 
-    def _release(self, job_id: str) -> None:
-        while True:
-            try:
-                killed = self._was_killed(job_id)
-                if self._spark.queries is not None:
-                    self._spark.queries.job_ended(job_id, killed=killed)
-                if self._spark.streaming is not None:
-                    self._spark.streaming.job_ended(job_id)
-                with self._lock:
-                    if self._threads.pop(job_id, None) is not None and job_id in self._killed:
-                        # A kill that arrived as the job ended must not outlive it.
-                        _set_async_exception(threading.get_ident(), None)
-                    self._killed.discard(job_id)
-                    self._reporting.discard(job_id)
-                    self._idle.notify_all()
-                return
-            except JobKilledError:  # delivered inside this block: the cleanup is still owed
-                continue
+    def _release(self, job_id: str, *, killed: bool) -> None:
+        if self._spark.queries is not None:
+            self._spark.queries.job_ended(job_id, killed=killed)
+        if self._spark.streaming is not None:
+            self._spark.streaming.job_ended(job_id)
+        with self._lock:
+            self._threads.pop(job_id, None)
+            self._killed.discard(job_id)
+            self._reporting.discard(job_id)
+            self._idle.notify_all()
 
     def _was_killed(self, job_id: str) -> bool:
         with self._lock:

@@ -7,6 +7,7 @@ before it launches a driver) map here onto the PySpark object the job receives.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -99,6 +100,26 @@ class SparkHandle:
             java_spark_context.sc().cancelJobGroupAndFutureJobs(group_id, reason)
         elif not hasattr(self.spark_context, "_jsc"):  # a stand-in; a stopped context has _jsc None
             self.spark_context.cancelJobGroup(group_id)
+
+    def drop_thread_connection(self) -> None:
+        """Close the calling thread's py4j connection; its next call opens a new one.
+
+        For the thread of a killed job: the kill's exception can land just after a command was
+        sent and before its answer was read. That answer stays on the connection, and while the
+        job's error (or anything else that holds its frames) lives, the thread's next command
+        would read it as its own ("java does not exist in the JVM", wrong results).
+        """
+        gateway = getattr(self.spark_context, "_gateway", None)
+        client = getattr(gateway, "_gateway_client", None)
+        thread_connection = getattr(client, "get_thread_connection", None)
+        if thread_connection is None:  # a stand-in, or py4j without pinned threads
+            return
+        connection = thread_connection()
+        if connection is None:
+            return
+        with contextlib.suppress(ValueError):
+            client.deque.remove(connection)  # type: ignore[union-attr]  # py4j's JavaClient has it
+        connection.close()  # its socket is None now: py4j connects afresh
 
     def stop_streaming(self) -> None:
         """The context ends: its StreamingContext stops first, as its settings ask."""

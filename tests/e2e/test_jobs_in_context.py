@@ -257,6 +257,53 @@ async def test_killing_a_python_only_job_interrupts_its_thread(api: Api) -> None
         await api.wait_job_state(job, "KILLED")
 
 
+# A kill lands in a job's thread at its next Python instruction, which can be right after py4j sent a
+# command and before it read the answer. This job leaves its thread's connection in that state
+# itself (the timing of a real kill makes it rare), and keeps it, as a job keeping its last error
+# keeps the frames that hold it.
+INTERRUPTED_CALL_JOB = b"""
+import time
+
+from py4j import protocol
+
+KEPT = []
+
+
+def interrupted(spark):
+    client = spark.sparkContext._gateway._gateway_client
+    connection = client._get_connection()  # this thread's own
+    command = protocol.REFLECTION_COMMAND_NAME + protocol.REFL_GET_UNKNOWN_SUB_COMMAND_NAME
+    command += "java\\n" + spark.sparkContext._jvm._id + "\\n" + protocol.END_COMMAND_PART
+    connection.socket.sendall(command.encode())  # its answer is never read
+    KEPT.append(connection)
+    while True:
+        time.sleep(0.1)
+
+
+def count(spark):
+    return spark.sql("SELECT count(*) FROM range(1000)").collect()[0][0]
+"""
+
+
+async def test_a_job_killed_in_the_middle_of_a_py4j_call_leaves_its_thread_usable(api: Api) -> None:
+    headers = {"Content-Type": "text/x-python"}
+    status, body, _ = await api.call(
+        "POST", "/binaries/interrupted", data=INTERRUPTED_CALL_JOB, headers=headers
+    )
+    assert status == 201, body
+    path = f"/jobs?cp=interrupted&context={CONTEXT}&mainClass=interrupted:"
+    status, body, _ = await api.call("POST", path + "interrupted")
+    job_id = body["jobId"]
+    await api.wait_job_state(job_id, "RUNNING")
+    assert (await api.call("DELETE", f"/jobs/{job_id}"))[0] == 200
+    await api.wait_job_state(job_id, "KILLED")
+    # The driver's job threads take jobs in turn: more jobs than it has threads reach the killed
+    # job's thread too. Before, that thread read the stale answer: "java does not exist in the JVM".
+    for _ in range(MAX_JOBS * 2 + 1):
+        status, body, _ = await api.call("POST", path + "count&sync=true&timeout=60")
+        assert (status, body.get("result")) == (200, 1000), body
+
+
 async def test_jobs_beyond_the_slots_get_503_no_slots_available(api: Api) -> None:
     running = []
     for _ in range(MAX_JOBS):
