@@ -43,6 +43,7 @@ from driver.protocol import (
     DriverSecrets,
     DriverStopping,
     JobReportAck,
+    JobResultChunkAck,
     KillJob,
     Message,
     ProtocolError,
@@ -262,6 +263,9 @@ class Driver:
         elif isinstance(message, JobReportAck):  # a job's end is over on both sides
             if self._runner is not None:
                 self._runner.on_acknowledged(message.job_id)
+        elif isinstance(message, JobResultChunkAck):
+            if self._runner is not None:
+                self._runner.result_parts.put_away(message.job_id, message.received_bytes)
         elif isinstance(message, CheckSession):
             self._link.post(self._check_session())
         elif isinstance(message, ResultLimit):

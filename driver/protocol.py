@@ -1,7 +1,8 @@
 """Every message between the job server and its drivers, defined once for both sides.
 
-A frame on the wire is one msgpack array ``[version, type, fields]``. Each message is a frozen
-dataclass; ``encode`` and ``decode`` are the only ways to cross the wire, so a new field or a new
+A frame on the wire is one msgpack array ``[version, type, fields]``, except a large result's
+chunk, whose bytes follow a header rather than sit in the array (``encode``). Each message is a
+frozen dataclass; ``encode`` and ``decode`` are the only ways to cross the wire, so a new field or a new
 message is added here and nowhere else. No pickle: a hostile or confused peer can at worst make
 ``decode`` raise ``ProtocolError``.
 
@@ -136,11 +137,15 @@ class JobStarted(Message):
 
 @dataclass(frozen=True, slots=True)
 class JobResultChunk(Message):
-    """Part of a large result; the rest follows, and ``JobFinished`` carries the last part."""
+    """Part of a large result; the rest follows, then ``JobResultSize`` and ``JobFinished``.
+
+    ``data`` travels after the frame's header, and decodes as a memoryview of the frame: the
+    server writes it where it goes without a copy of its own. The driver sends the next part once
+    the server says this one is put away (``JobResultChunkAck``)."""
 
     TYPE: ClassVar[str] = "job_result_chunk"
     job_id: str
-    data: bytes
+    data: bytes | memoryview
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +308,18 @@ class JobReportAck(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class JobResultChunkAck(Message):
+    """The job's result parts so far (``received_bytes`` of it) are put away: send the next.
+
+    One part in flight per result: the server never holds more than one chunk of it, however
+    fast the driver makes them. A driver that hears nothing for a while sends on anyway."""
+
+    TYPE: ClassVar[str] = "job_result_chunk_ack"
+    job_id: str
+    received_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class Rejected(Message):
     TYPE: ClassVar[str] = "rejected"
     reason: str
@@ -390,6 +407,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         ResultLimit,
         Reintroduce,
         JobReportAck,
+        JobResultChunkAck,
         Rejected,
         StartJob,
         KillJob,
@@ -411,13 +429,33 @@ _FIELD_NAMES: dict[type[Message], tuple[str, ...]] = {
 }
 
 
+# A frame that starts with this byte (one msgpack never uses) carries a message's bulk field after
+# its header: the mark, the header's length (4 bytes, big-endian), the header (the usual array,
+# without the bulk field), then the bulk bytes as they are. Decoded, the field is a memoryview of
+# the frame rather than the copy msgpack would make.
+_BULK_MARK = 0xC1
+_BULK_FIELDS: dict[type[Message], str] = {JobResultChunk: "data"}
+
+
 def encode(message: Message) -> bytes:
     fields = {name: getattr(message, name) for name in _FIELD_NAMES[type(message)]}
-    frame: bytes = msgpack.packb([PROTOCOL_VERSION, message.TYPE, fields], use_bin_type=True)
-    return frame
+    bulk_field = _BULK_FIELDS.get(type(message))
+    if bulk_field is None:
+        frame: bytes = msgpack.packb([PROTOCOL_VERSION, message.TYPE, fields], use_bin_type=True)
+        return frame
+    bulk = fields.pop(bulk_field)
+    header: bytes = msgpack.packb([PROTOCOL_VERSION, message.TYPE, fields], use_bin_type=True)
+    return b"".join((bytes((_BULK_MARK,)), len(header).to_bytes(4, "big"), header, bulk))
 
 
 def decode(frame: bytes | memoryview) -> Message:
+    bulk: memoryview | None = None
+    if len(frame) and frame[0] == _BULK_MARK:
+        view = memoryview(frame)
+        end = 5 + int.from_bytes(view[1:5], "big")
+        if len(view) < end:
+            raise ProtocolError("frame is shorter than its header says")
+        frame, bulk = view[5:end], view[end:]
     try:
         version, type_name, fields = msgpack.unpackb(frame, raw=False)
     except Exception as error:  # msgpack raises several unrelated types for garbage
@@ -429,6 +467,11 @@ def decode(frame: bytes | memoryview) -> Message:
         raise ProtocolError(f"unknown message type {type_name!r}")
     if not isinstance(fields, dict):
         raise ProtocolError(f"message {type_name} has no field map")
+    if bulk is not None:
+        bulk_field = _BULK_FIELDS.get(cls)
+        if bulk_field is None:
+            raise ProtocolError(f"message {type_name} has no bulk field")
+        fields[bulk_field] = bulk
     try:
         return cls(**fields)
     except TypeError as error:

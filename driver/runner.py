@@ -31,7 +31,6 @@ from driver.protocol import (
     JobFailed,
     JobFinished,
     JobKilled,
-    JobResultChunk,
     JobResultSize,
     Message,
     NamedObjectsChanged,
@@ -40,6 +39,7 @@ from driver.protocol import (
     error_map,
     result_too_large,
 )
+from driver.result_parts import ResultParts
 from driver.results import encode_result
 from driver.server_files import ServerFiles
 from driver.spark import SparkHandle
@@ -87,6 +87,7 @@ class JobRunner:
         self._context_config_tree = config_tree(context_config)
         self._result_chunk_bytes = max(result_chunk_bytes, 1024)
         self.max_result_bytes = 0  # the server's limit, once it said (ResultLimit); 0: none known
+        self.result_parts = ResultParts(post)  # large results; the main loop passes on the server's word
         self.named_objects = NamedObjects(
             on_change=lambda objects: post(NamedObjectsChanged(objects=objects))
         )
@@ -284,13 +285,9 @@ class JobRunner:
             return JobFailed(
                 job_id=job_id, kind=FAILURE_ERROR, error=result_too_large(len(payload), self.max_result_bytes)
             )
-        view = memoryview(payload)
-        offset = 0
-        while len(payload) - offset > size:
-            self._post(JobResultChunk(job_id=job_id, data=bytes(view[offset : offset + size])))
-            offset += size
+        self.result_parts.send(job_id, payload, size)  # every part, the last too: the end is empty
         self._post(JobResultSize(job_id=job_id, result_bytes=len(payload)))
-        return JobFinished(job_id=job_id, result=bytes(view[offset:]))
+        return JobFinished(job_id=job_id, result=b"")
 
     def _release(self, job_id: str, *, killed: bool) -> None:
         if self._spark.queries is not None:

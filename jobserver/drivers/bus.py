@@ -214,6 +214,9 @@ class Bus:
                 await handler(identity, peer, message)
             except Exception:
                 log.exception("bus_message_handling_failed", message_type=message.TYPE)
+            # Let go of it while waiting for the next: a large result's chunk is a view of its
+            # frame, which goes with it.
+            del incoming, message
 
     def _read(self) -> tuple[bytes, str | None, Message] | None:
         """The next frame's sender (routing id and, with CURVE, the context its key proves) and

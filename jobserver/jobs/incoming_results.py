@@ -1,9 +1,11 @@
 """Results on their way in from the drivers.
 
 A result larger than ``result-chunk-size`` comes as ``JobResultChunk`` messages and then a
-``JobFinished`` carrying its last part. Each chunk is appended to a spool file (0600, under
-``<work-dir>/result-spool``) as it arrives, so the server holds one chunk at a time whatever the
-result's size; the spool becomes the stored result when the job finishes (``Store.finish_job``)
+``JobFinished`` (whose part is empty from drivers of this release). Each chunk is appended to a
+spool file (0600, under ``<work-dir>/result-spool``) as it arrives, and only then acknowledged
+(``JobResultChunkAck``), which the driver waits for before it sends the next: the server holds
+one chunk of a result at a time whatever the result's size, and writes it from the frame it came
+in (no copy); the spool becomes the stored result when the job finishes (``Store.finish_job``)
 and is removed once stored, or as soon as it never will be (the job killed or failed, its context
 gone, the result over ``max-result-size``). A spool left by a crash is removed at the next start:
 the driver holds its report until it is acknowledged and sends it again.
@@ -67,11 +69,12 @@ class IncomingResults:
         self._incoming: dict[str, _Incoming] = {}
         self._refused: dict[str, int] = {}  # job id -> bytes seen, once over the limit
 
-    async def add_chunk(self, context_id: str, job_id: str, data: bytes) -> None:
-        """Append a chunk to the job's spool (or count it, when the result is refused)."""
+    async def add_chunk(self, context_id: str, job_id: str, data: bytes | memoryview) -> int:
+        """Append a chunk to the job's spool (or count it, when the result is refused); how many
+        bytes of the result have come so far."""
         if job_id in self._refused:
             self._refused[job_id] += len(data)
-            return
+            return self._refused[job_id]
         incoming = self._incoming.get(job_id)
         if incoming is None or incoming.result is not None:  # a report sent again starts over
             self.discard(job_id)
@@ -82,8 +85,9 @@ class IncomingResults:
             self.discard(job_id)
             self._refused[job_id] = size_bytes
             log.warning("job_result_refused", job_id=job_id, size_bytes=size_bytes, max_bytes=self._max_bytes)
-            return
+            return size_bytes
         await asyncio.to_thread(incoming.spool.append, data)
+        return size_bytes
 
     def expect(self, job_id: str, size_bytes: int) -> None:
         """The driver's word on the whole result's size (``JobResultSize``, before its end)."""

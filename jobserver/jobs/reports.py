@@ -27,6 +27,7 @@ from driver.protocol import (
     JobProgress,
     JobReportAck,
     JobResultChunk,
+    JobResultChunkAck,
     JobResultSize,
     JobStarted,
     Message,
@@ -130,7 +131,10 @@ class DriverReports:
             if waiter is not None:
                 waiter.wake(None, None)
         elif isinstance(report, JobResultChunk):
-            await self.results.add_chunk(context.id, report.job_id, report.data)
+            received_bytes = await self.results.add_chunk(context.id, report.job_id, report.data)
+            # Once this message is let go of (the bus keeps none it handled): the chunk's frame is
+            # freed before the driver sends the next.
+            asyncio.get_running_loop().call_soon(self._chunk_put_away, context, report.job_id, received_bytes)
         elif isinstance(report, JobResultSize):
             self.results.expect(report.job_id, report.result_bytes)
         elif isinstance(report, JobLog):
@@ -224,6 +228,10 @@ class DriverReports:
         await self._flow.release(job_id, record, result if record is not None else None)
         await self._flow.after_job(context, failed=False)
         self._acknowledge(context, job_id)
+
+    def _chunk_put_away(self, context: LiveContext, job_id: str, received_bytes: int) -> None:
+        with contextlib.suppress(BusError):  # a driver gone: its reports come again, if ever
+            context.send(JobResultChunkAck(job_id=job_id, received_bytes=received_bytes))
 
     def _acknowledge(self, context: LiveContext, job_id: str) -> None:
         """The report is stored: the driver may forget it."""

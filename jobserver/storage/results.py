@@ -25,8 +25,9 @@ import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-# How much of a file one read takes: one result chunk's worth, so that a reader holds no more.
-READ_BYTES = 1 << 20
+# How much of a file one read takes: a quarter of a result chunk (1 MiB by default), so that a
+# reader and the socket it writes to hold less than one chunk between them.
+READ_BYTES = 256 << 10
 
 
 class ResultStream(abc.ABC):
@@ -98,7 +99,7 @@ class ResultSpool:
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         self._closed = False
 
-    def append(self, data: bytes) -> None:
+    def append(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)

@@ -83,11 +83,18 @@ def result_response(document: dict[str, Any], result: Result | None) -> web.Resp
     return web.Response(body=_spliced(document, result), content_type="application/json")
 
 
-async def _spliced(document: dict[str, Any], result: ResultStream) -> AsyncIterator[bytes]:
+# A stored result goes to the client in pieces of this size: aiohttp copies each piece once more to
+# frame it (chunked transfer), and the socket keeps what it cannot take at once.
+WRITE_BYTES = 256 << 10
+
+
+async def _spliced(document: dict[str, Any], result: ResultStream) -> AsyncIterator[bytes | memoryview]:
     head = with_result(document, b"")  # ends in "result":}
     yield head[:-1]
     async for chunk in result.chunks():
-        yield chunk
+        view = memoryview(chunk)
+        for offset in range(0, len(view), WRITE_BYTES):
+            yield view[offset : offset + WRITE_BYTES]
     yield b"}"
 
 

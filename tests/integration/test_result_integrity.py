@@ -20,6 +20,7 @@ from driver.protocol import (
     Hello,
     JobFinished,
     JobResultChunk,
+    JobResultChunkAck,
     JobResultSize,
     JobStarted,
     Message,
@@ -120,6 +121,9 @@ async def test_a_lost_chunk_ends_the_job_in_error_and_a_resent_report_is_stored_
             # A chunk lost on the way: the job is not FINISHED with a cut result.
             start = await started_job(api, dealer)
             await dealer.send(encode(JobResultChunk(job_id=start.job_id, data=b'"' + PART)))
+            # Spooled: the server says so, and the driver may send the next.
+            put_away = await receive(dealer, JobResultChunkAck)
+            assert put_away == JobResultChunkAck(job_id=start.job_id, received_bytes=1001)
             # (the second chunk never arrives)
             last = PART + b'"'
             await dealer.send(encode(JobResultSize(job_id=start.job_id, result_bytes=3002)))
@@ -148,8 +152,10 @@ async def test_a_lost_chunk_ends_the_job_in_error_and_a_resent_report_is_stored_
                 application_id="local-1",
             )  # fmt: skip
             await rejoined.send(encode(rejoin))
-            for part in (b'"' + PART, PART):
+            for received_bytes, part in ((1001, b'"' + PART), (2001, PART)):
                 await rejoined.send(encode(JobResultChunk(job_id=start.job_id, data=part)))
+                put_away = await receive(rejoined, JobResultChunkAck)  # counted from the start again
+                assert put_away == JobResultChunkAck(job_id=start.job_id, received_bytes=received_bytes)
             await rejoined.send(encode(JobResultSize(job_id=start.job_id, result_bytes=2002)))
             await rejoined.send(encode(JobFinished(job_id=start.job_id, result=b'"')))
             ended = await api.wait_job_state(start.job_id, "FINISHED", "ERROR")
