@@ -262,6 +262,51 @@ async def test_a_frozen_server_that_wakes_up_after_the_adoption_leaves_the_drive
         assert not a.drivers()
 
 
+async def test_a_context_that_comes_back_to_a_server_that_let_go_of_it_has_its_slots_free(
+    tmp_path: Path, fresh_postgres_url: str
+) -> None:
+    one_slot = {"spark.jobserver.max-jobs-per-context": 1}
+    with two_servers(tmp_path, fresh_postgres_url, **one_slot) as (a, b):
+        await a.server.start(a.base_url)
+        await b.server.start(b.base_url)
+        context = await _upload_and_create(a, "returning")
+        driver_log = a.work_dir / "logs" / f"{context['id']}.log"
+        await wait_until(
+            lambda: _logged(driver_log, "servers this driver may go to"),
+            timeout_s=10,
+            what="the driver told of server-b",
+        )
+        # server-a admits a job into the context's one slot; the job ends while server-b has it.
+        sleep = f"/jobs?appName=examples&classPath={SLEEP}&context=returning"
+        status, submitted = await a.call("POST", sleep, "sleep.seconds = 2")
+        assert status == 202, submitted
+        await a.wait_job(submitted["jobId"], "RUNNING")
+        echo = f"/jobs?appName=examples&classPath={ECHO}&context=returning&sync=true&timeout=5"
+
+        async def served_by(peer: Peer) -> bool:
+            status, _ = await peer.call("POST", echo, '{"input": 1}')
+            return status == 200
+
+        a.server.send_signal(signal.SIGSTOP)
+        try:
+            await wait_until(lambda: served_by(b), timeout_s=60, what="server-b running the adopted context")
+        finally:
+            a.server.send_signal(signal.SIGCONT)
+        await wait_until(
+            lambda: _logged(a.log_file, "context_taken_over"), timeout_s=15, what="server-a letting go"
+        )
+        assert (await b.wait_job(submitted["jobId"], "FINISHED"))["result"] == 2.0
+
+        # server-b dies: the context comes back to server-a, whose slot must be free. Before, the
+        # job it had admitted still held it there, and every job got 503 "no slots available".
+        assert await b.server.stop(signal.SIGKILL) == -signal.SIGKILL
+        await wait_until(lambda: served_by(a), timeout_s=60, what="server-a running the context again")
+        status, echoed = await a.call("POST", echo, '{"input": 3}')
+        assert (status, echoed["result"]) == (200, 3)
+        assert await a.server.stop(signal.SIGTERM) == 0
+        assert not a.drivers()
+
+
 async def test_a_forwarded_request_keeps_its_caller_and_a_client_cannot_pose_as_a_peer(
     tmp_path: Path, fresh_postgres_url: str
 ) -> None:
