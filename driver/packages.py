@@ -25,9 +25,10 @@ import enum
 import hashlib
 import keyword
 import shutil
+import threading
 import zipfile
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from driver.job_imports import modules_in_archive, prefer_on_path
@@ -50,6 +51,14 @@ _BINARY_KINDS = {"Jar": Kind.JAR, "Egg": Kind.ARCHIVE, "Wheel": Kind.ARCHIVE, "P
 _URI_KINDS = {".py": Kind.MODULE, ".whl": Kind.ARCHIVE, ".egg": Kind.ARCHIVE, ".zip": Kind.ARCHIVE}
 
 
+class LocalPackage(NamedTuple):
+    """A job's package on this host, fetched and checked, not yet importable."""
+
+    kind: Kind
+    module: str  # a single module's name; "" for the other kinds
+    fetched: Fetched
+
+
 class JobPackages:
     def __init__(self, spark_context: SparkContext, server_files: ServerFiles, *, folder: Path) -> None:
         self._spark_context = spark_context
@@ -57,21 +66,35 @@ class JobPackages:
         self._folder = folder
         self._uris = UriPackages(spark_context, folder=folder)
         self._loaded: dict[str, Path] = {}  # content (and module name) -> what goes on sys.path or the jar
+        self._fetch_locks: dict[str, threading.Lock] = {}  # URI or sha256 -> held while it is fetched
+        self._fetch_locks_lock = threading.Lock()
 
-    def load(self, packages: list[dict[str, str]]) -> list[Path]:
-        """Make the job's packages importable; returns its jars (for a JVM job), in cp order.
+    def fetch(self, packages: list[dict[str, str]]) -> list[LocalPackage]:
+        """Bring the job's packages to this host (a download, a copy over the bus), in cp order.
+
+        Not under the import lock: a slow download holds up only the jobs that need the same
+        package (one fetch of a package at a time), not every job of the context."""
+        local = []
+        for fields in packages:
+            package = JobPackage(**fields)
+            kind, module = _kind_of(package)
+            key = package.location if package.binary_type == "Uri" else package.sha256
+            with self._fetch_lock(key):
+                if package.binary_type == "Uri":
+                    fetched = self._uris.fetch(package.location, kind.value)
+                else:
+                    fetched = self._local_copy(package, kind)
+            local.append(LocalPackage(kind, module, fetched))
+        return local
+
+    def load(self, packages: list[LocalPackage]) -> list[Path]:
+        """Make the fetched packages importable; returns the job's jars (for a JVM job), in cp order.
 
         One thread at a time, holding the lock it imports the job under: a package put first on
         sys.path drops the modules another version of it provided, which must not happen while
         another thread imports."""
         jars = []
-        for fields in packages:
-            package = JobPackage(**fields)
-            kind, module = _kind_of(package)
-            if package.binary_type == "Uri":
-                fetched = self._uris.fetch(package.location, kind.value)
-            else:
-                fetched = self._local_copy(package, kind)
+        for kind, module, fetched in packages:
             key = f"{fetched.sha256}/{module}" if module else fetched.sha256
             local = self._loaded.get(key)
             if local is None:
@@ -84,6 +107,10 @@ class JobPackages:
             else:
                 prefer_on_path(local, modules_in_archive(local))
         return jars
+
+    def _fetch_lock(self, key: str) -> threading.Lock:
+        with self._fetch_locks_lock:
+            return self._fetch_locks.setdefault(key, threading.Lock())
 
     def _give_to_spark(self, kind: Kind, fetched: Fetched, module: str) -> Path:
         """Hand a package to Spark once; returns what the driver imports from (or the jar)."""

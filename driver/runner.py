@@ -265,8 +265,9 @@ class JobRunner:
 
     def _prepare(self, request: StartJob, spark: SparkHandle, kept: list[object]) -> tuple[Job, object]:
         """The loaded job and what its validation made of its config; raises JobRejected."""
+        local = self._packages.fetch(request.packages)  # downloads wait outside the import lock
         with self._import_lock:
-            jars = self._packages.load(request.packages)
+            jars = self._packages.load(local)
             job = load_job(request.main_class, jars, context_kind=spark.kind)
         description = f"jobserver job {request.job_id} ({request.main_class})"
         self._job_groups.enter(request.job_id, description)  # set at the job's first call into Spark

@@ -8,6 +8,7 @@ so the Hadoop ``FileSystem`` path that ``hdfs:`` URIs take is exercised through 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import zipfile
@@ -219,6 +220,38 @@ async def test_a_python_module_may_come_from_a_uri_too(api: Api, tmp_path: Path)
     module.write_text("def main(spark, config):\n    return spark.range(4).count()\n")
     status, body = await run_jvm_job(api, module.as_uri(), "from_uri:main")
     assert (status, body["result"]) == (200, 4), body
+
+
+async def test_a_package_slow_to_download_holds_up_no_other_job(api: Api) -> None:
+    requested, release = asyncio.Event(), asyncio.Event()
+
+    async def held_module(request: web.Request) -> web.Response:
+        requested.set()
+        await release.wait()  # the download hangs until the other job is done
+        return web.Response(body=b"def main(spark, config):\n    return 'downloaded'\n")
+
+    app = web.Application()
+    app.router.add_get("/held_module.py", held_module)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        path = f"/jobs?cp={server.make_url('/held_module.py')}&mainClass=held_module:main&context={CONTEXT}"
+        status, slow, _ = await api.call("POST", path)
+        assert status == 202, slow
+        async with asyncio.timeout(60):
+            await requested.wait()
+        # Before, the download held the lock every job imports under: this job waited for it.
+        echo = f"/jobs?appName=examples&classPath=example_jobs.echo.EchoJob&context={CONTEXT}&sync=true"
+        status, body, _ = await api.call("POST", echo + "&timeout=20", data='{"input": "not held up"}')
+        assert (status, body.get("result")) == (200, "not held up"), body
+        assert (await api.call("GET", f"/jobs/{slow['jobId']}"))[1]["status"] in ("STARTED", "RUNNING")
+    finally:
+        release.set()
+    try:
+        ended = await api.wait_job_state(slow["jobId"], "FINISHED", "ERROR")
+        assert ended["result"] == "downloaded", ended
+    finally:
+        await server.close()
 
 
 async def test_the_context_still_runs_after_all_of_it(api: Api) -> None:
