@@ -148,6 +148,8 @@ class UriPackages:
             path = jvm.org.apache.hadoop.fs.Path(uri)
             file_system = path.getFileSystem(self._spark_context._jsc.hadoopConfiguration())
             status = file_system.getFileStatus(path)
+            if status.isDirectory():  # its length says 0: it would be copied whole, then refused
+                raise JobRejected(FAILURE_LOADING, f"cannot load {uri}: a directory, not a file")
             seen = (status.getLen(), status.getModificationTime())
             fetched = self._unchanged(uri, seen)
             if fetched is None:

@@ -199,6 +199,12 @@ async def test_hadoop_file_system_uris_are_fetched_through_hadoop(
     status, body = await run_jvm_job(api, "viewfs://jobserver/jars/missing.jar", "x.Job")
     assert (status, body["status"]) == (400, "JOB LOADING FAILED"), body
     assert "FileNotFoundException" in body["result"]["message"]
+    (mounted / "folder.jar").mkdir()
+    (mounted / "folder.jar" / "inside.jar").write_bytes(jars.of("third").read_bytes())
+    status, body = await run_jvm_job(api, "viewfs://jobserver/jars/folder.jar", "third.Answer")
+    assert (status, body["status"]) == (400, "JOB LOADING FAILED"), body
+    expected = "cannot load viewfs://jobserver/jars/folder.jar: a directory, not a file"
+    assert body["result"]["message"] == expected, body
 
 
 async def test_a_single_python_module_is_a_package_for_the_driver_and_the_executors(api: Api) -> None:
