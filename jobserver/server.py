@@ -25,6 +25,7 @@ from jobserver.common.records import utc_now
 from jobserver.common.tasks import BackgroundTasks
 from jobserver.contexts.logs import ContextLogs
 from jobserver.contexts.manager import ContextManager
+from jobserver.contexts.peers import PeerCall
 from jobserver.drivers import tokens
 from jobserver.drivers.bus import Bus
 from jobserver.drivers.launcher import DriverLaunch, build_bundle
@@ -34,7 +35,7 @@ from jobserver.storage import create_store
 from jobserver.storage.write_behind import WriteBehindStore
 from jobserver.uploads.binaries import BinaryManager
 from jobserver.uploads.datafiles import DataFiles
-from jobserver.workflows.engine import PeerCall, Workflows
+from jobserver.workflows.engine import Workflows
 
 log = structlog.get_logger(__name__)
 
@@ -87,6 +88,7 @@ class JobServer:
         workflows = Workflows(settings, store, jobs, tasks)
         if peer_call is not None:
             workflows.reach_peers_with(peer_call)
+            contexts.reach_peers_with(peer_call)
         server = cls(
             settings=settings,
             store=store,

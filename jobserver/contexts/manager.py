@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 import structlog
@@ -35,6 +35,7 @@ from jobserver.common.errors import (
     JobServerError,
     NotFound,
     PeerUnavailable,
+    ServedByPeer,
     StoreUnavailable,
 )
 from jobserver.common.records import Caller, ContextRecord
@@ -45,7 +46,7 @@ from jobserver.contexts.driver_messages import DriverMessages
 from jobserver.contexts.events import ContextEvents, EventRelay
 from jobserver.contexts.lifecycle import ContextLifecycle
 from jobserver.contexts.live import LiveContext, LiveContexts
-from jobserver.contexts.peers import Peers
+from jobserver.contexts.peers import PeerCall, Peers
 from jobserver.contexts.phases import Phase
 from jobserver.contexts.pools import POOL_KEY, DriverPools
 from jobserver.drivers.bus import Bus
@@ -101,11 +102,16 @@ class ContextManager:
         self._messages.session_checked = self.pools.on_session_checked
         self._messages.still_owned = self._still_owned
         self._peers.on_adopted = self._let_go_of_adopted
+        self._peer_call: PeerCall | None = None
         self._names_starting: set[str] = set()
         self._tasks = tasks
         self._client_settings = ClientSettingsPolicy(
             allowed=settings.client_settings_allowed, denied=settings.client_settings_denied
         )
+
+    def reach_peers_with(self, peer_call: PeerCall) -> None:
+        """How a reset reaches the contexts the other servers run (given by the web layer)."""
+        self._peer_call = peer_call
 
     def connect(self, listener: ContextEvents) -> None:
         """The job domain's listener; connected once."""
@@ -356,17 +362,36 @@ class ContextManager:
         log.info("context_restarting", context_id=context.id, context_name=context.name)
         await self._create_logged(context.name, config)
 
-    async def reset(self, *, sync: bool) -> None:
-        """PUT /contexts?reset=reboot: stop every context; with ``sync`` restart the configured ones."""
+    async def reset(self, *, sync: bool, caller: Caller | None = None, peers_too: bool = True) -> None:
+        """PUT /contexts?reset=reboot: stop every context; with ``sync`` restart the configured ones.
+
+        With ``peers_too`` (a client's request, not a peer's), every live server sharing the store
+        resets its own contexts too, at the same time (a forwarded reset, as ``caller``): the
+        servers act as one. PeerUnavailable, once this server's part is done, when a peer could
+        not (its contexts are adopted by a live server once it counts as dead)."""
         stopped = [context for context in self._registry.all() if not context.stopping]
         for context in stopped:
             await self._lifecycle.stop(context)
-        if not sync:
-            return
-        deadline_s = self._settings.context_deletion_timeout_s + 6.0
-        await asyncio.gather(*(self._lifecycle.wait_ended(context, deadline_s) for context in stopped))
-        for name, config in self._settings.startup_contexts.items():
-            await self._create_logged(name, merge(self._settings.context_defaults, config))
+        peers = await self._peers.live_peers() if peers_too and self._peer_call is not None else []
+        path = f"/contexts?reset=reboot&sync={str(sync).lower()}"
+        resets: list[Awaitable[object]] = [self._reset_peer(peer, path, caller) for peer in peers]
+        if sync:
+            deadline_s = self._settings.context_deletion_timeout_s + 6.0
+            resets += [self._lifecycle.wait_ended(context, deadline_s) for context in stopped]
+        outcomes = await asyncio.gather(*resets, return_exceptions=True)
+        if sync:
+            for name, config in self._settings.startup_contexts.items():
+                await self._create_logged(name, merge(self._settings.context_defaults, config))
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def _reset_peer(self, peer: ServedByPeer, path: str, caller: Caller | None) -> None:
+        assert self._peer_call is not None
+        status, answer = await self._peer_call(peer, "PUT", path, b"", "application/json", caller)
+        if status != 200:
+            result = answer.get("result") if isinstance(answer, dict) else answer
+            raise PeerUnavailable(f"{peer.message} were not reset: {status} {result}")
 
     # --- start-up and shut-down ----------------------------------------------------------------------
 

@@ -16,16 +16,21 @@ from __future__ import annotations
 import asyncio
 import datetime
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 
 from jobserver.common.config import Settings
 from jobserver.common.errors import PeerUnavailable, ServedByPeer, StoreUnavailable
-from jobserver.common.records import ContextRecord, ServerRecord, utc_now
+from jobserver.common.records import Caller, ContextRecord, ServerRecord, utc_now
 from jobserver.drivers import tokens
 from jobserver.storage import Store
 
 log = structlog.get_logger(__name__)
+
+# A request to a peer server, signed as a forwarded one (given by the web layer):
+# (where, method, path, body, content type, as whom) -> status, JSON
+PeerCall = Callable[[ServedByPeer, str, str, bytes, str, Caller | None], Awaitable[tuple[int, Any]]]
 
 
 class Peers:
@@ -105,6 +110,20 @@ class Peers:
             f"context {record.name} runs on server {owner}, which is not answering; another server"
             " takes it over shortly"
         )
+
+    async def live_peers(self) -> list[ServedByPeer]:
+        """Where the other live servers sharing this server's key answer, from the store now."""
+        await self._refresh()
+        return [
+            ServedByPeer(
+                f"the contexts of server {peer.server_id}", server_id=peer.server_id, url=peer.rest_url
+            )
+            for peer in self._servers.values()
+            if peer.server_id != self.server_id
+            and peer.rest_url
+            and peer.key_fingerprint == self._fingerprint
+            and self._alive(peer)
+        ]
 
     def _alive(self, peer: ServerRecord) -> bool:
         return peer.heartbeat_time >= self._silent_since()

@@ -7,6 +7,7 @@ from jobserver.common.errors import JobServerError
 from jobserver.web.access import caller
 from jobserver.web.keys import ACCESS, SERVER
 from jobserver.web.params import config_body, flag, number
+from jobserver.web.peers import PeerRequests
 from jobserver.web.render import context_info, json_response, log_page, success
 
 routes = web.RouteTableDef()
@@ -86,5 +87,8 @@ async def reset_contexts(request: web.Request) -> web.Response:
     if request.query["reset"] != "reboot":
         raise JobServerError("ERROR")
     sync = flag(request.query, "sync", True)
-    await request.app[SERVER].contexts.reset(sync=sync)
+    # A client's reset reaches the peer servers' contexts too; a peer's forwarded one is its own.
+    await request.app[SERVER].contexts.reset(
+        sync=sync, caller=caller(request), peers_too=not PeerRequests.is_forwarded(request)
+    )
     return success("Context reset" if sync else "Context reset requested")

@@ -27,7 +27,7 @@ import asyncio
 import datetime
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -39,6 +39,7 @@ from jobserver.common.records import Caller, ErrorMap, utc_now
 from jobserver.common.scheduling import StepRecord, StepState, WorkflowRecord, WorkflowState
 from jobserver.common.states import JobState
 from jobserver.common.tasks import BackgroundTasks
+from jobserver.contexts.peers import PeerCall
 from jobserver.jobs.manager import JobManager
 from jobserver.jobs.submission import what_to_run
 from jobserver.storage.write_behind import WriteBehindStore
@@ -55,8 +56,6 @@ from jobserver.workflows.specs import (
 
 log = structlog.get_logger(__name__)
 
-# A request to a context's server: (where, method, path, body, content type, as whom) -> status, JSON
-PeerCall = Callable[[ServedByPeer, str, str, bytes, str, Caller | None], Awaitable[tuple[int, Any]]]
 # What of a step's job parameters a peer is not sent: the step's job is always asynchronous.
 _NOT_FORWARDED = frozenset({"sync", "timeout"})
 

@@ -125,7 +125,7 @@ async def _upload_and_create(peer: Peer, name: str, headers: dict[str, str] | No
     return (await peer.call("GET", f"/contexts/{name}", headers=headers))[1]
 
 
-async def test_jobs_and_a_stop_through_either_server_reach_the_context_the_other_runs(
+async def test_jobs_a_stop_and_a_reset_through_either_server_reach_the_context_the_other_runs(
     tmp_path: Path, fresh_postgres_url: str
 ) -> None:
     small_chunks = {"spark.jobserver.result-chunk-size": "64k"}
@@ -171,6 +171,19 @@ async def test_jobs_and_a_stop_through_either_server_reach_the_context_the_other
             assert (await peer.call("GET", "/contexts/shared"))[1]["state"] == "FINISHED"
         await wait_until(lambda: _none_alive(drivers), timeout_s=10, what="the driver gone")
         assert (await b.call("DELETE", "/contexts/shared"))[0] == 404
+
+        # a reset through either server resets the contexts of both
+        await _upload_and_create(a, "on-a")
+        await _upload_and_create(b, "on-b")
+        drivers = a.drivers() + b.drivers()
+        assert len(drivers) == 2, "one driver per server"
+        status, reset = await a.call("PUT", "/contexts?reset=reboot")
+        assert (status, reset) == (200, {"status": "SUCCESS", "result": "Context reset"})
+        for peer in (a, b):
+            assert (await peer.call("GET", "/contexts"))[1] == []
+            for name in ("on-a", "on-b"):
+                assert (await peer.call("GET", f"/contexts/{name}"))[1]["state"] == "FINISHED"
+        await wait_until(lambda: _none_alive(drivers), timeout_s=10, what="both drivers gone")
 
         assert await b.server.stop(signal.SIGTERM) == 0
         assert await a.server.stop(signal.SIGTERM) == 0
