@@ -125,6 +125,41 @@ async def _upload_and_create(peer: Peer, name: str, headers: dict[str, str] | No
     return (await peer.call("GET", f"/contexts/{name}", headers=headers))[1]
 
 
+async def _started_with_a_context_on_a(a: Peer, b: Peer, name: str) -> Path:
+    """Both servers up, and a context on server-a whose driver knows it may go to server-b; the
+    driver's log."""
+    await a.server.start(a.base_url)
+    await b.server.start(b.base_url)
+    context = await _upload_and_create(a, name)
+    driver_log = a.work_dir / "logs" / f"{context['id']}.log"
+    await wait_until(
+        lambda: _logged(driver_log, "servers this driver may go to"),
+        timeout_s=10,
+        what="the driver told of server-b",
+    )
+    return driver_log
+
+
+async def _serves(peer: Peer, sync_job: str) -> bool:
+    status, _ = await peer.call("POST", sync_job, '{"input": 1}')
+    return status == 200
+
+
+async def _frozen_until_adopted(a: Peer, b: Peer, sync_job: str) -> None:
+    """server-a paused until server-b has adopted its context (and runs ``sync_job`` in it), then
+    woken until it lets go of it."""
+    a.server.send_signal(signal.SIGSTOP)  # a long pause: its heartbeat in the store stops
+    try:
+        await wait_until(
+            lambda: _serves(b, sync_job), timeout_s=60, what="server-b running the adopted context"
+        )
+    finally:
+        a.server.send_signal(signal.SIGCONT)
+    await wait_until(
+        lambda: _logged(a.log_file, "context_taken_over"), timeout_s=15, what="server-a letting go"
+    )
+
+
 async def test_jobs_a_stop_and_a_reset_through_either_server_reach_the_context_the_other_runs(
     tmp_path: Path, fresh_postgres_url: str
 ) -> None:
@@ -194,15 +229,7 @@ async def test_a_live_server_adopts_the_drivers_of_a_killed_one_and_their_jobs_f
 ) -> None:
     async with callback_listener() as (listener, url):
         with two_servers(tmp_path, fresh_postgres_url) as (a, b):
-            await a.server.start(a.base_url)
-            await b.server.start(b.base_url)
-            context = await _upload_and_create(a, "survivor")
-            driver_log = a.work_dir / "logs" / f"{context['id']}.log"
-            await wait_until(
-                lambda: _logged(driver_log, "servers this driver may go to"),
-                timeout_s=10,
-                what="the driver told of server-b",
-            )
+            driver_log = await _started_with_a_context_on_a(a, b, "survivor")
             drivers = a.drivers()
             path = (
                 f"/jobs?appName=examples&classPath={SLEEP}&context=survivor&callbackUrl={quote(url, safe='')}"
@@ -237,33 +264,12 @@ async def test_a_frozen_server_that_wakes_up_after_the_adoption_leaves_the_drive
 ) -> None:
     quick_stops = {"spark.jobserver.context-deletion-timeout": "3s"}
     with two_servers(tmp_path, fresh_postgres_url, **quick_stops) as (a, b):
-        await a.server.start(a.base_url)
-        await b.server.start(b.base_url)
-        context = await _upload_and_create(a, "frozen")
-        driver_log = a.work_dir / "logs" / f"{context['id']}.log"
-        await wait_until(
-            lambda: _logged(driver_log, "servers this driver may go to"),
-            timeout_s=10,
-            what="the driver told of server-b",
-        )
+        await _started_with_a_context_on_a(a, b, "frozen")
         drivers = a.drivers()
         # A request forwarded to the frozen server waits timeout + context-deletion-timeout + 10 s.
         job = f"/jobs?appName=examples&classPath={ECHO}&context=frozen&sync=true&timeout=2"
 
-        a.server.send_signal(signal.SIGSTOP)  # a long pause: its heartbeat in the store stops
-        try:
-
-            async def served_by_b() -> bool:
-                status, _ = await b.call("POST", job, '{"input": 1}')
-                return status == 200
-
-            await wait_until(served_by_b, timeout_s=60, what="server-b running the adopted context")
-        finally:
-            a.server.send_signal(signal.SIGCONT)
-
-        await wait_until(
-            lambda: _logged(a.log_file, "context_taken_over"), timeout_s=15, what="server-a letting go"
-        )
+        await _frozen_until_adopted(a, b, job)
         status, echoed = await a.call("POST", job, '{"input": 2}')
         assert (status, echoed["result"]) == (200, 2), "forwarded to server-b now"
         assert a.drivers() == drivers, "server-a did not kill the driver it let go of"
@@ -280,40 +286,20 @@ async def test_a_context_that_comes_back_to_a_server_that_let_go_of_it_has_its_s
 ) -> None:
     one_slot = {"spark.jobserver.max-jobs-per-context": 1}
     with two_servers(tmp_path, fresh_postgres_url, **one_slot) as (a, b):
-        await a.server.start(a.base_url)
-        await b.server.start(b.base_url)
-        context = await _upload_and_create(a, "returning")
-        driver_log = a.work_dir / "logs" / f"{context['id']}.log"
-        await wait_until(
-            lambda: _logged(driver_log, "servers this driver may go to"),
-            timeout_s=10,
-            what="the driver told of server-b",
-        )
+        await _started_with_a_context_on_a(a, b, "returning")
         # server-a admits a job into the context's one slot; the job ends while server-b has it.
         sleep = f"/jobs?appName=examples&classPath={SLEEP}&context=returning"
         status, submitted = await a.call("POST", sleep, "sleep.seconds = 2")
         assert status == 202, submitted
         await a.wait_job(submitted["jobId"], "RUNNING")
         echo = f"/jobs?appName=examples&classPath={ECHO}&context=returning&sync=true&timeout=5"
-
-        async def served_by(peer: Peer) -> bool:
-            status, _ = await peer.call("POST", echo, '{"input": 1}')
-            return status == 200
-
-        a.server.send_signal(signal.SIGSTOP)
-        try:
-            await wait_until(lambda: served_by(b), timeout_s=60, what="server-b running the adopted context")
-        finally:
-            a.server.send_signal(signal.SIGCONT)
-        await wait_until(
-            lambda: _logged(a.log_file, "context_taken_over"), timeout_s=15, what="server-a letting go"
-        )
+        await _frozen_until_adopted(a, b, echo)
         assert (await b.wait_job(submitted["jobId"], "FINISHED"))["result"] == 2.0
 
         # server-b dies: the context comes back to server-a, whose slot must be free. Before, the
         # job it had admitted still held it there, and every job got 503 "no slots available".
         assert await b.server.stop(signal.SIGKILL) == -signal.SIGKILL
-        await wait_until(lambda: served_by(a), timeout_s=60, what="server-a running the context again")
+        await wait_until(lambda: _serves(a, echo), timeout_s=60, what="server-a running the context again")
         status, echoed = await a.call("POST", echo, '{"input": 3}')
         assert (status, echoed["result"]) == (200, 3)
         assert await a.server.stop(signal.SIGTERM) == 0
