@@ -1,7 +1,7 @@
 """Contexts: one driver process per context, from launch to its last exit.
 
-(About 430 lines: the façade names every way in, ad-hoc jobs' pooled drivers included; what each
-does lives in the modules below it.)
+(About 480 lines: the façade names every way in, ad-hoc jobs' pooled drivers and a reset of the
+whole group of servers included; what each does lives in the modules below it.)
 
 The ContextManager is what the rest of the server asks about contexts: create, find, stop, reset,
 recover after a restart, shut down. Underneath, ``ContextLifecycle`` moves each context through
@@ -35,7 +35,6 @@ from jobserver.common.errors import (
     JobServerError,
     NotFound,
     PeerUnavailable,
-    ServedByPeer,
     StoreUnavailable,
 )
 from jobserver.common.records import Caller, ContextRecord
@@ -102,7 +101,6 @@ class ContextManager:
         self._messages.session_checked = self.pools.on_session_checked
         self._messages.still_owned = self._still_owned
         self._peers.on_adopted = self._let_go_of_adopted
-        self._peer_call: PeerCall | None = None
         self._names_starting: set[str] = set()
         self._tasks = tasks
         self._client_settings = ClientSettingsPolicy(
@@ -111,7 +109,7 @@ class ContextManager:
 
     def reach_peers_with(self, peer_call: PeerCall) -> None:
         """How a reset reaches the contexts the other servers run (given by the web layer)."""
-        self._peer_call = peer_call
+        self._peers.reach_with(peer_call)
 
     def connect(self, listener: ContextEvents) -> None:
         """The job domain's listener; connected once."""
@@ -366,15 +364,14 @@ class ContextManager:
         """PUT /contexts?reset=reboot: stop every context; with ``sync`` restart the configured ones.
 
         With ``peers_too`` (a client's request, not a peer's), every live server sharing the store
-        resets its own contexts too, at the same time (a forwarded reset, as ``caller``): the
-        servers act as one. PeerUnavailable, once this server's part is done, when a peer could
-        not (its contexts are adopted by a live server once it counts as dead)."""
+        resets its own contexts too, at the same time (``Peers.reset_others``): the servers act as
+        one. Its PeerUnavailable comes once this server's part is done."""
         stopped = [context for context in self._registry.all() if not context.stopping]
         for context in stopped:
             await self._lifecycle.stop(context)
-        peers = await self._peers.live_peers() if peers_too and self._peer_call is not None else []
-        path = f"/contexts?reset=reboot&sync={str(sync).lower()}"
-        resets: list[Awaitable[object]] = [self._reset_peer(peer, path, caller) for peer in peers]
+        resets: list[Awaitable[object]] = (
+            [self._peers.reset_others(sync=sync, caller=caller)] if peers_too else []
+        )
         if sync:
             deadline_s = self._settings.context_deletion_timeout_s + 6.0
             resets += [self._lifecycle.wait_ended(context, deadline_s) for context in stopped]
@@ -385,13 +382,6 @@ class ContextManager:
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
-
-    async def _reset_peer(self, peer: ServedByPeer, path: str, caller: Caller | None) -> None:
-        assert self._peer_call is not None
-        status, answer = await self._peer_call(peer, "PUT", path, b"", "application/json", caller)
-        if status != 200:
-            result = answer.get("result") if isinstance(answer, dict) else answer
-            raise PeerUnavailable(f"{peer.message} were not reset: {status} {result}")
 
     # --- start-up and shut-down ----------------------------------------------------------------------
 

@@ -8,7 +8,8 @@ silent for ``peers.timeout`` is dead, and the first live server holding the same
 adopts its active contexts with one compare-and-set transaction (``Store.adopt_contexts``): their
 owner becomes this server, and they wait ``reattach-grace`` for their drivers, as after a restart.
 Drivers learn the bus endpoints of the live servers sharing their server's key
-(``ServerEndpoints``) and try them in turn when their server goes silent.
+(``ServerEndpoints``) and try them in turn when their server goes silent. A reset of the contexts
+goes to every live peer too (``reset_others``, through the web layer's signed ``PeerCall``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class Peers:
         self._endpoints_changed = endpoints_changed
         self._servers: dict[str, ServerRecord] = {}
         self._endpoints: list[str] = []
+        self._peer_call: PeerCall | None = None  # given by the web layer (reach_with)
         self.bus_endpoint = ""  # known once the bus is bound
         # Told when this server finds that a peer adopted its contexts (it was frozen, or cut off
         # from the store, for longer than peers.timeout).
@@ -111,10 +113,17 @@ class Peers:
             " takes it over shortly"
         )
 
-    async def live_peers(self) -> list[ServedByPeer]:
-        """Where the other live servers sharing this server's key answer, from the store now."""
+    def reach_with(self, peer_call: PeerCall) -> None:
+        self._peer_call = peer_call
+
+    async def reset_others(self, *, sync: bool, caller: Caller | None) -> None:
+        """``PUT /contexts?reset=reboot`` on every other live server sharing this one's key, at
+        once, as ``caller``: a forwarded reset, so each resets only its own contexts.
+        PeerUnavailable when one could not."""
+        if self._peer_call is None:
+            return
         await self._refresh()
-        return [
+        others = [
             ServedByPeer(
                 f"the contexts of server {peer.server_id}", server_id=peer.server_id, url=peer.rest_url
             )
@@ -124,6 +133,16 @@ class Peers:
             and peer.key_fingerprint == self._fingerprint
             and self._alive(peer)
         ]
+        path = f"/contexts?reset=reboot&sync={str(sync).lower()}"
+        calls = (self._peer_call(peer, "PUT", path, b"", "application/json", caller) for peer in others)
+        answers = await asyncio.gather(*calls, return_exceptions=True)
+        for peer, answer in zip(others, answers, strict=True):
+            if isinstance(answer, BaseException):
+                raise answer
+            status, body = answer
+            if status != 200:
+                result = body.get("result") if isinstance(body, dict) else body
+                raise PeerUnavailable(f"{peer.message} were not reset: {status} {result}")
 
     def _alive(self, peer: ServerRecord) -> bool:
         return peer.heartbeat_time >= self._silent_since()
