@@ -10,8 +10,8 @@ flight would leave the driver, the bus and the disk each waiting for the others)
 
 The job's own thread waits, in short steps so that a kill still lands in it. A server that says
 nothing for ``wait_s`` (one of an earlier release, or one that is gone: the link holds the parts
-and sends them again to the server it rejoins) is not waited for again: the parts go unpaced, as
-before, and the bus's receive queue bounds what the server holds.
+and sends them again to the server it rejoins) is not waited for again until it answers: the parts
+go unpaced, as before, and the bus's receive queue bounds what the server holds.
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ class ResultParts:
     def put_away(self, job_id: str, received_bytes: int) -> None:
         """The server's word (``JobResultChunkAck``, on the main loop): ``received_bytes`` of the
         job's result are in its spool."""
+        self._paced = True  # a server that answers (again: one rejoined after an outage)
         with self._lock:
             progress = self._sending.get(job_id)
         if progress is not None:
