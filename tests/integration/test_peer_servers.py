@@ -150,8 +150,13 @@ async def _frozen_until_adopted(a: Peer, b: Peer, sync_job: str) -> None:
     woken until it lets go of it."""
     a.server.send_signal(signal.SIGSTOP)  # a long pause: its heartbeat in the store stops
     try:
+        # Asked before it has adopted the context, server-b would forward the job to the frozen
+        # server-a and wait out the forward's whole deadline.
         await wait_until(
-            lambda: _serves(b, sync_job), timeout_s=60, what="server-b running the adopted context"
+            lambda: _logged(b.log_file, "driver_rejoined"), timeout_s=60, what="server-b adopting the context"
+        )
+        await wait_until(
+            lambda: _serves(b, sync_job), timeout_s=30, what="server-b running the adopted context"
         )
     finally:
         a.server.send_signal(signal.SIGCONT)
