@@ -98,18 +98,24 @@ def shared_settings(root: Path, database_url: str, **extra: Any) -> dict[str, An
 
 
 @contextlib.contextmanager
-def two_servers(root: Path, database_url: str, **extra: Any) -> Iterator[tuple[Peer, Peer]]:
+def peer_group(root: Path, database_url: str, names: tuple[str, ...], **extra: Any) -> Iterator[list[Peer]]:
     shared = shared_settings(root, database_url, **extra)
-    first, second = Peer(root, "server-a", shared), Peer(root, "server-b", shared)
+    peers = [Peer(root, name, shared) for name in names]
     try:
-        yield first, second
+        yield peers
     finally:
-        for peer in (first, second):
+        for peer in peers:
             peer.server.kill_if_running()
-        for peer in (first, second):  # a failed test must not leave drivers behind
+        for peer in peers:  # a failed test must not leave drivers behind
             for pid in peer.drivers():
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def two_servers(root: Path, database_url: str, **extra: Any) -> Iterator[tuple[Peer, Peer]]:
+    with peer_group(root, database_url, ("server-a", "server-b"), **extra) as (first, second):
+        yield first, second
 
 
 async def _upload_and_create(peer: Peer, name: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
@@ -262,6 +268,46 @@ async def test_a_live_server_adopts_the_drivers_of_a_killed_one_and_their_jobs_f
             assert await b.server.stop(signal.SIGTERM) == 0
             assert [body["jobId"] for body in listener.received] == [submitted["jobId"]], "one callback"
             assert not a.drivers(), "the adopter's stop stops the adopted driver too"
+
+
+async def test_with_three_servers_the_driver_of_a_killed_one_finds_the_one_that_adopts_it(
+    tmp_path: Path, fresh_postgres_url: str
+) -> None:
+    names = ("server-a", "server-b", "server-c")
+    with peer_group(tmp_path, fresh_postgres_url, names) as (a, b, c):
+        for peer in (a, b, c):
+            await peer.server.start(peer.base_url)
+        context = await _upload_and_create(a, "three")
+        driver_log = a.work_dir / "logs" / f"{context['id']}.log"
+
+        async def told_of_all() -> bool:  # its list: server-a, then the other two
+            return await _logged(driver_log, "servers this driver may go to") and any(
+                line.count("tcp://") == 3 for line in driver_log.read_text().splitlines()
+            )
+
+        await wait_until(told_of_all, timeout_s=10, what="the driver told of server-b and server-c")
+        [driver] = a.drivers()
+        sleep = f"/jobs?appName=examples&classPath={SLEEP}&context=three"
+        status, submitted = await c.call("POST", sleep, "sleep.seconds = 3")
+        assert status == 202, submitted
+        await c.wait_job(submitted["jobId"], "RUNNING")
+
+        # Whichever of the two adopts the context, the driver tries the servers in turn (the other
+        # refuses it) until it finds that one; its job finishes once, seen alike from both.
+        assert await a.server.stop(signal.SIGKILL) == -signal.SIGKILL
+        on_b = await b.wait_job(submitted["jobId"], "FINISHED")
+        assert on_b["result"] == 3.0 and await c.wait_job(submitted["jobId"], "FINISHED") == on_b
+        echo = f"/jobs?appName=examples&classPath={ECHO}&context=three&sync=true&timeout=10"
+        for peer, value in ((b, 1), (c, 2)):
+            status, echoed = await peer.call("POST", echo, json.dumps({"input": value}))
+            assert (status, echoed["result"]) == (200, value), echoed
+        assert a.drivers() == [driver], "the same driver goes on; none was launched"
+        adopters = [peer.name for peer in (b, c) if await _logged(peer.log_file, "driver_rejoined")]
+        assert len(adopters) == 1, adopters
+
+        assert await b.server.stop(signal.SIGTERM) == 0
+        assert await c.server.stop(signal.SIGTERM) == 0
+        assert not a.drivers(), "the adopter's stop stops the adopted driver"
 
 
 async def test_a_frozen_server_that_wakes_up_after_the_adoption_leaves_the_drivers_to_the_adopter(
