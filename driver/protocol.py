@@ -2,9 +2,9 @@
 
 A frame on the wire is one msgpack array ``[version, type, fields]``, except a large result's
 chunk, whose bytes follow a header rather than sit in the array (``encode``). Each message is a
-frozen dataclass; ``encode`` and ``decode`` are the only ways to cross the wire, so a new field or a new
-message is added here and nowhere else. No pickle: a hostile or confused peer can at worst make
-``decode`` raise ``ProtocolError``.
+frozen dataclass; ``encode`` and ``decode`` are the only ways to cross the wire, so a new field or
+a new message is added here and nowhere else. No pickle: a hostile or confused peer can at worst
+make ``decode`` raise ``ProtocolError``.
 
 This module is imported by both ``jobserver`` and ``driver``; it must stay free of either side's
 imports (only the standard library and msgpack). It is longer than our modules should be (400
@@ -311,8 +311,9 @@ class JobReportAck(Message):
 class JobResultChunkAck(Message):
     """The job's result parts so far (``received_bytes`` of it) are put away: send the next.
 
-    One part in flight per result: the server never holds more than one chunk of it, however
-    fast the driver makes them. A driver that hears nothing for a while sends on anyway."""
+    No more than a chunk's worth of a result goes unanswered (``driver.result_parts``): the server
+    never holds more than one chunk of it, however fast the driver makes them. A driver that hears
+    nothing for a while sends on anyway."""
 
     TYPE: ClassVar[str] = "job_result_chunk_ack"
     job_id: str
