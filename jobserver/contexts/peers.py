@@ -127,11 +127,8 @@ class Peers:
             ServedByPeer(
                 f"the contexts of server {peer.server_id}", server_id=peer.server_id, url=peer.rest_url
             )
-            for peer in self._servers.values()
-            if peer.server_id != self.server_id
-            and peer.rest_url
-            and peer.key_fingerprint == self._fingerprint
-            and self._alive(peer)
+            for peer in self._live_peers()
+            if peer.rest_url
         ]
         path = f"/contexts?reset=reboot&sync={str(sync).lower()}"
         calls = (self._peer_call(peer, "PUT", path, b"", "application/json", caller) for peer in others)
@@ -152,18 +149,21 @@ class Peers:
 
     async def _refresh(self) -> None:
         self._servers = {server.server_id: server for server in await self._store.list_servers()}
-        live = [
-            server.bus_endpoint
-            for server in self._servers.values()
-            if server.server_id != self.server_id
-            and server.bus_endpoint
-            and server.key_fingerprint == self._fingerprint
-            and self._alive(server)
-        ]
+        live = [server.bus_endpoint for server in self._live_peers() if server.bus_endpoint]
         endpoints = [self.bus_endpoint, *sorted(live)] if self.bus_endpoint else sorted(live)
         if endpoints != self._endpoints:
             self._endpoints = endpoints
             self._endpoints_changed(endpoints)
+
+    def _live_peers(self) -> list[ServerRecord]:
+        """The other servers, as last read, that are alive and share this server's key."""
+        return [
+            server
+            for server in self._servers.values()
+            if server.server_id != self.server_id
+            and server.key_fingerprint == self._fingerprint
+            and self._alive(server)
+        ]
 
     async def run(self) -> None:
         """Every heartbeat interval: beat, read the peers, adopt what a dead one left."""
