@@ -71,17 +71,35 @@ async def parse_body(text: str) -> dict[str, Any]:
 def _json_object(text: str) -> dict[str, Any] | None:
     """The body as strict JSON, or None when it is no JSON object (then it may be HOCON)."""
     try:
-        parsed = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
-    except RecursionError:
-        raise BodyParseError(f"the config is nested more than {MAX_DEPTH} deep") from None
-    except ValueError as error:
-        if isinstance(error, BodyParseError):
-            raise
+        parsed = _strict_json_loads(text, "the config")
+    except BodyParseError:
+        raise
+    except ValueError:
         return None
     if not isinstance(parsed, dict):
         return None
     _check_depth(parsed)
     return parsed
+
+
+def strict_json(raw: str | bytes, what: str = "the body") -> Any:
+    """A body that must be JSON (schedules, workflows), read as a config's JSON is: numbers
+    finite, nested at most ``MAX_DEPTH`` deep, no NULs. BodyParseError says why not."""
+    try:
+        parsed = _strict_json_loads(raw, what)
+    except BodyParseError:
+        raise
+    except ValueError as error:
+        raise BodyParseError(f"{what} is not JSON: {error}") from None
+    _check_depth(parsed, what)
+    return parsed
+
+
+def _strict_json_loads(raw: str | bytes, what: str) -> Any:
+    try:
+        return json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:  # the C scanner's own limit, far above MAX_DEPTH
+        raise BodyParseError(f"{what} is nested more than {MAX_DEPTH} deep") from None
 
 
 def _refuse_constant(name: str) -> Any:
@@ -95,22 +113,22 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _check_depth(value: Any) -> None:
+def _check_depth(value: Any, what: str = "the config") -> None:
     """Nesting and NULs (which PostgreSQL refuses in text), checked iteratively: a recursive
     walk is what a deep body would break."""
     pending: list[tuple[Any, int]] = [(value, 1)]
     while pending:
         item, depth = pending.pop()
         if depth > MAX_DEPTH:
-            raise BodyParseError(f"the config is nested more than {MAX_DEPTH} deep")
+            raise BodyParseError(f"{what} is nested more than {MAX_DEPTH} deep")
         if isinstance(item, dict):
             if any("\x00" in key for key in item):
-                raise BodyParseError("a NUL character is not allowed in a config")
+                raise BodyParseError(f"a NUL character is not allowed in {what}")
             pending.extend((child, depth + 1) for child in item.values())
         elif isinstance(item, list):
             pending.extend((child, depth + 1) for child in item)
         elif isinstance(item, str) and "\x00" in item:
-            raise BodyParseError("a NUL character is not allowed in a config")
+            raise BodyParseError(f"a NUL character is not allowed in {what}")
 
 
 async def _parse_hocon(text: str) -> Any:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
-from jobserver.common.bodies import MAX_BODY_BYTES, BodyParseError, parse_body
+from jobserver.common.bodies import MAX_BODY_BYTES, BodyParseError, parse_body, strict_json
 from jobserver.common.errors import BadRequest, PayloadTooLarge
 
 _TRUE = frozenset({"true", "yes", "on"})
@@ -71,9 +70,9 @@ async def json_document(request: web.Request) -> dict[str, Any]:
     if len(raw) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"a body may have at most {MAX_BODY_BYTES} bytes")
     try:
-        document = json.loads(raw or b"null")
-    except ValueError as error:
-        raise BadRequest(f"the body is not JSON: {error}") from error
+        document = strict_json(raw or b"null")
+    except BodyParseError as error:
+        raise BadRequest(str(error)) from error
     if not isinstance(document, dict):
         raise BadRequest("the body must be a JSON object")
     return document

@@ -109,6 +109,28 @@ async def test_bad_schedules_are_refused_with_the_error_envelope(api: Api) -> No
     assert status == 409, answer
 
 
+async def test_json_bodies_too_deep_or_with_nuls_are_refused_on_every_json_route(api: Api) -> None:
+    """Schedules and workflows read their bodies as a job's JSON config is read: a body nested
+    too deep (which broke the JSON reader: 500) or holding a NUL (which PostgreSQL refuses) is a
+    400 in the error envelope, and nothing is stored."""
+    deep = "[" * 5000 + "]" * 5000
+    with_nul = _json({"name": "nul\u0000", "cron": "0 2 * * *", "job": job()})
+    with_nan = '{"name": "nan", "cron": "0 2 * * *", "job": {"appName": "a", "input": NaN}}'
+    cases = [
+        (deep, "nested more than 64 deep"),
+        (with_nul, "a NUL character is not allowed"),
+        (with_nan, "NaN is not a number JSON can carry"),
+        ("{", "the body is not JSON"),
+    ]
+    for method, path in (("POST", "/schedules"), ("PUT", "/schedules/nul"), ("POST", "/workflows")):
+        for body, message in cases:
+            status, answer, _ = await api.call(method, path, data=body, headers=JSON)
+            assert status == 400 and answer["status"] == "ERROR", (method, path, answer)
+            assert message in answer["result"], (method, path, answer)
+    assert (await api.call("GET", "/schedules"))[1] == []
+    assert (await api.call("GET", "/workflows"))[1] == []
+
+
 async def test_after_a_gap_catch_up_runs_the_last_missed_time_once_or_none(
     api: Api, clock: ManualClock
 ) -> None:
