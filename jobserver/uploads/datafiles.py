@@ -23,6 +23,7 @@ log = structlog.get_logger(__name__)
 
 _FORBIDDEN_CHARACTERS = frozenset("\0\n\r")
 # File names may have 255 bytes; the upload time and suffix take about 40 of them.
+MAX_NAME_BYTES = 255
 MAX_PREFIX_BYTES = 200
 
 
@@ -105,8 +106,11 @@ class DataFiles:
 
 
 def _safe_component(text: str) -> str | None:
-    """The last path component of ``text`` if it is a plain file name, else None."""
+    """The last path component of ``text`` if it is a plain file name, else None (also when it is
+    longer than a file name may be: the file system would refuse to even look it up)."""
     name = text.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
     if not name or name in (".", "..") or name.startswith(".") or _FORBIDDEN_CHARACTERS & set(name):
+        return None
+    if len(name.encode(errors="surrogateescape")) > MAX_NAME_BYTES:
         return None
     return name

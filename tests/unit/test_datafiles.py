@@ -235,6 +235,17 @@ async def test_deleting_an_unknown_file_is_a_bad_request_with_the_contract_messa
     }
 
 
+async def test_a_name_longer_than_a_file_name_may_be_is_unknown_not_an_error(
+    data_files: DataFiles, folder: Path
+) -> None:
+    await data_files.store("a", body(b"1"))  # the folder exists: the file system is asked
+    name = "x" * 5000  # looking it up fails with ENAMETOOLONG, which is no missing file
+    with pytest.raises(BadRequest, match=f"^Unable to delete data file '{name}'\\.$"):
+        data_files.delete(name)
+    assert data_files.path_of(name) is None
+    assert data_files.path_of(f"{folder}/{name}") is None
+
+
 def test_deleting_from_a_missing_folder_is_a_bad_request(data_files: DataFiles) -> None:
     with pytest.raises(BadRequest, match=r"^Unable to delete data file 'a\.dat'\.$"):
         data_files.delete("a.dat")
